@@ -1,0 +1,15 @@
+"""tfcs3: enhanced two-tower recommendation on TensorFlow Recommenders.
+
+Importing tfcs3 selects Keras 2 for ``tf.keras`` (``TF_USE_LEGACY_KERAS=1``), which TensorFlow
+Recommenders needs. Import tfcs3 before TensorFlow, or set the variable yourself.
+"""
+
+from tfcs3._keras_check import ensure_legacy_keras
+
+ensure_legacy_keras()
+
+from tfcs3 import data, evaluation, layers, models  # noqa: E402
+
+__version__ = "0.1.0"
+
+__all__ = ["data", "evaluation", "layers", "models", "__version__"]

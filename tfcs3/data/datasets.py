@@ -1,0 +1,122 @@
+"""Dataset registry: find a dataset's files, load it, prepare it under a protocol, cache the result.
+
+Where data is looked for, in order:
+
+1. ``data_dir`` (the folder itself, or its ``movielens-100k/``-style subfolder);
+2. ``$TFCS3_DATA_DIR/<folder>``;
+3. ``$TFCS3_CACHE_DIR/<folder>`` (default ``~/.cache/tfcs3/<folder>``), where
+   ``download=True`` puts MovieLens fetched from GroupLens.
+
+Prepared datasets (splits, vocabularies, histories) are pickled under
+``$TFCS3_CACHE_DIR/prepared/`` keyed by the source files' sizes and modification times, the
+protocol, the history length and the preparation code's version, so repeated runs skip parsing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import pickle
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+from tfcs3.data.amazon import load_amazon
+from tfcs3.data.download import RELEASES, download_movielens
+from tfcs3.data.movielens import PARTIAL_ML1M_RATINGS, load_movielens_1m, load_movielens_100k
+from tfcs3.data.protocols import RETRIEVAL, PreparedData, prepare
+from tfcs3.data.raw import DataFormatError, RawDataset
+from tfcs3.data.synthetic import generate_synthetic
+
+PREPARE_VERSION = 1
+
+# name -> (folder, files that identify it (any one suffices), loader)
+_REGISTRY: dict[str, tuple[str, tuple[str, ...], Callable[[Path], RawDataset]]] = {
+    "ml-100k": ("movielens-100k", ("u.data",), load_movielens_100k),
+    "ml-1m": ("movielens-1m", ("ratings.dat", PARTIAL_ML1M_RATINGS), load_movielens_1m),
+    "beauty": ("amazon-beauty", ("Beauty.txt",), lambda d: load_amazon(d, "beauty")),
+    "sports": ("amazon-sports", ("Sports_and_Outdoors.txt",), lambda d: load_amazon(d, "sports")),
+}
+DATASETS = (*_REGISTRY, "synthetic")
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("TFCS3_CACHE_DIR", Path.home() / ".cache" / "tfcs3"))
+
+
+def _has_files(directory: Path, names: tuple[str, ...]) -> bool:
+    return any((directory / n).is_file() or (directory / (n + ".gz")).is_file() for n in names)
+
+
+def find_data_dir(name: str, data_dir: str | Path | None = None, download: bool = False) -> Path:
+    """Returns the folder holding dataset ``name``'s files (see the module docstring)."""
+    if name not in _REGISTRY:
+        raise ValueError(f"Unknown dataset {name!r}; choose from {list(DATASETS)}")
+    folder, markers, _ = _REGISTRY[name]
+    candidates: list[Path] = []
+    if data_dir:
+        candidates += [Path(data_dir), Path(data_dir) / folder]
+    if os.environ.get("TFCS3_DATA_DIR"):
+        candidates.append(Path(os.environ["TFCS3_DATA_DIR"]) / folder)
+    candidates.append(cache_dir() / folder)
+    for candidate in candidates:
+        if _has_files(candidate, markers):
+            return candidate
+    if download and name in RELEASES:
+        return download_movielens(name, cache_dir() / folder)
+    raise DataFormatError(
+        f"Dataset {name!r} not found: looked for {' or '.join(markers)} (plain or .gz) in "
+        + ", ".join(str(c) for c in candidates)
+        + (". Pass download=True (CLI: --download) to fetch it from GroupLens." if name in RELEASES else ".")
+    )
+
+
+def load_raw(name: str, data_dir: str | Path | None = None, download: bool = False, seed: int = 0) -> RawDataset:
+    """Loads dataset ``name`` (one of :data:`DATASETS`) as a :class:`RawDataset`."""
+    if name == "synthetic":
+        return generate_synthetic(seed=seed)
+    directory = find_data_dir(name, data_dir, download)
+    return _REGISTRY[name][2](directory)
+
+
+def _fingerprint(directory: Path) -> str:
+    h = hashlib.sha256(str(PREPARE_VERSION).encode())
+    for path in sorted(directory.iterdir()):
+        if path.is_file():
+            stat = path.stat()
+            h.update(f"{path.name}:{stat.st_size}:{stat.st_mtime_ns}".encode())
+    return h.hexdigest()[:16]
+
+
+def load_prepared(
+    name: str,
+    protocol: str = RETRIEVAL,
+    data_dir: str | Path | None = None,
+    max_history: int = 50,
+    download: bool = False,
+    use_cache: bool = True,
+    seed: int = 0,
+) -> PreparedData:
+    """Loads ``name`` and prepares it under ``protocol``, reusing the on-disk cache when valid."""
+    if name == "synthetic":
+        return prepare(generate_synthetic(seed=seed), protocol, max_history)
+    directory = find_data_dir(name, data_dir, download)
+    key = f"{name}-{protocol}-h{max_history}-{_fingerprint(directory)}.pkl"
+    path = cache_dir() / "prepared" / key
+    if use_cache and path.is_file():
+        try:
+            with open(path, "rb") as fh:
+                return pickle.load(fh)
+        except Exception:  # noqa: BLE001 - a stale or broken cache is rebuilt, never fatal
+            pass
+    data = prepare(_REGISTRY[name][2](directory), protocol, max_history)
+    if use_cache:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".prepared.")
+            with os.fdopen(fd, "wb") as fh:
+                pickle.dump(data, fh, protocol=pickle.HIGHEST_PROTOCOL)
+            os.replace(tmp, path)
+        except OSError:
+            pass  # a read-only cache only costs speed
+    return data

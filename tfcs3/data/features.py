@@ -1,0 +1,195 @@
+"""Feature specifications: which features a model is built from, and their vocabularies.
+
+Every categorical value is spelled as a string, exactly as the dataset spells it ("196", "M",
+"technician"). A :class:`Vocabulary` maps those strings to integer indices with two reserved
+slots:
+
+* index 0 (``PAD``) pads variable-length features (genres, histories) and is masked out;
+* index 1 (``OOV``) is the bucket for any value never seen in the training split.
+
+Known values get indices 2, 3, ... in the order they were first seen in training.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import numpy as np
+
+PAD = 0
+OOV = 1
+NUM_RESERVED = 2
+
+CATEGORICAL = "categorical"  # one id per example, int32 [batch]
+MULTI = "multi"  # a set of ids per example (genres, attributes), int32 [batch, max_len], 0-padded
+SEQUENCE = "sequence"  # the user's earlier items in time order, int32 [batch, max_len], left-padded
+KINDS = (CATEGORICAL, MULTI, SEQUENCE)
+
+
+class Vocabulary:
+    """A string -> index lookup with a padding slot (0) and an OOV bucket (1).
+
+    Args:
+        values: the known values, in index order (duplicates are dropped).
+    """
+
+    def __init__(self, values: Iterable[Any]):
+        seen: dict[str, int] = {}
+        for value in values:
+            key = str(value)
+            if key not in seen:
+                seen[key] = len(seen) + NUM_RESERVED
+        self._index = seen
+        self.values: list[str] = list(seen)
+
+    def __len__(self) -> int:
+        """Number of indices, reserved slots included (the embedding table size)."""
+        return len(self.values) + NUM_RESERVED
+
+    def __contains__(self, value: Any) -> bool:
+        return str(value) in self._index
+
+    def lookup(self, values: Iterable[Any]) -> np.ndarray:
+        """Maps raw values to int32 indices; unknown values go to the OOV bucket."""
+        get = self._index.get
+        return np.fromiter((get(str(v), OOV) for v in values), dtype=np.int32)
+
+    def lookup_lists(self, lists: Sequence[Sequence[Any]], max_len: int) -> np.ndarray:
+        """Maps lists of raw values to a right-padded int32 matrix [len(lists), max_len]."""
+        out = np.zeros((len(lists), max_len), dtype=np.int32)
+        get = self._index.get
+        for row, values in enumerate(lists):
+            ids = [get(str(v), OOV) for v in list(values)[:max_len]]
+            out[row, : len(ids)] = ids
+        return out
+
+    def raw(self, indices: Iterable[int]) -> list[str]:
+        """Inverse lookup: index -> raw value ("<pad>" and "<oov>" for the reserved slots)."""
+        names = ["<pad>", "<oov>", *self.values]
+        return [names[int(i)] for i in indices]
+
+
+@dataclasses.dataclass
+class Feature:
+    """One model input.
+
+    Attributes:
+        name: input name in the feature dictionaries and in exported signatures.
+        kind: ``"categorical"``, ``"multi"`` or ``"sequence"``.
+        vocabulary: the raw values seen in training (``None`` for a sequence feature, which shares
+            the item-id vocabulary).
+        max_len: width of ``multi`` and ``sequence`` features (1 for categorical).
+    """
+
+    name: str
+    kind: str
+    vocabulary: Vocabulary | None = None
+    max_len: int = 1
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ValueError(f"Feature {self.name!r}: kind must be one of {KINDS}, got {self.kind!r}")
+        if self.kind != SEQUENCE and self.vocabulary is None:
+            raise ValueError(f"Feature {self.name!r} of kind {self.kind!r} needs a vocabulary")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "kind": self.kind,
+            "max_len": self.max_len,
+            "vocabulary": None if self.vocabulary is None else self.vocabulary.values,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Feature:
+        vocab = None if d["vocabulary"] is None else Vocabulary(d["vocabulary"])
+        return cls(name=d["name"], kind=d["kind"], vocabulary=vocab, max_len=int(d["max_len"]))
+
+
+@dataclasses.dataclass
+class FeatureSpec:
+    """The features of a dataset split into the query side and the candidate side.
+
+    The candidate side never sees query inputs, so candidate representations can be indexed.
+    ``item_id`` names the candidate feature whose vocabulary also encodes sequence features.
+
+    Attributes:
+        query: query-side features (user id, demographics, history ...).
+        candidate: candidate-side features (item id, genres, year ...).
+        item_id: name of the candidate id feature.
+        user_id: name of the query id feature (used for GAUC and for reporting).
+    """
+
+    query: list[Feature]
+    candidate: list[Feature]
+    item_id: str = "item_id"
+    user_id: str = "user_id"
+
+    def __post_init__(self) -> None:
+        names = [f.name for f in self.query + self.candidate]
+        dupes = {n for n in names if names.count(n) > 1}
+        if dupes:
+            raise ValueError(f"FeatureSpec: feature names used twice: {sorted(dupes)}")
+        if self.item_id not in {f.name for f in self.candidate}:
+            raise ValueError(f"FeatureSpec: item id feature {self.item_id!r} is not a candidate feature")
+
+    @property
+    def item_vocabulary(self) -> Vocabulary:
+        vocab = self.feature(self.item_id).vocabulary
+        assert vocab is not None
+        return vocab
+
+    def feature(self, name: str) -> Feature:
+        for f in self.query + self.candidate:
+            if f.name == name:
+                return f
+        raise KeyError(f"FeatureSpec has no feature {name!r}; it has {self.names}")
+
+    @property
+    def names(self) -> list[str]:
+        return [f.name for f in self.query + self.candidate]
+
+    @property
+    def sequence_features(self) -> list[Feature]:
+        return [f for f in self.query if f.kind == SEQUENCE]
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {
+                "query": [f.to_dict() for f in self.query],
+                "candidate": [f.to_dict() for f in self.candidate],
+                "item_id": self.item_id,
+                "user_id": self.user_id,
+            }
+        )
+
+    @classmethod
+    def from_json(cls, text: str) -> FeatureSpec:
+        d = json.loads(text)
+        return cls(
+            query=[Feature.from_dict(f) for f in d["query"]],
+            candidate=[Feature.from_dict(f) for f in d["candidate"]],
+            item_id=d["item_id"],
+            user_id=d["user_id"],
+        )
+
+    def check_batch(self, features: dict[str, Any], side: str) -> None:
+        """Raises ``ValueError`` naming the input when a side's feature is missing or misshapen."""
+        wanted = self.query if side == "query" else self.candidate
+        for f in wanted:
+            if f.name not in features:
+                raise ValueError(
+                    f"{side} input is missing feature {f.name!r}; expected {[w.name for w in wanted]}"
+                )
+            shape = getattr(features[f.name], "shape", None)
+            if shape is None:
+                continue
+            want_rank = 1 if f.kind == CATEGORICAL else 2
+            if len(shape) != want_rank:
+                raise ValueError(
+                    f"{side} feature {f.name!r} must have rank {want_rank} "
+                    f"({'[batch]' if want_rank == 1 else '[batch, max_len]'}), got shape {shape}"
+                )

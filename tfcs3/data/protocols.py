@@ -1,0 +1,269 @@
+"""The two evaluation protocols of tfcs3, turning a :class:`RawDataset` into encoded splits.
+
+Retrieval (``"retrieval"``):
+    Per user, interactions in chronological order (timestamp, ties broken by item id ascending).
+    The last one is the test target, the second-to-last the validation target, the rest are
+    training examples. Every example's history is the user's *strictly earlier* items. Ranking is
+    over the full catalog (every item that occurs in the interactions), excluding the user's
+    earlier items except the target itself.
+
+Pre-ranking (``"preranking"``):
+    Every rating is a labelled impression (label = rating >= 4). Impressions are ordered globally
+    by (timestamp, user, item) and split 80/10/10 by time. History is again strictly earlier
+    items of the same user (earlier impressions of any split, as a live system would know them).
+
+Vocabularies (and item sampling probabilities) are learned from the training split only; values
+first seen later map to the OOV bucket.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pandas as pd
+
+from tfcs3.data.features import (
+    CATEGORICAL,
+    MULTI,
+    SEQUENCE,
+    Feature,
+    FeatureSpec,
+    Vocabulary,
+)
+from tfcs3.data.raw import RawDataset
+
+RETRIEVAL = "retrieval"
+PRERANKING = "preranking"
+PROTOCOLS = (RETRIEVAL, PRERANKING)
+HISTORY = "history"
+
+
+@dataclasses.dataclass
+class Split:
+    """One split of a prepared dataset.
+
+    Attributes:
+        features: encoded query features plus the candidate features of the target item,
+            name -> int32 array ([n] or [n, max_len]).
+        target: catalog row of each example's item, int64 [n].
+        users: raw user id of each example, [n].
+        labels: float32 [n] click labels (pre-ranking only, else ``None``).
+        exclusion_indptr, exclusion_rows: CSR lists of catalog rows to exclude when ranking
+            example ``k`` (``exclusion_rows[indptr[k]:indptr[k+1]]``); retrieval only.
+    """
+
+    features: dict[str, np.ndarray]
+    target: np.ndarray
+    users: np.ndarray
+    labels: np.ndarray | None = None
+    exclusion_indptr: np.ndarray | None = None
+    exclusion_rows: np.ndarray | None = None
+
+    def __len__(self) -> int:
+        return len(self.target)
+
+    def exclusions(self, k: int) -> np.ndarray:
+        assert self.exclusion_indptr is not None and self.exclusion_rows is not None
+        return self.exclusion_rows[self.exclusion_indptr[k] : self.exclusion_indptr[k + 1]]
+
+
+@dataclasses.dataclass
+class PreparedData:
+    """A dataset under one protocol: the feature spec, the catalog and three splits.
+
+    Attributes:
+        name: dataset name (labels subsets, e.g. ``ml-1m[users1-2999]``).
+        protocol: ``"retrieval"`` or ``"preranking"``.
+        spec: the features models are built from.
+        catalog_ids: raw item id of each catalog row.
+        catalog_titles: human-readable title of each catalog row.
+        catalog: encoded candidate features of every catalog row.
+        item_probability: training frequency of each catalog row (sums to 1), for logQ.
+        train, validation, test: the splits.
+        description: one line about the data.
+    """
+
+    name: str
+    protocol: str
+    spec: FeatureSpec
+    catalog_ids: np.ndarray
+    catalog_titles: np.ndarray
+    catalog: dict[str, np.ndarray]
+    item_probability: np.ndarray
+    train: Split
+    validation: Split
+    test: Split
+    description: str = ""
+
+    @property
+    def num_items(self) -> int:
+        return len(self.catalog_ids)
+
+    def split(self, name: str) -> Split:
+        if name not in ("train", "validation", "test"):
+            raise ValueError(f"split must be train, validation or test, got {name!r}")
+        return getattr(self, name)
+
+
+def _id_sort_key(ids: pd.Series) -> pd.Series:
+    """Numeric order for numeric ids ("9" < "10"), string order otherwise."""
+    numeric = pd.to_numeric(ids, errors="coerce")
+    return numeric if numeric.notna().all() else ids
+
+
+def _build_spec(raw: RawDataset, train: pd.DataFrame, max_history: int) -> FeatureSpec:
+    train_users = raw.users.loc[pd.unique(train["user"])]
+    train_items = raw.items.loc[pd.unique(train["item"])]
+    query = [Feature("user_id", CATEGORICAL, Vocabulary(train_users.index))]
+    query += [Feature(c, CATEGORICAL, Vocabulary(train_users[c])) for c in raw.user_features]
+    if max_history > 0:
+        query.append(Feature(HISTORY, SEQUENCE, None, max_len=max_history))
+    candidate = [Feature("item_id", CATEGORICAL, Vocabulary(train_items.index))]
+    candidate += [Feature(c, CATEGORICAL, Vocabulary(train_items[c])) for c in raw.item_features]
+    for c in raw.item_multi_features:
+        values = [v for lst in train_items[c] for v in lst]
+        width = max(1, int(raw.items[c].map(len).max()))
+        candidate.append(Feature(c, MULTI, Vocabulary(values), max_len=width))
+    return FeatureSpec(query=query, candidate=candidate)
+
+
+def _encode_catalog(raw: RawDataset, spec: FeatureSpec, catalog_ids: np.ndarray) -> dict[str, np.ndarray]:
+    items = raw.items.loc[catalog_ids]
+    out = {}
+    for f in spec.candidate:
+        assert f.vocabulary is not None
+        if f.name == spec.item_id:
+            out[f.name] = f.vocabulary.lookup(catalog_ids)
+        elif f.kind == MULTI:
+            out[f.name] = f.vocabulary.lookup_lists(list(items[f.name]), f.max_len)
+        else:
+            out[f.name] = f.vocabulary.lookup(items[f.name])
+    return out
+
+
+def _histories(
+    frame: pd.DataFrame, item_index: np.ndarray, max_len: int
+) -> tuple[np.ndarray, list[np.ndarray]]:
+    """For rows of ``frame`` (sorted by user, then time), the left-padded earlier item indices.
+
+    Returns the padded matrix and, per row, the catalog rows of *all* earlier items.
+    """
+    users = frame["user"].to_numpy()
+    rows = frame["row"].to_numpy()
+    out = np.zeros((len(frame), max_len), dtype=np.int32)
+    earlier: list[np.ndarray] = []
+    boundaries = np.flatnonzero(np.r_[True, users[1:] != users[:-1], True])
+    for start, end in zip(boundaries[:-1], boundaries[1:], strict=True):
+        user_rows = rows[start:end]
+        encoded = item_index[user_rows]
+        for k in range(end - start):
+            earlier.append(user_rows[:k])
+            if max_len:
+                hist = encoded[max(0, k - max_len) : k]
+                if len(hist):
+                    out[start + k, max_len - len(hist) :] = hist
+    return out, earlier
+
+
+def _split_from(
+    frame: pd.DataFrame,
+    idx: np.ndarray,
+    raw: RawDataset,
+    spec: FeatureSpec,
+    catalog: dict[str, np.ndarray],
+    history: np.ndarray,
+    earlier: list[np.ndarray] | None,
+    labels: bool,
+) -> Split:
+    part = frame.iloc[idx]
+    users = part["user"].to_numpy()
+    target = part["row"].to_numpy().astype(np.int64)
+    features: dict[str, np.ndarray] = {}
+    user_table = raw.users.loc[users]
+    for f in spec.query:
+        assert f.kind == SEQUENCE or f.vocabulary is not None
+        if f.kind == SEQUENCE:
+            features[f.name] = history[idx]
+        elif f.name == spec.user_id:
+            features[f.name] = f.vocabulary.lookup(users)
+        else:
+            features[f.name] = f.vocabulary.lookup(user_table[f.name])
+    for name, values in catalog.items():
+        features[name] = values[target]
+    split = Split(features=features, target=target, users=users)
+    if labels:
+        split.labels = (part["rating"].to_numpy() >= 4).astype(np.float32)
+    if earlier is not None:
+        lists = [earlier[i][earlier[i] != t] for i, t in zip(idx, target, strict=True)]
+        split.exclusion_indptr = np.r_[0, np.cumsum([len(x) for x in lists])].astype(np.int64)
+        split.exclusion_rows = (
+            np.concatenate(lists).astype(np.int64) if lists else np.zeros(0, dtype=np.int64)
+        )
+    return split
+
+
+def prepare(raw: RawDataset, protocol: str = RETRIEVAL, max_history: int = 50) -> PreparedData:
+    """Splits and encodes ``raw`` under ``protocol`` (see the module docstring)."""
+    if protocol not in PROTOCOLS:
+        raise ValueError(f"protocol must be one of {PROTOCOLS}, got {protocol!r}")
+    if protocol == PRERANKING and not raw.has_ratings:
+        raise ValueError(
+            f"Dataset {raw.name!r} has no ratings, so it has no labels for the pre-ranking "
+            "protocol; use protocol='retrieval'"
+        )
+    if max_history < 0:
+        raise ValueError(f"max_history must be >= 0, got {max_history}")
+    df = raw.interactions.copy()
+    if df.empty:
+        raise ValueError(f"Dataset {raw.name!r} has no interactions")
+    df["_item_key"] = _id_sort_key(df["item"])
+    df["_user_key"] = _id_sort_key(df["user"])
+
+    unique_items = pd.Series(pd.unique(df["item"]))
+    catalog_ids = unique_items.iloc[np.argsort(_id_sort_key(unique_items).to_numpy(), kind="stable")]
+    catalog_ids = catalog_ids.to_numpy().astype(str)
+    row_of = pd.Series(np.arange(len(catalog_ids)), index=catalog_ids)
+    df["row"] = row_of.loc[df["item"]].to_numpy()
+
+    # Per-user chronological order (timestamp, then item id): defines histories in both protocols.
+    df = df.sort_values(["_user_key", "timestamp", "_item_key"], kind="stable").reset_index(drop=True)
+    position = df.groupby("user", sort=False).cumcount().to_numpy()
+    count = df.groupby("user", sort=False)["item"].transform("size").to_numpy()
+
+    if protocol == RETRIEVAL:
+        evaluable = count >= 3
+        is_test = evaluable & (position == count - 1)
+        is_val = evaluable & (position == count - 2)
+        train_idx = np.flatnonzero(~is_test & ~is_val)
+        val_idx, test_idx = np.flatnonzero(is_val), np.flatnonzero(is_test)
+    else:
+        order = np.lexsort((df["_item_key"].to_numpy(), df["_user_key"].to_numpy(), df["timestamp"].to_numpy()))
+        n = len(order)
+        cut1, cut2 = int(round(0.8 * n)), int(round(0.9 * n))
+        train_idx, val_idx, test_idx = np.sort(order[:cut1]), order[cut1:cut2], order[cut2:]
+
+    train_frame = df.iloc[train_idx]
+    spec = _build_spec(raw, train_frame, max_history)
+    catalog = _encode_catalog(raw, spec, catalog_ids)
+    history, earlier = _histories(df, catalog[spec.item_id], max_history)
+    counts = np.bincount(train_frame["row"].to_numpy(), minlength=len(catalog_ids)).astype(np.float64)
+
+    labels = protocol == PRERANKING
+    excl = earlier if protocol == RETRIEVAL else None
+    splits = [_split_from(df, idx, raw, spec, catalog, history, excl, labels) for idx in (train_idx, val_idx, test_idx)]
+    if protocol == RETRIEVAL:
+        splits[0].exclusion_indptr = splits[0].exclusion_rows = None
+    return PreparedData(
+        name=raw.name,
+        protocol=protocol,
+        spec=spec,
+        catalog_ids=catalog_ids,
+        catalog_titles=raw.items.loc[catalog_ids, "title"].to_numpy().astype(str),
+        catalog=catalog,
+        item_probability=counts / counts.sum(),
+        train=splits[0],
+        validation=splits[1],
+        test=splits[2],
+        description=raw.description,
+    )

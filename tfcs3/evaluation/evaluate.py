@@ -1,0 +1,75 @@
+"""Evaluate models on prepared data under either protocol."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import tensorflow as tf
+
+from tfcs3.data.protocols import PRERANKING, PreparedData, Split
+from tfcs3.evaluation.ranking import auc, gauc, logloss
+from tfcs3.evaluation.retrieval import KS, default_batch_size, metrics_from_ranks, target_ranks
+from tfcs3.models.popularity import PopularityRecommender
+
+
+def _select(features: Mapping[str, np.ndarray], names: Sequence[str], lo: int, hi: int) -> dict[str, tf.Tensor]:
+    return {n: tf.constant(features[n][lo:hi]) for n in names}
+
+
+def represent(tower: tf.keras.Model, features: Mapping[str, np.ndarray], batch_size: int = 4096) -> tf.Tensor:
+    """Runs a tower (``query_model`` or ``candidate_model``) over feature arrays, in batches."""
+    names = tower.feature_names
+    missing = [n for n in names if n not in features]
+    if missing:
+        raise ValueError(f"{tower.name} needs features {missing}, which the data does not have")
+    n = len(features[names[0]])
+    parts = [tower(_select(features, names, lo, lo + batch_size), training=False) for lo in range(0, n, batch_size)]
+    return tf.concat(parts, axis=0)
+
+
+def catalog_scores_fn(model: Any, data: PreparedData, split: Split):
+    """``score_fn(start, end)`` over the full catalog, for :func:`target_ranks`."""
+    if isinstance(model, PopularityRecommender):
+        return lambda start, end: model.score_catalog(end - start)
+    candidates = represent(model.candidate_model, data.catalog)
+    queries = represent(model.query_model, split.features)
+    return lambda start, end: model.score(queries[start:end], candidates).numpy()
+
+
+def retrieval_ranks(model: Any, data: PreparedData, split: str = "test") -> np.ndarray:
+    """0-based full-catalog rank of every example's target in ``split``."""
+    part = data.split(split)
+    return target_ranks(
+        catalog_scores_fn(model, data, part),
+        part.target,
+        part.exclusion_indptr,
+        part.exclusion_rows,
+        batch_size=default_batch_size(data.num_items),
+    )
+
+
+def predict_clicks(model: Any, data: PreparedData, split: Split, batch_size: int = 4096) -> np.ndarray:
+    """Click probabilities of a pre-ranking split's impressions."""
+    if isinstance(model, PopularityRecommender):
+        return model.click_probability(split.target)
+    logits = []
+    names = model.query_feature_names + model.candidate_feature_names
+    for lo in range(0, len(split), batch_size):
+        logits.append(model(_select(split.features, names, lo, lo + batch_size), training=False).numpy())
+    return 1.0 / (1.0 + np.exp(-np.concatenate(logits)))
+
+
+def evaluate(model: Any, data: PreparedData, split: str = "test", ks: Sequence[int] = KS) -> dict[str, float]:
+    """Retrieval metrics (Recall/NDCG/MRR@K) or pre-ranking metrics (AUC/LogLoss/GAUC)."""
+    if data.protocol == PRERANKING:
+        part = data.split(split)
+        assert part.labels is not None
+        probs = predict_clicks(model, data, part)
+        return {
+            "auc": auc(part.labels, probs),
+            "logloss": logloss(part.labels, probs),
+            "gauc": gauc(part.users, part.labels, probs),
+        }
+    return metrics_from_ranks(retrieval_ranks(model, data, split), ks)

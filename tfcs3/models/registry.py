@@ -1,0 +1,122 @@
+"""Model registry: name -> builder, plus saving and restoring trained models.
+
+Every builder takes the :class:`PreparedData` (for the feature spec, the protocol and training
+statistics) and keyword hyperparameters. Registered names:
+
+* ``popularity``: :class:`PopularityRecommender` (nothing to train);
+* ``dssm``: :class:`TwoTowerModel` with DSSM towers (no history);
+* ``youtubednn``: :class:`TwoTowerModel` with the masked mean of the history in the query tower.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tfcs3.data.features import FeatureSpec
+from tfcs3.data.protocols import PreparedData
+from tfcs3.models.popularity import PopularityRecommender
+from tfcs3.models.two_tower import TwoTowerModel
+
+Builder = Callable[..., Any]
+_BUILDERS: dict[str, Builder] = {}
+# Hyperparameters each name accepts (anything else is an error, not silently ignored).
+_TWO_TOWER_HPARAMS = (
+    "embedding_dim", "hidden_units", "temperature", "remove_accidental_hits", "l2_normalize",
+    "dropout", "embeddings_regularizer", "logq",
+)  # fmt: skip
+
+
+def register(name: str) -> Callable[[Builder], Builder]:
+    """Decorator adding a builder under ``name``."""
+
+    def wrap(fn: Builder) -> Builder:
+        if name in _BUILDERS:
+            raise ValueError(f"model {name!r} is already registered")
+        _BUILDERS[name] = fn
+        return fn
+
+    return wrap
+
+
+def model_names() -> list[str]:
+    return sorted(_BUILDERS)
+
+
+def item_probability_by_vocab(data: PreparedData) -> np.ndarray:
+    """Training frequency of each item-vocabulary index (for logQ)."""
+    ids = data.train.features[data.spec.item_id]
+    counts = np.bincount(ids, minlength=len(data.spec.item_vocabulary)).astype(np.float64)
+    return (counts / counts.sum()).astype(np.float32)
+
+
+def build_model(name: str, data: PreparedData, **hparams: Any) -> Any:
+    """Builds registered model ``name`` for ``data``."""
+    if name not in _BUILDERS:
+        raise ValueError(f"Unknown model {name!r}; registered models: {model_names()}")
+    return _BUILDERS[name](data, **hparams)
+
+
+def _two_tower(tower: str) -> Builder:
+    def build(data: PreparedData, logq: bool = True, **hparams: Any) -> TwoTowerModel:
+        unknown = set(hparams) - set(_TWO_TOWER_HPARAMS)
+        if unknown:
+            raise ValueError(f"{tower}: unknown hyperparameters {sorted(unknown)}; accepted: {_TWO_TOWER_HPARAMS}")
+        probability = item_probability_by_vocab(data) if logq and data.protocol == "retrieval" else None
+        return TwoTowerModel(data.spec, tower=tower, mode=data.protocol, item_probability=probability, **hparams)
+
+    return build
+
+
+register("dssm")(_two_tower("dssm"))
+register("youtubednn")(_two_tower("youtubednn"))
+
+
+@register("popularity")
+def _popularity(data: PreparedData, **hparams: Any) -> PopularityRecommender:
+    if hparams:
+        raise ValueError(f"popularity takes no hyperparameters, got {sorted(hparams)}")
+    return PopularityRecommender.from_training(data.train.target, data.num_items, data.train.labels)
+
+
+def is_trainable(model: Any) -> bool:
+    return hasattr(model, "compute_loss")
+
+
+CONFIG_FILE = "model_config.json"
+WEIGHTS = "weights"
+
+
+def save_model(model: Any, directory: str | Path, name: str, hparams: dict[str, Any]) -> Path:
+    """Writes ``model_config.json`` (name, hyperparameters, feature spec) and the weights."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    config = {"name": name, "hparams": hparams, "spec": json.loads(model.spec.to_json())}
+    model.save_weights(str(directory / WEIGHTS))
+    (directory / CONFIG_FILE).write_text(json.dumps(config, indent=2))
+    return directory
+
+
+def load_model(directory: str | Path, data: PreparedData) -> Any:
+    """Rebuilds a model saved by :func:`save_model` and restores its weights.
+
+    The saved feature spec must equal ``data``'s, otherwise ids would be silently misread.
+    """
+    directory = Path(directory)
+    config_path = directory / CONFIG_FILE
+    if not config_path.is_file():
+        raise FileNotFoundError(f"{config_path} not found: not a saved tfcs3 model directory")
+    config = json.loads(config_path.read_text())
+    saved_spec = FeatureSpec.from_json(json.dumps(config["spec"]))
+    if saved_spec.to_json() != data.spec.to_json():
+        raise ValueError(
+            f"{directory} was trained on a different feature spec (dataset, protocol or vocabulary) "
+            "than the data given"
+        )
+    model = build_model(config["name"], data, **config["hparams"])
+    model.load_weights(str(directory / WEIGHTS)).expect_partial()
+    return model

@@ -1,0 +1,167 @@
+"""The TFRS two-tower baseline with DSSM or YouTubeDNN towers.
+
+Towers:
+    * ``dssm`` (Huang et al., CIKM 2013, as used in recommendation): query tower over the user's
+      categorical features, candidate tower over the item's features; each is embeddings -> MLP.
+    * ``youtubednn`` (Covington et al., RecSys 2016): the query tower also mean-pools the
+      embeddings of the user's earlier items (the history feature).
+
+Objectives:
+    * ``retrieval``: in-batch softmax over ``s(u, i) = q_u . c_i / T`` with the logQ correction
+      ``s - log p(i)`` (``p`` = training frequency of the item) and accidental-hit removal, via
+      ``tfrs.tasks.Retrieval`` (Yi et al., RecSys 2019 for the correction).
+    * ``preranking``: pointwise BCE on labelled impressions, ``P(click) = sigmoid(q . c + b)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import tensorflow as tf
+import tensorflow_recommenders as tfrs
+import tf_keras
+
+from tfcs3.data.features import SEQUENCE, FeatureSpec
+from tfcs3.data.pipeline import LABEL
+from tfcs3.models.tower import Tower, feature_configs
+
+TOWERS = ("dssm", "youtubednn")
+MODES = ("retrieval", "preranking")
+
+
+class TwoTowerModel(tfrs.Model):
+    """A dot-product two-tower model built from a :class:`FeatureSpec`.
+
+    Args:
+        spec: the dataset's features.
+        tower: ``"dssm"`` (no history) or ``"youtubednn"`` (adds the masked mean of the history).
+        mode: ``"retrieval"`` (in-batch softmax) or ``"preranking"`` (pointwise BCE).
+        embedding_dim: width of the query and candidate representations (and feature embeddings).
+        hidden_units: hidden layer widths of both towers.
+        item_probability: training frequency of each item-vocabulary index, for logQ; ``None``
+            disables the correction.
+        temperature: softmax temperature ``T``.
+        remove_accidental_hits: mask in-batch negatives that are the positive item.
+        l2_normalize: cosine towers (use with a temperature below 1).
+        dropout: dropout after hidden layers.
+        embeddings_regularizer: L2 strength on embedding tables.
+
+    ``query_model`` maps query features to ``[batch, embedding_dim]``; ``candidate_model`` maps
+    candidate features to ``[batch, embedding_dim]`` and never sees a query input; ``score`` is
+    the dot product.
+    """
+
+    def __init__(
+        self,
+        spec: FeatureSpec,
+        tower: str = "youtubednn",
+        mode: str = "retrieval",
+        embedding_dim: int = 64,
+        hidden_units: Sequence[int] = (128,),
+        item_probability: np.ndarray | None = None,
+        temperature: float = 1.0,
+        remove_accidental_hits: bool = True,
+        l2_normalize: bool = False,
+        dropout: float = 0.0,
+        embeddings_regularizer: float = 0.0,
+        **kwargs: Any,
+    ):
+        super().__init__(**kwargs)
+        if tower not in TOWERS:
+            raise ValueError(f"tower must be one of {TOWERS}, got {tower!r}")
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+        if temperature <= 0:
+            raise ValueError(f"temperature must be > 0, got {temperature}")
+        self.spec = spec
+        self.tower = tower
+        self.mode = mode
+        self.hparams = dict(
+            tower=tower,
+            mode=mode,
+            embedding_dim=int(embedding_dim),
+            hidden_units=[int(u) for u in hidden_units],
+            temperature=float(temperature),
+            remove_accidental_hits=bool(remove_accidental_hits),
+            l2_normalize=bool(l2_normalize),
+            dropout=float(dropout),
+            embeddings_regularizer=float(embeddings_regularizer),
+        )
+        n_items = len(spec.item_vocabulary)
+        query_features = [f for f in spec.query if tower == "youtubednn" or f.kind != SEQUENCE]
+        tower_args = dict(
+            embedding_dim=embedding_dim,
+            hidden_units=hidden_units,
+            output_dim=embedding_dim,
+            dropout=dropout,
+            l2_normalize=l2_normalize,
+            embeddings_regularizer=embeddings_regularizer,
+        )
+        self.query_model = Tower(feature_configs(query_features, n_items), name="query_tower", **tower_args)
+        self.candidate_model = Tower(feature_configs(spec.candidate, n_items), name="candidate_tower", **tower_args)
+
+        self.use_logq = item_probability is not None
+        if item_probability is not None:
+            item_probability = np.asarray(item_probability, dtype=np.float32)
+            if item_probability.shape != (n_items,):
+                raise ValueError(
+                    f"item_probability must have one entry per item-vocabulary index ({n_items}), "
+                    f"got shape {item_probability.shape}"
+                )
+        self.item_probability = tf.Variable(
+            np.zeros(n_items, np.float32) if item_probability is None else item_probability,
+            trainable=False,
+            name="item_probability",
+        )
+        if mode == "retrieval":
+            self.task = tfrs.tasks.Retrieval(
+                temperature=temperature, remove_accidental_hits=remove_accidental_hits
+            )
+        else:
+            self.bias = tf.Variable(0.0, name="click_bias")
+            self.task = tfrs.tasks.Ranking(
+                loss=tf_keras.losses.BinaryCrossentropy(from_logits=True),
+                metrics=[tf_keras.metrics.AUC(from_logits=True, name="auc")],
+            )
+
+    @property
+    def query_feature_names(self) -> list[str]:
+        return self.query_model.feature_names
+
+    @property
+    def candidate_feature_names(self) -> list[str]:
+        return self.candidate_model.feature_names
+
+    def score(self, query_repr: tf.Tensor, candidate_repr: tf.Tensor) -> tf.Tensor:
+        """All-pairs scores ``[num_queries, num_candidates] = Q C^T``."""
+        return tf.matmul(query_repr, candidate_repr, transpose_b=True)
+
+    def call(self, features: Mapping[str, tf.Tensor], training: bool | None = None) -> tf.Tensor:
+        """Per-example score of each (query, candidate) pair in ``features`` (logit of a click)."""
+        q = self.query_model(features, training=training)
+        c = self.candidate_model(features, training=training)
+        logit = tf.reduce_sum(q * c, axis=-1)
+        return logit + self.bias if self.mode == "preranking" else logit
+
+    def compute_loss(self, features: Mapping[str, tf.Tensor], training: bool = False) -> tf.Tensor:
+        q = self.query_model(features, training=training)
+        c = self.candidate_model(features, training=training)
+        if self.mode == "preranking":
+            if LABEL not in features:
+                raise ValueError(f"pre-ranking batches need a {LABEL!r} entry")
+            logits = tf.reduce_sum(q * c, axis=-1) + self.bias
+            return self.task(labels=features[LABEL], predictions=logits)
+        item_ids = tf.cast(features[self.spec.item_id], tf.int32)
+        probability = tf.gather(self.item_probability, item_ids) if self.use_logq else None
+        return self.task(
+            q,
+            c,
+            candidate_sampling_probability=probability,
+            candidate_ids=item_ids if self.hparams["remove_accidental_hits"] else None,
+            compute_metrics=False,
+        )
+
+    def get_config(self) -> dict[str, Any]:
+        return {"spec": self.spec.to_json(), "use_logq": self.use_logq, **self.hparams}

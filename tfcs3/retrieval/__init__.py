@@ -1,0 +1,1 @@
+"""tfcs3 retrieval."""

@@ -1,0 +1,117 @@
+"""Training with early stopping on a validation metric, checkpoints and TensorBoard logs."""
+
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import tensorflow as tf
+import tf_keras
+
+from tfcs3.data.pipeline import make_dataset
+from tfcs3.data.protocols import PRERANKING, PreparedData
+from tfcs3.evaluation.evaluate import evaluate
+
+
+def selection_metric(protocol: str) -> str:
+    """The validation metric models are selected on: NDCG@10 (retrieval) or AUC (pre-ranking)."""
+    return "auc" if protocol == PRERANKING else "ndcg@10"
+
+
+class ValidationEarlyStopping(tf_keras.callbacks.Callback):
+    """Evaluates on the validation split after each epoch, keeps the best weights, stops early.
+
+    The best weights are restored when training ends. The metric is logged as ``val_<metric>`` so
+    the progress bar, the history and TensorBoard all show it.
+    """
+
+    def __init__(self, data: PreparedData, patience: int = 3, checkpoint_dir: str | Path | None = None):
+        super().__init__()
+        self.data = data
+        self.metric = selection_metric(data.protocol)
+        self.patience = patience
+        self.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir else None
+        self.best = -math.inf
+        self.best_epoch = -1
+        self.best_weights: list[np.ndarray] | None = None
+        self.wait = 0
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        value = evaluate(self.model, self.data, "validation")[self.metric]
+        if logs is not None:
+            logs[f"val_{self.metric}"] = value
+        if value > self.best:
+            self.best, self.best_epoch, self.wait = value, epoch, 0
+            self.best_weights = self.model.get_weights()
+            if self.checkpoint_dir is not None:
+                self.model.save_weights(str(self.checkpoint_dir / "best"))
+        else:
+            self.wait += 1
+            if self.wait >= self.patience:
+                self.model.stop_training = True
+
+    def on_train_end(self, logs: dict[str, Any] | None = None) -> None:
+        if self.best_weights is not None:
+            self.model.set_weights(self.best_weights)
+
+
+def train(
+    model: Any,
+    data: PreparedData,
+    epochs: int = 30,
+    batch_size: int = 512,
+    learning_rate: float = 3e-3,
+    seed: int = 0,
+    patience: int = 3,
+    output_dir: str | Path | None = None,
+    verbose: int = 1,
+) -> dict[str, Any]:
+    """Fits ``model`` on ``data.train`` with Adam, early stopping on the validation metric.
+
+    Args:
+        model: a trainable tfcs3 model (``tfrs.Model``).
+        data: the prepared dataset.
+        epochs: the most epochs to run.
+        batch_size: examples per step (also the number of in-batch negatives for retrieval).
+        learning_rate: Adam learning rate.
+        seed: seeds TensorFlow, NumPy and the shuffle order.
+        patience: epochs without validation improvement before stopping.
+        output_dir: where to write ``checkpoints/`` and ``tensorboard/`` (optional).
+        verbose: Keras verbosity (1 = progress bar).
+
+    Returns:
+        ``{"best_epoch", "best_validation", "epochs_run", "history", "train_seconds"}``.
+    """
+    if epochs < 1:
+        raise ValueError(f"epochs must be >= 1, got {epochs}")
+    tf_keras.utils.set_random_seed(seed)
+    callbacks: list[tf_keras.callbacks.Callback] = []
+    checkpoint_dir = None
+    if output_dir is not None:
+        output_dir = Path(output_dir)
+        checkpoint_dir = output_dir / "checkpoints"
+        checkpoint_dir.mkdir(parents=True, exist_ok=True)
+    stopper = ValidationEarlyStopping(data, patience, checkpoint_dir)
+    callbacks.append(stopper)
+    if output_dir is not None:
+        callbacks.append(tf_keras.callbacks.TensorBoard(str(output_dir / "tensorboard"), update_freq="epoch"))
+    model.compile(optimizer=tf_keras.optimizers.Adam(learning_rate))
+    train_ds = make_dataset(data.train, batch_size, shuffle=True, seed=seed, drop_remainder=data.protocol != PRERANKING)
+    start = time.time()
+    history = model.fit(train_ds, epochs=epochs, callbacks=callbacks, verbose=verbose)
+    return {
+        "best_epoch": stopper.best_epoch + 1,
+        "best_validation": {stopper.metric: stopper.best},
+        "epochs_run": len(history.history.get("loss", [])),
+        "history": {k: [float(x) for x in v] for k, v in history.history.items()},
+        "train_seconds": time.time() - start,
+    }
+
+
+def set_threads(intra: int = 0, inter: int = 0) -> None:
+    """Optional TensorFlow thread settings (0 = TensorFlow's default)."""
+    tf.config.threading.set_intra_op_parallelism_threads(intra)
+    tf.config.threading.set_inter_op_parallelism_threads(inter)
