@@ -80,8 +80,13 @@ def download_movielens(name: str, target_dir: str | Path, timeout: float = 60.0)
     """Downloads ``ml-100k`` or ``ml-1m`` from GroupLens into ``target_dir`` and verifies it."""
     if name not in RELEASES:
         raise ValueError(f"can download {sorted(RELEASES)}, not {name!r}")
+    if os.environ.get("TFCS3_NO_DOWNLOAD"):
+        raise DataFormatError(f"not downloading {name}: TFCS3_NO_DOWNLOAD is set")
     url = GROUPLENS + RELEASES[name][0]
     print(f"Downloading {url} ...", flush=True)
-    with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 (fixed https URL)
-        archive = response.read()
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 (fixed https URL)
+            archive = response.read()
+    except OSError as err:
+        raise DataFormatError(f"could not download {url}: {err}") from err
     return extract_verified(archive, name, target_dir)

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import tensorflow as tf
 
 from tfcs3.data.features import FeatureSpec
 from tfcs3.data.protocols import PreparedData
@@ -118,5 +119,7 @@ def load_model(directory: str | Path, data: PreparedData) -> Any:
             "than the data given"
         )
     model = build_model(config["name"], data, **config["hparams"])
-    model.load_weights(str(directory / WEIGHTS)).expect_partial()
+    # Create the variables with one example, so that restoring is immediate and complete.
+    model({k: tf.constant(v[:1]) for k, v in data.train.features.items()}, training=False)
+    model.load_weights(str(directory / WEIGHTS)).assert_existing_objects_matched().expect_partial()
     return model

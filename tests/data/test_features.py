@@ -1,0 +1,49 @@
+import numpy as np
+import pytest
+
+from tfcs3.data import OOV, PAD, Feature, FeatureSpec, Vocabulary
+
+
+def test_vocabulary_reserves_padding_and_oov():
+    vocab = Vocabulary(["a", "b", "a", 7])
+    assert len(vocab) == 3 + 2
+    np.testing.assert_array_equal(vocab.lookup(["a", "b", "7", "never"]), [2, 3, 4, OOV])
+    assert vocab.raw([PAD, OOV, 3]) == ["<pad>", "<oov>", "b"]
+
+
+def test_lookup_lists_pads_and_truncates():
+    vocab = Vocabulary(["x", "y"])
+    out = vocab.lookup_lists([["x"], [], ["y", "zz", "x"]], max_len=2)
+    np.testing.assert_array_equal(out, [[2, 0], [0, 0], [3, OOV]])
+
+
+def test_spec_json_round_trip():
+    spec = FeatureSpec(
+        query=[Feature("user_id", "categorical", Vocabulary(["1", "2"])), Feature("history", "sequence", max_len=5)],
+        candidate=[Feature("item_id", "categorical", Vocabulary(["9"])), Feature("genres", "multi", Vocabulary(["g"]), 3)],
+    )
+    again = FeatureSpec.from_json(spec.to_json())
+    assert again.to_json() == spec.to_json()
+    assert again.feature("genres").max_len == 3
+    assert again.item_vocabulary.values == ["9"]
+
+
+def test_spec_rejects_duplicates_and_bad_kinds():
+    v = Vocabulary(["a"])
+    with pytest.raises(ValueError, match="used twice"):
+        FeatureSpec(query=[Feature("item_id", "categorical", v)], candidate=[Feature("item_id", "categorical", v)])
+    with pytest.raises(ValueError, match="kind"):
+        Feature("x", "dense", v)
+    with pytest.raises(ValueError, match="vocabulary"):
+        Feature("x", "categorical", None)
+
+
+def test_check_batch_names_missing_and_misshapen_inputs():
+    spec = FeatureSpec(
+        query=[Feature("user_id", "categorical", Vocabulary(["1"]))],
+        candidate=[Feature("item_id", "categorical", Vocabulary(["9"]))],
+    )
+    with pytest.raises(ValueError, match="user_id"):
+        spec.check_batch({}, "query")
+    with pytest.raises(ValueError, match="rank 1"):
+        spec.check_batch({"user_id": np.zeros((2, 2))}, "query")

@@ -1,0 +1,105 @@
+import numpy as np
+import pandas as pd
+import pytest
+
+from tfcs3.data import OOV, RawDataset, make_dataset, prepare
+
+
+def _raw(rows, users=("u1", "u2")):
+    inter = pd.DataFrame(rows, columns=["user", "item", "rating", "timestamp"])
+    inter["rating"] = inter["rating"].astype(np.float32)
+    items = sorted(set(inter["item"]), key=int)
+    return RawDataset(
+        name="tiny",
+        interactions=inter,
+        users=pd.DataFrame({"user": list(users), "gender": ["F", "M"][: len(users)]}).set_index("user"),
+        items=pd.DataFrame(
+            {"item": items, "title": [f"t{i}" for i in items], "kind": ["a"] * len(items), "tags": [["x"]] * len(items)}
+        ).set_index("item"),
+        user_features=["gender"],
+        item_features=["kind"],
+        item_multi_features=["tags"],
+    )
+
+
+def test_leave_last_out_breaks_timestamp_ties_by_item_id():
+    # u1: items 30 and 4 share the last timestamp, so 4 then 30 (numeric id order): test = 30.
+    rows = [("u1", "7", 5, 1), ("u1", "30", 4, 9), ("u1", "4", 3, 9), ("u1", "12", 2, 3),
+            ("u2", "7", 1, 1), ("u2", "12", 5, 2), ("u2", "99", 5, 3)]  # fmt: skip
+    data = prepare(_raw(rows), "retrieval", max_history=3)
+    ids = data.catalog_ids
+    test = dict(zip(data.test.users, ids[data.test.target], strict=True))
+    val = dict(zip(data.validation.users, ids[data.validation.target], strict=True))
+    assert test == {"u1": "30", "u2": "99"}
+    assert val == {"u1": "4", "u2": "12"}
+    assert list(ids) == ["4", "7", "12", "30", "99"]  # numeric, not string, order
+    # 99 and 30 appear only in evaluation splits: OOV item ids, but still in the catalog.
+    assert data.catalog["item_id"][list(ids).index("99")] == OOV
+    assert "99" not in data.spec.item_vocabulary
+
+
+def test_history_is_strictly_earlier_and_exclusions_keep_target(synthetic_retrieval):
+    data = synthetic_retrieval
+    vocab = data.spec.item_vocabulary
+    for split in (data.validation, data.test):
+        for k in range(len(split)):
+            earlier = split.exclusions(k)
+            assert split.target[k] not in earlier
+            hist = split.features["history"][k]
+            hist = hist[hist != 0]
+            # History = the most recent earlier items (encoded), never the target itself.
+            recent = data.catalog["item_id"][earlier[-len(hist):]] if len(hist) else []
+            np.testing.assert_array_equal(hist, recent)
+    # Test exclusions contain the validation item of the same user.
+    val_of = dict(zip(data.validation.users, data.validation.target, strict=True))
+    for k, user in enumerate(data.test.users):
+        assert val_of[user] in data.test.exclusions(k)
+    assert len(vocab) > 2
+
+
+def test_training_examples_never_see_their_own_future(synthetic_raw):
+    data = prepare(synthetic_raw, "retrieval", max_history=50)
+    raw = synthetic_raw.interactions.sort_values(["timestamp"])
+    first_items = raw.groupby("user").head(1)
+    # A user's first interaction has an empty history.
+    n_empty = int((data.train.features["history"] == 0).all(axis=1).sum())
+    assert n_empty == len(first_items)
+
+
+def test_preranking_split_is_global_time_80_10_10(synthetic_raw):
+    data = prepare(synthetic_raw, "preranking", max_history=10)
+    n = len(data.train) + len(data.validation) + len(data.test)
+    assert n == len(synthetic_raw.interactions)
+    assert abs(len(data.train) / n - 0.8) < 0.01 and abs(len(data.test) / n - 0.1) < 0.01
+    inter = synthetic_raw.interactions.set_index(["user", "item"])["timestamp"]
+    ts = {s: inter.loc[list(zip(p.users, data.catalog_ids[p.target], strict=True))].to_numpy()
+          for s, p in (("train", data.train), ("val", data.validation), ("test", data.test))}  # fmt: skip
+    assert ts["train"].max() <= ts["val"].min() and ts["val"].max() <= ts["test"].min()
+    ratings = synthetic_raw.interactions.set_index(["user", "item"])["rating"]
+    keys = list(zip(data.test.users, data.catalog_ids[data.test.target], strict=True))
+    np.testing.assert_array_equal(data.test.labels, (ratings.loc[keys].to_numpy() >= 4).astype(np.float32))
+
+
+def test_preranking_labels_are_rating_at_least_4():
+    rows = [("u1", "1", 5, 1), ("u1", "2", 3, 2), ("u1", "3", 4, 3), ("u2", "1", 1, 4), ("u2", "2", 4, 5),
+            ("u1", "4", 2, 6), ("u2", "3", 5, 7), ("u1", "5", 4, 8), ("u2", "5", 1, 9), ("u2", "4", 4, 10)]  # fmt: skip
+    data = prepare(_raw(rows), "preranking", max_history=4)
+    assert len(data.train) == 8 and len(data.validation) == 1 and len(data.test) == 1
+    assert data.test.labels.tolist() == [1.0]
+    assert data.validation.labels.tolist() == [0.0]
+
+
+def test_bad_protocol_and_empty_data():
+    with pytest.raises(ValueError, match="protocol"):
+        prepare(_raw([("u1", "1", 5, 1)]), "ranking")
+    with pytest.raises(ValueError, match="no interactions"):
+        prepare(_raw([]), "retrieval")
+
+
+def test_tf_data_pipeline(synthetic_preranking):
+    ds = make_dataset(synthetic_preranking.train, batch_size=32, shuffle=True, seed=0)
+    batch = next(iter(ds))
+    assert batch["label"].shape == (32,)
+    assert batch["history"].shape == (32, 20)
+    with pytest.raises(ValueError, match="batch_size"):
+        make_dataset(synthetic_preranking.train, batch_size=0)

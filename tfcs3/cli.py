@@ -1,0 +1,197 @@
+"""Command line: ``python -m tfcs3 <command> [--flags]``.
+
+Commands:
+    train     train a registered model on a dataset and write a run directory
+    evaluate  re-evaluate a run directory (``--run_dir``) on a split
+    demo      train YouTubeDNN on MovieLens-100K, print metrics and one user's top-10 movies
+
+``python -m tfcs3 --helpfull`` lists every flag.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from absl import app, flags, logging
+
+import tfcs3  # noqa: F401  (selects Keras 2 before TensorFlow loads)
+from tfcs3.data.datasets import DATASETS, find_data_dir
+from tfcs3.data.protocols import PROTOCOLS, RETRIEVAL, PreparedData
+from tfcs3.evaluation.evaluate import evaluate, represent
+from tfcs3.evaluation.retrieval import top_k_with_exclusions
+from tfcs3.experiment import load_run, run_experiment
+from tfcs3.models.registry import build_model, model_names
+
+COMMANDS = ("train", "evaluate", "demo")
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("model", "youtubednn", f"Registered model: one of {model_names()}.")
+flags.DEFINE_enum("dataset", "ml-100k", list(DATASETS), "Dataset to train and evaluate on.")
+flags.DEFINE_enum("protocol", RETRIEVAL, list(PROTOCOLS), "Evaluation protocol (see DESIGN.md).")
+flags.DEFINE_string(
+    "data_dir", None, "Folder with the dataset files (or their parent); default $TFCS3_DATA_DIR, then ~/.cache/tfcs3."
+)
+flags.DEFINE_bool("download", False, "Download MovieLens from GroupLens if it is not found locally.")
+flags.DEFINE_integer("epochs", 30, "Most training epochs (early stopping on validation may stop sooner).")
+flags.DEFINE_integer("patience", 3, "Epochs without validation improvement before stopping.")
+flags.DEFINE_integer("seed", 0, "Random seed (weights, shuffling, synthetic data).")
+flags.DEFINE_string("output_dir", None, "Run directory to write (default runs/<dataset>-<model>-<time>).")
+flags.DEFINE_integer("batch_size", 512, "Training batch size (= in-batch negatives for retrieval).")
+flags.DEFINE_float("learning_rate", 3e-3, "Adam learning rate.")
+flags.DEFINE_integer("embedding_dim", 64, "Width of feature embeddings and tower outputs.")
+flags.DEFINE_list("hidden_units", ["128"], "Hidden layer widths of each tower, comma-separated.")
+flags.DEFINE_float("temperature", 1.0, "Softmax temperature of the retrieval loss.")
+flags.DEFINE_integer("max_history", 50, "Most recent items kept in the history feature.")
+flags.DEFINE_string("run_dir", None, "evaluate: the run directory written by train.")
+flags.DEFINE_enum("split", "test", ["validation", "test"], "evaluate: split to score.")
+flags.DEFINE_string("user", None, "demo: raw user id to recommend for (default: the first test user).")
+flags.DEFINE_integer("top_k", 10, "demo: how many recommendations to print.")
+flags.DEFINE_integer("verbose", 1, "Keras verbosity: 0 silent, 1 progress bar, 2 one line per epoch.")
+
+
+def _hparams() -> dict[str, Any]:
+    if FLAGS.model == "popularity":
+        return {}
+    return {
+        "embedding_dim": FLAGS.embedding_dim,
+        "hidden_units": [int(u) for u in FLAGS.hidden_units],
+        "temperature": FLAGS.temperature,
+    }
+
+
+def format_metrics(rows: dict[str, dict[str, float]]) -> str:
+    """A plain-text table: one row per name, one column per metric."""
+    columns = list(next(iter(rows.values())))
+    width = max(len(n) for n in rows) + 2
+    lines = [" " * width + "".join(f"{c:>12}" for c in columns)]
+    for name, metrics in rows.items():
+        lines.append(f"{name:<{width}}" + "".join(f"{metrics[c]:>12.4f}" for c in columns))
+    return "\n".join(lines)
+
+
+def _summary(metrics: dict[str, float]) -> dict[str, float]:
+    keep = ("recall@10", "ndcg@10", "mrr@10", "recall@50", "ndcg@50", "recall@100", "auc", "logloss", "gauc")
+    return {k: metrics[k] for k in keep if k in metrics}
+
+
+def _default_output_dir(name: str) -> Path:
+    return Path("runs") / f"{FLAGS.dataset}-{name}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+def cmd_train() -> None:
+    out = Path(FLAGS.output_dir) if FLAGS.output_dir else _default_output_dir(FLAGS.model)
+    result = run_experiment(
+        FLAGS.model,
+        FLAGS.dataset,
+        FLAGS.protocol,
+        data_dir=FLAGS.data_dir,
+        output_dir=out,
+        seed=FLAGS.seed,
+        epochs=FLAGS.epochs,
+        batch_size=FLAGS.batch_size,
+        learning_rate=FLAGS.learning_rate,
+        patience=FLAGS.patience,
+        max_history=FLAGS.max_history,
+        hparams=_hparams(),
+        download=FLAGS.download,
+        verbose=FLAGS.verbose,
+    )
+    print(f"\n{result['dataset_description']} - {FLAGS.model}, {result['protocol']} protocol")
+    print(format_metrics({"validation": _summary(result["validation"]), "test": _summary(result["test"])}))
+    print(f"\nRun written to {out} (metrics.json, weights, tensorboard/)")
+
+
+def cmd_evaluate() -> None:
+    if not FLAGS.run_dir:
+        raise app.UsageError("evaluate needs --run_dir (a directory written by `python -m tfcs3 train`)")
+    model, data, config = load_run(FLAGS.run_dir, FLAGS.data_dir)
+    metrics = evaluate(model, data, FLAGS.split)
+    print(f"{data.description} - {config['model']}, {data.protocol} protocol, {FLAGS.split} split")
+    print(format_metrics({FLAGS.split: _summary(metrics)}))
+    print(json.dumps(metrics, indent=2))
+
+
+def recommend_for_user(model: Any, data: PreparedData, user: str | None, k: int) -> str:
+    """Text: a test user's recent history and the model's top-k unseen catalog items."""
+    test = data.test
+    users = list(test.users)
+    if user is None:
+        user = users[0]
+    if user not in users:
+        raise app.UsageError(f"--user {user!r} has no test example in {data.name}")
+    row = users.index(user)
+    one = {name: values[row : row + 1] for name, values in test.features.items()}
+    query = represent(model.query_model, one)
+    candidates = represent(model.candidate_model, data.catalog)
+    scores = model.score(query, candidates).numpy()[0]
+    best = top_k_with_exclusions(scores, test.exclusions(row), k)
+    earlier = test.exclusions(row)
+    lines = [f"User {user}: {len(earlier)} earlier items; the most recent:"]
+    lines += [f"    - {data.catalog_titles[r]}" for r in earlier[-5:][::-1]]
+    lines.append(f"Top-{k} recommendations (earlier items excluded):")
+    for rank, r in enumerate(best, 1):
+        mark = "   <- the held-out next item" if r == test.target[row] else ""
+        lines.append(f"  {rank:2d}. {data.catalog_titles[r]}  (score {scores[r]:.3f}){mark}")
+    return "\n".join(lines)
+
+
+def cmd_demo() -> None:
+    dataset = "ml-100k"
+    try:
+        find_data_dir(dataset, FLAGS.data_dir, download=True)
+    except Exception as err:  # noqa: BLE001 - any failure (no data, no network) falls back
+        print(
+            f"\n*** MovieLens-100K is not available ({err}).\n"
+            "*** Falling back to the SYNTHETIC dataset: the numbers below are NOT MovieLens results.\n"
+            "*** Point --data_dir or TFCS3_DATA_DIR at a folder holding u.data, u.user and u.item.\n",
+            file=sys.stderr,
+        )
+        dataset = "synthetic"
+    out = Path(FLAGS.output_dir) if FLAGS.output_dir else Path("runs") / f"demo-{dataset}"
+    print(f"Training YouTubeDNN two-tower on {dataset} (early stopping on validation NDCG@10) ...")
+    result = run_experiment(
+        "youtubednn",
+        dataset,
+        RETRIEVAL,
+        data_dir=FLAGS.data_dir,
+        output_dir=out,
+        seed=FLAGS.seed,
+        epochs=FLAGS.epochs,
+        batch_size=FLAGS.batch_size,
+        learning_rate=FLAGS.learning_rate,
+        patience=FLAGS.patience,
+        hparams={"embedding_dim": FLAGS.embedding_dim, "hidden_units": [int(u) for u in FLAGS.hidden_units]},
+        verbose=FLAGS.verbose,
+    )
+    data, model = result["_data"], result["_model"]
+    popularity = build_model("popularity", data)
+    print(f"\n{data.description}: full-catalog retrieval, {data.num_items} items, test = last item per user")
+    print(
+        format_metrics(
+            {
+                "popularity (test)": _summary(evaluate(popularity, data, "test")),
+                "youtubednn (validation)": _summary(result["validation"]),
+                "youtubednn (test)": _summary(result["test"]),
+            }
+        )
+    )
+    print()
+    print(recommend_for_user(model, data, FLAGS.user, FLAGS.top_k))
+    print(f"\nRun written to {out}")
+
+
+def main(argv: Sequence[str]) -> None:
+    if len(argv) != 2 or argv[1] not in COMMANDS:
+        raise app.UsageError(f"usage: python -m tfcs3 {{{','.join(COMMANDS)}}} [--flags]; see --helpfull")
+    logging.set_verbosity(logging.WARNING)
+    {"train": cmd_train, "evaluate": cmd_evaluate, "demo": cmd_demo}[argv[1]]()
+
+
+def run() -> None:
+    """Console-script entry point."""
+    app.run(main)

@@ -1,0 +1,135 @@
+"""One experiment = load data, build a registered model, train, evaluate, write a run directory.
+
+The CLI and the benchmarks both call :func:`run_experiment`, so a number in ``BENCHMARKS.md``
+and a number from ``python -m tfcs3 train`` come from the same code.
+
+Run directory layout::
+
+    run_config.json    what was run (dataset, protocol, model, hyperparameters, seed ...)
+    model_config.json  the model's name, hyperparameters and feature spec
+    weights.*          the trained (best-on-validation) weights
+    checkpoints/       the best weights, written as training goes
+    tensorboard/       TensorBoard logs
+    metrics.json       validation and test metrics, timings, versions, command
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tfcs3.data.datasets import load_prepared
+from tfcs3.data.protocols import RETRIEVAL, PreparedData
+from tfcs3.evaluation.evaluate import evaluate
+from tfcs3.models.registry import build_model, is_trainable, load_model, save_model
+from tfcs3.training import selection_metric, train
+
+
+def environment_info() -> dict[str, str]:
+    """Versions of the stack, for result files."""
+    import tensorflow as tf
+    import tensorflow_recommenders as tfrs
+
+    import tfcs3
+
+    return {
+        "python": platform.python_version(),
+        "tensorflow": tf.__version__,
+        "tensorflow_recommenders": tfrs.__version__,
+        "tfcs3": tfcs3.__version__,
+        "numpy": np.__version__,
+        "machine": f"{platform.machine()} {platform.system()}",
+    }
+
+
+def run_experiment(
+    model_name: str,
+    dataset: str,
+    protocol: str = RETRIEVAL,
+    data_dir: str | None = None,
+    output_dir: str | Path | None = None,
+    seed: int = 0,
+    epochs: int = 30,
+    batch_size: int = 512,
+    learning_rate: float = 3e-3,
+    patience: int = 3,
+    max_history: int = 50,
+    hparams: dict[str, Any] | None = None,
+    data: PreparedData | None = None,
+    download: bool = False,
+    verbose: int = 1,
+) -> dict[str, Any]:
+    """Trains and evaluates one model; returns (and writes, with ``output_dir``) its metrics."""
+    hparams = dict(hparams or {})
+    started = time.time()
+    if data is None:
+        data = load_prepared(dataset, protocol, data_dir, max_history=max_history, download=download, seed=seed)
+    model = build_model(model_name, data, **hparams)
+    result: dict[str, Any] = {
+        "model": model_name,
+        "dataset": data.name,
+        "dataset_description": data.description,
+        "protocol": data.protocol,
+        "seed": seed,
+        "hparams": hparams,
+        "training": {
+            "epochs": epochs,
+            "batch_size": batch_size,
+            "learning_rate": learning_rate,
+            "patience": patience,
+            "max_history": max_history,
+        },
+        "selection_metric": selection_metric(data.protocol),
+    }
+    out = Path(output_dir) if output_dir else None
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        run_config = {
+            "model": model_name,
+            "dataset": dataset,
+            "protocol": protocol,
+            "data_dir": data_dir,
+            "max_history": max_history,
+            "seed": seed,
+            "hparams": hparams,
+        }
+        (out / "run_config.json").write_text(json.dumps(run_config, indent=2))
+    if is_trainable(model):
+        result["fit"] = train(
+            model, data, epochs, batch_size, learning_rate, seed, patience, output_dir=out, verbose=verbose
+        )
+        if out is not None:
+            save_model(model, out, model_name, hparams)
+    result["validation"] = evaluate(model, data, "validation")
+    result["test"] = evaluate(model, data, "test")
+    result["wall_seconds"] = time.time() - started
+    result["versions"] = environment_info()
+    result["command"] = " ".join(sys.argv)
+    if out is not None:
+        (out / "metrics.json").write_text(json.dumps(result, indent=2))
+    result["_model"] = model
+    result["_data"] = data
+    return result
+
+
+def load_run(run_dir: str | Path, data_dir: str | None = None) -> tuple[Any, PreparedData, dict[str, Any]]:
+    """Reloads a run directory's model and data (as prepared for that run)."""
+    run_dir = Path(run_dir)
+    config_path = run_dir / "run_config.json"
+    if not config_path.is_file():
+        raise FileNotFoundError(f"{config_path} not found: {run_dir} is not a tfcs3 run directory")
+    config = json.loads(config_path.read_text())
+    data = load_prepared(
+        config["dataset"], config["protocol"], data_dir or config["data_dir"], config["max_history"], seed=config["seed"]
+    )
+    if (run_dir / "model_config.json").is_file():
+        model = load_model(run_dir, data)
+    else:
+        model = build_model(config["model"], data, **config["hparams"])
+    return model, data, config
