@@ -10,7 +10,9 @@ def _run(code: str, **env: str) -> subprocess.CompletedProcess:
 
 
 def test_import_selects_keras_2():
-    proc = _run("import tfcs3, tensorflow as tf, tf_keras; assert tf.keras.layers.Layer is tf_keras.layers.Layer; print('ok')")
+    proc = _run(
+        "import tfcs3, tensorflow as tf, tf_keras; assert tf.keras.layers.Layer is tf_keras.layers.Layer; print('ok')"
+    )
     assert proc.returncode == 0, proc.stderr
     assert "ok" in proc.stdout
 

@@ -22,16 +22,11 @@ def ensure_legacy_keras() -> None:
     """Selects Keras 2 for ``tf.keras`` or raises ``ImportError`` saying how to fix it."""
     if "tensorflow" not in sys.modules:
         if os.environ.get("TF_USE_LEGACY_KERAS", "1") not in ("1", "true", "True"):
-            raise ImportError(
-                f"TF_USE_LEGACY_KERAS is set to {os.environ['TF_USE_LEGACY_KERAS']!r}. "
-                + _HOW_TO_FIX
-            )
+            raise ImportError(f"TF_USE_LEGACY_KERAS is set to {os.environ['TF_USE_LEGACY_KERAS']!r}. " + _HOW_TO_FIX)
         os.environ["TF_USE_LEGACY_KERAS"] = "1"
     import tensorflow as tf
 
     version_fn = getattr(tf.keras, "version", None)
     version = version_fn() if version_fn else "2"
     if not version.startswith("2"):
-        raise ImportError(
-            f"TensorFlow was already imported with Keras {version} as tf.keras. " + _HOW_TO_FIX
-        )
+        raise ImportError(f"TensorFlow was already imported with Keras {version} as tf.keras. " + _HOW_TO_FIX)

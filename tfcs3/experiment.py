@@ -126,7 +126,11 @@ def load_run(run_dir: str | Path, data_dir: str | None = None) -> tuple[Any, Pre
         raise FileNotFoundError(f"{config_path} not found: {run_dir} is not a tfcs3 run directory")
     config = json.loads(config_path.read_text())
     data = load_prepared(
-        config["dataset"], config["protocol"], data_dir or config["data_dir"], config["max_history"], seed=config["seed"]
+        config["dataset"],
+        config["protocol"],
+        data_dir or config["data_dir"],
+        config["max_history"],
+        seed=config["seed"],
     )
     if (run_dir / "model_config.json").is_file():
         model = load_model(run_dir, data)

@@ -20,7 +20,10 @@ def test_lookup_lists_pads_and_truncates():
 def test_spec_json_round_trip():
     spec = FeatureSpec(
         query=[Feature("user_id", "categorical", Vocabulary(["1", "2"])), Feature("history", "sequence", max_len=5)],
-        candidate=[Feature("item_id", "categorical", Vocabulary(["9"])), Feature("genres", "multi", Vocabulary(["g"]), 3)],
+        candidate=[
+            Feature("item_id", "categorical", Vocabulary(["9"])),
+            Feature("genres", "multi", Vocabulary(["g"]), 3),
+        ],
     )
     again = FeatureSpec.from_json(spec.to_json())
     assert again.to_json() == spec.to_json()

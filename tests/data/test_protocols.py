@@ -48,7 +48,7 @@ def test_history_is_strictly_earlier_and_exclusions_keep_target(synthetic_retrie
             hist = split.features["history"][k]
             hist = hist[hist != 0]
             # History = the most recent earlier items (encoded), never the target itself.
-            recent = data.catalog["item_id"][earlier[-len(hist):]] if len(hist) else []
+            recent = data.catalog["item_id"][earlier[-len(hist) :]] if len(hist) else []
             np.testing.assert_array_equal(hist, recent)
     # Test exclusions contain the validation item of the same user.
     val_of = dict(zip(data.validation.users, data.validation.target, strict=True))

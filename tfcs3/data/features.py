@@ -181,9 +181,7 @@ class FeatureSpec:
         wanted = self.query if side == "query" else self.candidate
         for f in wanted:
             if f.name not in features:
-                raise ValueError(
-                    f"{side} input is missing feature {f.name!r}; expected {[w.name for w in wanted]}"
-                )
+                raise ValueError(f"{side} input is missing feature {f.name!r}; expected {[w.name for w in wanted]}")
             shape = getattr(features[f.name], "shape", None)
             if shape is None:
                 continue

@@ -48,9 +48,7 @@ def _ratings_frame(rows: list[tuple[str, str, float, int]]) -> pd.DataFrame:
 def _parse_ratings(path: Path, sep: str, encoding: str = "latin-1") -> pd.DataFrame:
     rows = []
     for no, line in read_lines(path, encoding):
-        user, item, rating, ts = split_fields(
-            line, sep, 4, path, no, "user id, item id, rating, timestamp"
-        )
+        user, item, rating, ts = split_fields(line, sep, 4, path, no, "user id, item id, rating, timestamp")
         r = parse_int(rating, path, no, "rating")
         if not 1 <= r <= 5:
             raise DataFormatError(f"{path}, line {no}: rating must be 1..5, got {r}")
@@ -89,16 +87,12 @@ def load_movielens_100k(data_dir: str | Path) -> RawDataset:
         )
         age_group = age_bucket(parse_int(age, user_path, no, "age"))
         user_rows.append((uid, gender, age_group, occupation, zipcode[:2]))
-    users = pd.DataFrame(
-        user_rows, columns=["user", "gender", "age", "occupation", "zip_prefix"]
-    ).set_index("user")
+    users = pd.DataFrame(user_rows, columns=["user", "gender", "age", "occupation", "zip_prefix"]).set_index("user")
 
     item_path = find_file(data_dir, "u.item")
     item_rows = []
     for no, line in read_lines(item_path, "latin-1"):
-        fields = split_fields(
-            line, "|", 24, item_path, no, "movie id|title|release date|video date|url|19 genre flags"
-        )
+        fields = split_fields(line, "|", 24, item_path, no, "movie id|title|release date|video date|url|19 genre flags")
         flags = fields[5:]
         if any(f not in ("0", "1") for f in flags):
             raise DataFormatError(f"{item_path}, line {no}: genre flags must be 0 or 1")
@@ -153,9 +147,7 @@ def load_movielens_1m(data_dir: str | Path) -> RawDataset:
         )
         parse_int(age, user_path, no, "age")
         user_rows.append((uid, gender, age, occupation, zipcode[:2]))
-    users = pd.DataFrame(
-        user_rows, columns=["user", "gender", "age", "occupation", "zip_prefix"]
-    ).set_index("user")
+    users = pd.DataFrame(user_rows, columns=["user", "gender", "age", "occupation", "zip_prefix"]).set_index("user")
 
     movie_path = find_file(data_dir, "movies.dat")
     item_rows = []

@@ -142,9 +142,7 @@ def _encode_catalog(raw: RawDataset, spec: FeatureSpec, catalog_ids: np.ndarray)
     return out
 
 
-def _histories(
-    frame: pd.DataFrame, item_index: np.ndarray, max_len: int
-) -> tuple[np.ndarray, list[np.ndarray]]:
+def _histories(frame: pd.DataFrame, item_index: np.ndarray, max_len: int) -> tuple[np.ndarray, list[np.ndarray]]:
     """For rows of ``frame`` (sorted by user, then time), the left-padded earlier item indices.
 
     Returns the padded matrix and, per row, the catalog rows of *all* earlier items.
@@ -197,9 +195,7 @@ def _split_from(
     if earlier is not None:
         lists = [earlier[i][earlier[i] != t] for i, t in zip(idx, target, strict=True)]
         split.exclusion_indptr = np.r_[0, np.cumsum([len(x) for x in lists])].astype(np.int64)
-        split.exclusion_rows = (
-            np.concatenate(lists).astype(np.int64) if lists else np.zeros(0, dtype=np.int64)
-        )
+        split.exclusion_rows = np.concatenate(lists).astype(np.int64) if lists else np.zeros(0, dtype=np.int64)
     return split
 
 

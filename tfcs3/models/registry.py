@@ -115,8 +115,7 @@ def load_model(directory: str | Path, data: PreparedData) -> Any:
     saved_spec = FeatureSpec.from_json(json.dumps(config["spec"]))
     if saved_spec.to_json() != data.spec.to_json():
         raise ValueError(
-            f"{directory} was trained on a different feature spec (dataset, protocol or vocabulary) "
-            "than the data given"
+            f"{directory} was trained on a different feature spec (dataset, protocol or vocabulary) than the data given"
         )
     model = build_model(config["name"], data, **config["hparams"])
     # Create the variables with one example, so that restoring is immediate and complete.

@@ -116,9 +116,7 @@ class TwoTowerModel(tfrs.Model):
             name="item_probability",
         )
         if mode == "retrieval":
-            self.task = tfrs.tasks.Retrieval(
-                temperature=temperature, remove_accidental_hits=remove_accidental_hits
-            )
+            self.task = tfrs.tasks.Retrieval(temperature=temperature, remove_accidental_hits=remove_accidental_hits)
         else:
             self.bias = tf.Variable(0.0, name="click_bias")
             self.task = tfrs.tasks.Ranking(

@@ -1,0 +1,44 @@
+# tfcs3 developer commands. `make demo` and `make test` work on a fresh clone: they create
+# .venv and install the pinned dependencies (setup.cfg + constraints.txt) on first use.
+
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+# Real data for tests, benchmarks and the demo: ../shared/data when it exists (overridable).
+ifneq ($(wildcard ../shared/data),)
+TFCS3_DATA_DIR ?= $(abspath ../shared/data)
+endif
+export TFCS3_DATA_DIR
+export TF_USE_LEGACY_KERAS := 1
+export TF_CPP_MIN_LOG_LEVEL ?= 2
+
+.PHONY: demo test test-all lint benchmark install clean
+
+$(STAMP): setup.cfg pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[test]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(PY) -m tfcs3 demo $(ARGS)
+
+test: $(STAMP)
+	$(PY) -m pytest -q -m "not slow" tests
+
+test-all: $(STAMP)
+	$(PY) -m pytest -q tests
+
+lint: $(STAMP)
+	$(PY) -m ruff check tfcs3 tests benchmarks
+	$(PY) -m ruff format --check tfcs3 tests benchmarks
+
+benchmark: $(STAMP)
+	$(PY) benchmarks/quality.py $(ARGS)
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache

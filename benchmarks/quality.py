@@ -1,0 +1,175 @@
+"""Quality benchmark: registered models x datasets x protocols x seeds under one training budget.
+
+Protocol (DESIGN.md, "Benchmark budget"):
+  * every trainable model gets at most 4 hyperparameter settings; each is trained with the first
+    seed and the one with the best *validation* metric (NDCG@10, or AUC for pre-ranking) is kept;
+  * the kept setting is then trained with every seed; test metrics are reported as mean +- std;
+  * early stopping on validation, patience 3, at most 30 epochs.
+
+Every finished run is appended to ``benchmarks/results/<name>.json`` at once (a crash loses at
+most the run in flight, and a re-run skips what is already there), then ``BENCHMARKS.md`` is
+regenerated from all result files.
+
+Example (the baseline rows of BENCHMARKS.md):
+
+    python benchmarks/quality.py --name=baseline --models=popularity,dssm,youtubednn \
+        --datasets=ml-100k --protocols=retrieval,preranking --seeds=0,1,2
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from absl import app, flags, logging  # noqa: E402
+
+import tfcs3  # noqa: E402, F401
+from tfcs3.data import load_prepared  # noqa: E402
+from tfcs3.experiment import environment_info, run_experiment  # noqa: E402
+from tfcs3.training import selection_metric  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from report import RESULTS_DIR, write_benchmarks_md  # noqa: E402
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("name", "baseline", "Result file name: benchmarks/results/<name>.json.")
+flags.DEFINE_list("models", ["popularity", "dssm", "youtubednn"], "Registered models to run.")
+flags.DEFINE_list("datasets", ["ml-100k"], "Datasets to run on.")
+flags.DEFINE_list("protocols", ["retrieval"], "Protocols: retrieval and/or preranking.")
+flags.DEFINE_list("seeds", ["0", "1", "2"], "Seeds; the first one is used for hyperparameter selection.")
+flags.DEFINE_integer("epochs", 30, "Most epochs per run.")
+flags.DEFINE_integer("patience", 3, "Early-stopping patience (epochs).")
+flags.DEFINE_integer("batch_size", 512, "Training batch size.")
+flags.DEFINE_string("data_dir", None, "Data folder (default $TFCS3_DATA_DIR).")
+flags.DEFINE_integer("max_settings", 4, "Most hyperparameter settings per model (<= 4 by the protocol).")
+
+# Hyperparameter grids (at most 4 settings). Keys learning_rate/batch_size go to training, the
+# rest to the model builder.
+GRIDS: dict[str, list[dict[str, Any]]] = {
+    "popularity": [{}],
+    "dssm": [
+        {"learning_rate": 3e-3, "embedding_dim": 64},
+        {"learning_rate": 1e-3, "embedding_dim": 64},
+        {"learning_rate": 3e-3, "embedding_dim": 32},
+        {"learning_rate": 1e-3, "embedding_dim": 128},
+    ],
+}
+GRIDS["youtubednn"] = GRIDS["dssm"]
+TRAINING_KEYS = ("learning_rate", "batch_size")
+
+
+def _key(run: dict[str, Any]) -> str:
+    return json.dumps([run["model"], run["dataset_arg"], run["protocol"], run["seed"], run["setting"]], sort_keys=True)
+
+
+def _load(path: Path) -> dict[str, Any]:
+    if path.is_file():
+        return json.loads(path.read_text())
+    return {"name": path.stem, "runs": []}
+
+
+def _save(path: Path, results: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(results, indent=1))
+    os.replace(tmp, path)
+
+
+def _run_one(model: str, dataset: str, protocol: str, seed: int, setting: dict[str, Any], data) -> dict[str, Any]:
+    training = {k: v for k, v in setting.items() if k in TRAINING_KEYS}
+    hparams = {k: v for k, v in setting.items() if k not in TRAINING_KEYS}
+    result = run_experiment(
+        model,
+        dataset,
+        protocol,
+        seed=seed,
+        epochs=FLAGS.epochs,
+        patience=FLAGS.patience,
+        batch_size=training.get("batch_size", FLAGS.batch_size),
+        learning_rate=training.get("learning_rate", 3e-3),
+        hparams=hparams,
+        data=data,
+        verbose=0,
+    )
+    fit = result.get("fit", {})
+    return {
+        "model": model,
+        "dataset_arg": dataset,
+        "dataset": result["dataset"],
+        "dataset_description": result["dataset_description"],
+        "protocol": protocol,
+        "seed": seed,
+        "setting": setting,
+        "validation": result["validation"],
+        "test": result["test"],
+        "best_epoch": fit.get("best_epoch"),
+        "epochs_run": fit.get("epochs_run"),
+        "train_seconds": fit.get("train_seconds", 0.0),
+        "wall_seconds": result["wall_seconds"],
+        "selection_metric": result["selection_metric"],
+    }
+
+
+def _run_or_reuse(
+    results: dict[str, Any], path: Path, cell: tuple, seed: int, setting: dict[str, Any], selected: bool
+) -> dict[str, Any]:
+    """Returns the stored run for (cell, seed, setting), or trains it and saves it at once."""
+    model, dataset, protocol, data = cell
+    probe = {"model": model, "dataset_arg": dataset, "protocol": protocol, "seed": seed, "setting": setting}
+    for r in results["runs"]:
+        if _key(r) == _key(probe):
+            r["selected"] = r.get("selected", False) or selected
+            return r
+    started = time.time()
+    r = _run_one(model, dataset, protocol, seed, setting, data)
+    r["selected"] = selected
+    results["runs"].append(r)
+    _save(path, results)
+    metric = r["selection_metric"]
+    print(
+        f"[{time.strftime('%H:%M:%S')}] {dataset}/{protocol}/{model} seed={seed} {setting}: "
+        f"val {metric}={r['validation'][metric]:.4f} test {metric}={r['test'][metric]:.4f} "
+        f"({time.time() - started:.0f}s, {r['epochs_run']} epochs)",
+        flush=True,
+    )
+    return r
+
+
+def main(argv: list[str]) -> None:
+    del argv
+    logging.set_verbosity(logging.WARNING)
+    path = RESULTS_DIR / f"{FLAGS.name}.json"
+    results = _load(path)
+    results["command"] = "python " + " ".join(sys.argv)
+    results["versions"] = environment_info()
+    results["budget"] = {"epochs": FLAGS.epochs, "patience": FLAGS.patience, "batch_size": FLAGS.batch_size}
+    seeds = [int(s) for s in FLAGS.seeds]
+    for dataset in FLAGS.datasets:
+        for protocol in FLAGS.protocols:
+            data = load_prepared(dataset, protocol, FLAGS.data_dir, seed=seeds[0])
+            metric = selection_metric(protocol)
+            for model in FLAGS.models:
+                grid = GRIDS.get(model, [{}])[: FLAGS.max_settings]
+
+                for r in results["runs"]:
+                    if (r["model"], r["dataset_arg"], r["protocol"]) == (model, dataset, protocol):
+                        r["selected"] = False
+                cell = (model, dataset, protocol, data)
+                trials = [_run_or_reuse(results, path, cell, seeds[0], s, False) for s in grid]
+                best = max(range(len(grid)), key=lambda i: trials[i]["validation"][metric])
+                for seed in seeds:
+                    _run_or_reuse(results, path, cell, seed, grid[best], True)
+                _save(path, results)
+    write_benchmarks_md()
+    print(f"Wrote {path} and BENCHMARKS.md")
+
+
+if __name__ == "__main__":
+    app.run(main)

@@ -1,0 +1,60 @@
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+
+def _cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    full_env = dict(os.environ)
+    full_env.update(env or {})
+    return subprocess.run(
+        [sys.executable, "-m", "tfcs3", *args], capture_output=True, text=True, env=full_env, timeout=600
+    )
+
+
+def test_helpfull_documents_every_flag():
+    proc = _cli("--helpfull")  # absl exits with status 1 after printing help
+    for flag in ("--model", "--dataset", "--data_dir", "--epochs", "--seed", "--output_dir", "--protocol"):
+        assert flag in proc.stdout
+
+
+def test_unknown_command_is_a_usage_error():
+    proc = _cli("fly")
+    assert proc.returncode != 0
+    assert "usage" in (proc.stdout + proc.stderr).lower()
+
+
+def test_train_then_evaluate_reproduces_metrics(tmp_path):
+    run = tmp_path / "run"
+    proc = _cli("train", "--dataset=synthetic", "--epochs=2", "--batch_size=128", "--embedding_dim=16",
+                f"--output_dir={run}", "--verbose=0")  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert {"validation", "test", "versions", "command", "fit"} <= set(metrics)
+    assert (run / "tensorboard").is_dir() and (run / "checkpoints").is_dir()
+    proc = _cli("evaluate", f"--run_dir={run}", "--split=test")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    printed = json.loads(proc.stdout[proc.stdout.index("{") :])
+    for key, value in metrics["test"].items():
+        assert printed[key] == pytest.approx(value, abs=1e-9)
+
+
+def test_demo_falls_back_to_synthetic_with_a_clear_message(tmp_path):
+    env = {
+        "TFCS3_DATA_DIR": str(tmp_path / "none"),
+        "TFCS3_CACHE_DIR": str(tmp_path / "cache"),
+        "TFCS3_NO_DOWNLOAD": "1",
+    }
+    proc = _cli("demo", "--epochs=1", "--verbose=0", f"--output_dir={tmp_path / 'demo'}", env=env)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "SYNTHETIC" in proc.stderr
+    assert "Top-10 recommendations" in proc.stdout
+
+
+def test_train_on_missing_data_names_where_it_looked(tmp_path):
+    env = {"TFCS3_DATA_DIR": str(tmp_path), "TFCS3_CACHE_DIR": str(tmp_path / "cache")}
+    proc = _cli("train", "--dataset=ml-100k", "--epochs=1", env=env)
+    assert proc.returncode != 0
+    assert "u.data" in proc.stderr and str(tmp_path) in proc.stderr
