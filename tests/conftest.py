@@ -23,28 +23,20 @@ def _shared(folder: str) -> Path | None:
     return None
 
 
-@pytest.fixture(scope="session")
-def ml100k_dir() -> Path:
-    path = _shared("movielens-100k")
-    if path is None:
-        pytest.skip("MovieLens-100K not available (set TFCS3_DATA_DIR)")
-    return path
+def _data_fixture(folder: str, label: str):
+    @pytest.fixture(scope="session")
+    def fixture() -> Path:
+        path = _shared(folder)
+        if path is None:
+            pytest.skip(f"{label} not available (set TFCS3_DATA_DIR)")
+        return path
+
+    return fixture
 
 
-@pytest.fixture(scope="session")
-def ml1m_dir() -> Path:
-    path = _shared("movielens-1m")
-    if path is None:
-        pytest.skip("MovieLens-1M not available (set TFCS3_DATA_DIR)")
-    return path
-
-
-@pytest.fixture(scope="session")
-def beauty_dir() -> Path:
-    path = _shared("amazon-beauty")
-    if path is None:
-        pytest.skip("Amazon Beauty not available (set TFCS3_DATA_DIR)")
-    return path
+ml100k_dir = _data_fixture("movielens-100k", "MovieLens-100K")
+ml1m_dir = _data_fixture("movielens-1m", "MovieLens-1M")
+beauty_dir = _data_fixture("amazon-beauty", "Amazon Beauty")
 
 
 @pytest.fixture(scope="session")

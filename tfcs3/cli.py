@@ -64,6 +64,20 @@ def _hparams() -> dict[str, Any]:
     }
 
 
+def _training_flags() -> dict[str, Any]:
+    return dict(
+        data_dir=FLAGS.data_dir,
+        seed=FLAGS.seed,
+        epochs=FLAGS.epochs,
+        batch_size=FLAGS.batch_size,
+        learning_rate=FLAGS.learning_rate,
+        patience=FLAGS.patience,
+        max_history=FLAGS.max_history,
+        download=FLAGS.download,
+        verbose=FLAGS.verbose,
+    )
+
+
 def format_metrics(rows: dict[str, dict[str, float]]) -> str:
     """A plain-text table: one row per name, one column per metric."""
     columns = list(next(iter(rows.values())))
@@ -86,20 +100,7 @@ def _default_output_dir(name: str) -> Path:
 def cmd_train() -> None:
     out = Path(FLAGS.output_dir) if FLAGS.output_dir else _default_output_dir(FLAGS.model)
     result = run_experiment(
-        FLAGS.model,
-        FLAGS.dataset,
-        FLAGS.protocol,
-        data_dir=FLAGS.data_dir,
-        output_dir=out,
-        seed=FLAGS.seed,
-        epochs=FLAGS.epochs,
-        batch_size=FLAGS.batch_size,
-        learning_rate=FLAGS.learning_rate,
-        patience=FLAGS.patience,
-        max_history=FLAGS.max_history,
-        hparams=_hparams(),
-        download=FLAGS.download,
-        verbose=FLAGS.verbose,
+        FLAGS.model, FLAGS.dataset, FLAGS.protocol, output_dir=out, hparams=_hparams(), **_training_flags()
     )
     print(f"\n{result['dataset_description']} - {FLAGS.model}, {result['protocol']} protocol")
     print(format_metrics({"validation": _summary(result["validation"]), "test": _summary(result["test"])}))
@@ -154,20 +155,8 @@ def cmd_demo() -> None:
         dataset = "synthetic"
     out = Path(FLAGS.output_dir) if FLAGS.output_dir else Path("runs") / f"demo-{dataset}"
     print(f"Training YouTubeDNN two-tower on {dataset} (early stopping on validation NDCG@10) ...")
-    result = run_experiment(
-        "youtubednn",
-        dataset,
-        RETRIEVAL,
-        data_dir=FLAGS.data_dir,
-        output_dir=out,
-        seed=FLAGS.seed,
-        epochs=FLAGS.epochs,
-        batch_size=FLAGS.batch_size,
-        learning_rate=FLAGS.learning_rate,
-        patience=FLAGS.patience,
-        hparams={"embedding_dim": FLAGS.embedding_dim, "hidden_units": [int(u) for u in FLAGS.hidden_units]},
-        verbose=FLAGS.verbose,
-    )
+    hparams = {"embedding_dim": FLAGS.embedding_dim, "hidden_units": [int(u) for u in FLAGS.hidden_units]}
+    result = run_experiment("youtubednn", dataset, RETRIEVAL, output_dir=out, hparams=hparams, **_training_flags())
     data, model = result["_data"], result["_model"]
     popularity = build_model("popularity", data)
     print(f"\n{data.description}: full-catalog retrieval, {data.num_items} items, test = last item per user")

@@ -60,6 +60,39 @@ def _parse_ratings(path: Path, sep: str, encoding: str = "latin-1") -> pd.DataFr
     return _ratings_frame(rows)
 
 
+def _parse_users(path: Path, sep: str, order: tuple[str, ...]) -> pd.DataFrame:
+    """Users with gender, age group (ML-1M buckets), occupation and zip prefix (2 characters).
+
+    ``order`` names the file's five fields: ML-100K has ``user|age|gender|...`` with exact ages,
+    ML-1M has ``user::gender::age::...`` with age groups already.
+    """
+    rows = []
+    for no, line in read_lines(path, "latin-1"):
+        fields = dict(zip(order, split_fields(line, sep, 5, path, no, sep.join(order)), strict=True))
+        age = parse_int(fields["age"], path, no, "age")
+        group = fields["age"] if sep == "::" else age_bucket(age)
+        rows.append((fields["user"], fields["gender"], group, fields["occupation"], fields["zip"][:2]))
+    return pd.DataFrame(rows, columns=["user", "gender", "age", "occupation", "zip_prefix"]).set_index("user")
+
+
+def _assemble(
+    name: str, description: str, interactions: pd.DataFrame, users: pd.DataFrame, item_rows: list, path: Path
+) -> RawDataset:
+    """Checks that ratings only name known users and movies, and builds the RawDataset."""
+    items = pd.DataFrame(item_rows, columns=["item", "title", "year", "genres"]).set_index("item")
+    _check_known(interactions, users, items, path)
+    return RawDataset(
+        name=name,
+        interactions=interactions,
+        users=users,
+        items=items,
+        user_features=["gender", "age", "occupation", "zip_prefix"],
+        item_features=["year"],
+        item_multi_features=["genres"],
+        description=description,
+    )
+
+
 def _check_known(interactions: pd.DataFrame, users: pd.DataFrame, items: pd.DataFrame, path: Path) -> None:
     unknown_users = set(interactions["user"]) - set(users.index)
     unknown_items = set(interactions["item"]) - set(items.index)
@@ -79,15 +112,7 @@ def load_movielens_100k(data_dir: str | Path) -> RawDataset:
     ratings_path = find_file(data_dir, "u.data")
     interactions = _parse_ratings(ratings_path, "\t")
 
-    user_path = find_file(data_dir, "u.user")
-    user_rows = []
-    for no, line in read_lines(user_path, "latin-1"):
-        uid, age, gender, occupation, zipcode = split_fields(
-            line, "|", 5, user_path, no, "user id|age|gender|occupation|zip"
-        )
-        age_group = age_bucket(parse_int(age, user_path, no, "age"))
-        user_rows.append((uid, gender, age_group, occupation, zipcode[:2]))
-    users = pd.DataFrame(user_rows, columns=["user", "gender", "age", "occupation", "zip_prefix"]).set_index("user")
+    users = _parse_users(find_file(data_dir, "u.user"), "|", ("user", "age", "gender", "occupation", "zip"))
 
     item_path = find_file(data_dir, "u.item")
     item_rows = []
@@ -100,19 +125,8 @@ def load_movielens_100k(data_dir: str | Path) -> RawDataset:
         date = fields[2]
         year = date[-4:] if len(date) >= 4 and date[-4:].isdigit() else "unknown"
         item_rows.append((fields[0], fields[1], year, genres))
-    items = pd.DataFrame(item_rows, columns=["item", "title", "year", "genres"]).set_index("item")
-
-    _check_known(interactions, users, items, ratings_path)
-    return RawDataset(
-        name="ml-100k",
-        interactions=interactions,
-        users=users,
-        items=items,
-        user_features=["gender", "age", "occupation", "zip_prefix"],
-        item_features=["year"],
-        item_multi_features=["genres"],
-        description="MovieLens-100K (943 users, 1,682 movies, 100,000 ratings)",
-    )
+    description = "MovieLens-100K (943 users, 1,682 movies, 100,000 ratings)"
+    return _assemble("ml-100k", description, interactions, users, item_rows, ratings_path)
 
 
 _YEAR = re.compile(r"\((\d{4})\)\s*$")
@@ -139,15 +153,7 @@ def load_movielens_1m(data_dir: str | Path) -> RawDataset:
         description = "MovieLens-1M SUBSET: users 1-2999 only (487,650 of 1,000,209 ratings)"
     interactions = _parse_ratings(ratings_path, "::")
 
-    user_path = find_file(data_dir, "users.dat")
-    user_rows = []
-    for no, line in read_lines(user_path, "latin-1"):
-        uid, gender, age, occupation, zipcode = split_fields(
-            line, "::", 5, user_path, no, "UserID::Gender::Age::Occupation::Zip-code"
-        )
-        parse_int(age, user_path, no, "age")
-        user_rows.append((uid, gender, age, occupation, zipcode[:2]))
-    users = pd.DataFrame(user_rows, columns=["user", "gender", "age", "occupation", "zip_prefix"]).set_index("user")
+    users = _parse_users(find_file(data_dir, "users.dat"), "::", ("user", "gender", "age", "occupation", "zip"))
 
     movie_path = find_file(data_dir, "movies.dat")
     item_rows = []
@@ -156,16 +162,4 @@ def load_movielens_1m(data_dir: str | Path) -> RawDataset:
         match = _YEAR.search(title)
         year = match.group(1) if match else "unknown"
         item_rows.append((mid, title, year, [g for g in genres.split("|") if g]))
-    items = pd.DataFrame(item_rows, columns=["item", "title", "year", "genres"]).set_index("item")
-
-    _check_known(interactions, users, items, ratings_path)
-    return RawDataset(
-        name=name,
-        interactions=interactions,
-        users=users,
-        items=items,
-        user_features=["gender", "age", "occupation", "zip_prefix"],
-        item_features=["year"],
-        item_multi_features=["genres"],
-        description=description,
-    )
+    return _assemble(name, description, interactions, users, item_rows, ratings_path)
