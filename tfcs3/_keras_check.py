@@ -7,7 +7,6 @@ TensorFlow Recommenders 0.7.7 only works with Keras 2. TensorFlow 2.16+ picks Ke
 from __future__ import annotations
 
 import os
-import sys
 
 _HOW_TO_FIX = (
     "tfcs3 needs tf.keras to be Keras 2 (the tf-keras package), because TensorFlow "
@@ -20,10 +19,11 @@ _HOW_TO_FIX = (
 
 def ensure_legacy_keras() -> None:
     """Selects Keras 2 for ``tf.keras`` or raises ``ImportError`` saying how to fix it."""
-    if "tensorflow" not in sys.modules:
-        if os.environ.get("TF_USE_LEGACY_KERAS", "1") not in ("1", "true", "True"):
-            raise ImportError(f"TF_USE_LEGACY_KERAS is set to {os.environ['TF_USE_LEGACY_KERAS']!r}. " + _HOW_TO_FIX)
-        os.environ["TF_USE_LEGACY_KERAS"] = "1"
+    if os.environ.get("TF_USE_LEGACY_KERAS", "1") not in ("1", "true", "True"):
+        raise ImportError(f"TF_USE_LEGACY_KERAS is set to {os.environ['TF_USE_LEGACY_KERAS']!r}. " + _HOW_TO_FIX)
+    # TensorFlow reads the variable when tf.keras is first touched, so setting it works even after
+    # `import tensorflow`, as long as nothing has used tf.keras yet.
+    os.environ["TF_USE_LEGACY_KERAS"] = "1"
     import tensorflow as tf
 
     version_fn = getattr(tf.keras, "version", None)

@@ -1,0 +1,230 @@
+"""Export a trained dot-product model as a SavedModel that takes raw feature values.
+
+The exported module needs neither tfcs3 nor (for the brute-force index) ScaNN: vocabularies are
+stock TF hash tables, the query tower is traced into the graph, and the catalog's embeddings are
+computed once and stored as a variable. Signatures (all inputs are strings spelled as in the
+dataset; ``[None]`` for a categorical feature, ``[None, None]`` for a list):
+
+* ``serving_default(<query features>, exclude) -> {item_ids [B, k], scores [B, k]}``:
+  the top-k catalog items. ``exclude`` lists item ids to leave out per query (pad with ``""``;
+  ``[[""]]`` excludes nothing).
+* ``query_embedding(<query features>) -> {embedding [B, d]}``.
+* ``score_candidates(<query features>, candidate_ids [B, C]) -> {scores [B, C]}``.
+
+Fallbacks, never errors: an unknown categorical value uses the OOV bucket; an empty history
+(all ``""``) pools to zero; an unknown ``exclude`` id is ignored; an unknown candidate id is
+scored as the "unknown item" (the candidate tower applied to OOV features). The history feature
+is read in time order, most recent last; only its last ``max_len`` entries are used.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import tensorflow as tf
+
+from tfcs3.data.features import CATEGORICAL, OOV, PAD, SEQUENCE, Feature
+from tfcs3.data.protocols import PreparedData
+from tfcs3.evaluation.evaluate import represent
+from tfcs3.retrieval.brute_force import BruteForceIndex
+from tfcs3.retrieval.scann_index import ScannIndex, ScannOptions
+
+INDEXES = ("brute_force", "scann")
+EXTRAS = "assets.extra"
+METADATA = "tfcs3_export.json"
+
+
+def _table(keys: list[str], values: np.ndarray, default: int, extra: dict[str, int] | None = None):
+    keys = list(keys) + list((extra or {}).keys())
+    values = np.concatenate([np.asarray(values, np.int64), np.asarray(list((extra or {}).values()), np.int64)])
+    init = tf.lookup.KeyValueTensorInitializer(tf.constant(keys, tf.string), tf.constant(values, tf.int64))
+    return tf.lookup.StaticHashTable(init, default_value=default)
+
+
+def _vocab_table(feature: Feature, empty_is_padding: bool) -> tf.lookup.StaticHashTable:
+    assert feature.vocabulary is not None
+    values = np.arange(len(feature.vocabulary.values)) + 2
+    return _table(feature.vocabulary.values, values, OOV, {"": PAD} if empty_is_padding else None)
+
+
+class ServingModule(tf.Module):
+    """The exported object: raw-feature lookups, the query tower, the catalog and a top-k index.
+
+    Args:
+        model: a trained dot-product tfcs3 model (``query_model``, ``candidate_model``).
+        data: the prepared data the model was trained on (vocabularies and catalog).
+        index: ``"brute_force"`` (stock ops) or ``"scann"`` (needs the ScaNN ops).
+        k: results returned by ``serving_default``.
+        scann_options: ScaNN settings (default by catalog size).
+    """
+
+    def __init__(
+        self,
+        model: Any,
+        data: PreparedData,
+        index: str = "brute_force",
+        k: int = 100,
+        scann_options: ScannOptions | None = None,
+    ):
+        super().__init__(name="tfcs3_serving")
+        if index not in INDEXES:
+            raise ValueError(f"index must be one of {INDEXES}, got {index!r}")
+        if not hasattr(model, "query_model") or not hasattr(model, "candidate_model"):
+            raise TypeError(f"{type(model).__name__} has no query/candidate towers to export")
+        spec = data.spec
+        self.k = int(min(k, data.num_items))
+        self.index_kind = index
+        self.query_model = model.query_model
+        self.query_features = [spec.feature(n) for n in model.query_feature_names]
+        self.max_len = {f.name: f.max_len for f in self.query_features if f.kind == SEQUENCE}
+        self.tables = {
+            f.name: _vocab_table(f, empty_is_padding=False) for f in self.query_features if f.kind == CATEGORICAL
+        }
+        if self.max_len:
+            self.history_table = _vocab_table(spec.feature(spec.item_id), empty_is_padding=True)
+        self.row_table = _table(list(data.catalog_ids), np.arange(data.num_items), -1)
+        embeddings = represent(model.candidate_model, data.catalog).numpy()
+        self.embedding_values = embeddings
+        unknown = {f.name: np.full((1,) + data.catalog[f.name].shape[1:], OOV, np.int32) for f in spec.candidate}
+        for f in spec.candidate:
+            if f.kind != CATEGORICAL:
+                unknown[f.name][:] = PAD
+        self.unknown_item = tf.Variable(represent(model.candidate_model, unknown).numpy()[0], trainable=False)
+        self.item_embeddings = tf.Variable(embeddings, trainable=False, name="item_embeddings")
+        self.item_ids = tf.Variable(data.catalog_ids.astype(str), trainable=False, name="item_ids")
+        if index == "brute_force":
+            self.index = BruteForceIndex(self.item_embeddings)
+        else:
+            self.index = ScannIndex(embeddings, self.k, scann_options)
+        self.index_options = getattr(self.index, "options", None)
+
+        query_specs = {
+            f.name: tf.TensorSpec([None] if f.kind == CATEGORICAL else [None, None], tf.string, name=f.name)
+            for f in self.query_features
+        }
+        self.input_names = list(query_specs)
+        top_spec = {**query_specs, "exclude": tf.TensorSpec([None, None], tf.string, name="exclude")}
+        score_spec = {**query_specs, "candidate_ids": tf.TensorSpec([None, None], tf.string, name="candidate_ids")}
+        self.serving_default = tf.function(self._top_k, input_signature=[top_spec])
+        self.query_embedding = tf.function(self._query_embedding, input_signature=[query_specs])
+        self.score_candidates = tf.function(self._score_candidates, input_signature=[score_spec])
+
+    def _encode(self, features: dict[str, tf.Tensor]) -> tf.Tensor:
+        encoded = {}
+        for f in self.query_features:
+            raw = features[f.name]
+            if f.kind == CATEGORICAL:
+                encoded[f.name] = tf.cast(self.tables[f.name].lookup(raw), tf.int32)
+            else:
+                ids = tf.cast(self.history_table.lookup(raw), tf.int32)
+                width = self.max_len[f.name]
+                padded = tf.concat([tf.zeros([tf.shape(ids)[0], width], tf.int32), ids], axis=1)
+                encoded[f.name] = padded[:, -width:]
+        return self.query_model(encoded, training=False)
+
+    def _query_embedding(self, features: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
+        return {"embedding": self._encode(features)}
+
+    def _top_k(self, features: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
+        queries = self._encode(features)
+        exclude_rows = self.row_table.lookup(features["exclude"])
+        scores, rows = self.index.search(queries, self.k, exclude_rows)
+        return {"item_ids": tf.gather(self.item_ids, rows), "scores": scores}
+
+    def _score_candidates(self, features: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
+        queries = self._encode(features)
+        rows = self.row_table.lookup(features["candidate_ids"])
+        known = rows >= 0
+        candidates = tf.gather(self.item_embeddings, tf.maximum(rows, 0))
+        candidates = tf.where(known[..., None], candidates, self.unknown_item[None, None, :])
+        return {"scores": tf.einsum("bd,bcd->bc", queries, candidates)}
+
+    def signatures(self) -> dict[str, Any]:
+        return {
+            "serving_default": self.serving_default,
+            "query_embedding": self.query_embedding,
+            "score_candidates": self.score_candidates,
+        }
+
+
+def next_version(base: str | Path) -> int:
+    """1 + the largest integer version directory under ``base`` (1 when there is none)."""
+    base = Path(base)
+    versions = [int(p.name) for p in base.iterdir() if p.is_dir() and p.name.isdigit()] if base.is_dir() else []
+    return max(versions, default=0) + 1
+
+
+def export_model(
+    model: Any,
+    data: PreparedData,
+    export_dir: str | Path,
+    model_name: str = "tfcs3",
+    version: int | None = None,
+    index: str = "brute_force",
+    k: int = 100,
+    scann_options: ScannOptions | None = None,
+) -> Path:
+    """Writes ``export_dir/model_name/version/`` (TF Serving's layout) atomically.
+
+    The SavedModel is written to a temporary directory beside the target and renamed into place,
+    so a watching TF Serving never sees a half-written version. An existing version is never
+    overwritten; with ``version=None`` the next free number is used. Plain copies of the item
+    embeddings (``item_embeddings.npy``), ids (``item_ids.txt``) and a description of the export
+    (``tfcs3_export.json``) go to ``assets.extra/`` for external ANN systems.
+
+    Returns:
+        The version directory.
+    """
+    if not model_name or any(c in model_name for c in "/\\ ") or model_name.startswith("."):
+        raise ValueError(f"model_name must be a plain directory name, got {model_name!r}")
+    if version is not None and version < 1:
+        raise ValueError(f"version must be a positive integer, got {version}")
+    module = ServingModule(model, data, index, k, scann_options)
+    base = Path(export_dir) / model_name
+    base.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".tmp-export-", dir=base))
+    try:
+        options = tf.saved_model.SaveOptions(namespace_whitelist=["Scann"] if index == "scann" else None)
+        tf.saved_model.save(module, str(tmp), signatures=module.signatures(), options=options)
+        extras = tmp / EXTRAS
+        extras.mkdir(exist_ok=True)
+        np.save(extras / "item_embeddings.npy", module.embedding_values)
+        (extras / "item_ids.txt").write_text("\n".join(data.catalog_ids.astype(str)) + "\n")
+        metadata = {
+            "dataset": data.name,
+            "protocol": data.protocol,
+            "model": type(model).__name__,
+            "index": index,
+            "index_options": module.index_options.to_dict() if module.index_options else None,
+            "k": module.k,
+            "num_items": data.num_items,
+            "embedding_dim": int(module.embedding_values.shape[1]),
+            "inputs": {f.name: f.kind for f in module.query_features},
+            "history_max_len": module.max_len,
+            "needs_scann_ops": index == "scann",
+            "exported_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        }
+        (extras / METADATA).write_text(json.dumps(metadata, indent=2))
+        for _ in range(100):
+            target = base / str(version if version is not None else next_version(base))
+            if target.exists():
+                if version is not None:
+                    raise FileExistsError(f"{target} already exists; exports never overwrite a version")
+                continue
+            try:
+                os.rename(tmp, target)
+                return target
+            except OSError:
+                if version is not None or not target.exists():
+                    raise
+        raise RuntimeError(f"could not claim a version directory under {base}")
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)

@@ -1,0 +1,49 @@
+"""Exact top-k over an embedding table with stock TensorFlow ops (servable by stock TF Serving)."""
+
+from __future__ import annotations
+
+import numpy as np
+import tensorflow as tf
+
+
+def mask_rows(scores: tf.Tensor, rows: tf.Tensor) -> tf.Tensor:
+    """Sets ``scores[b, rows[b, j]]`` to -inf for every ``rows[b, j] >= 0`` (negative = padding).
+
+    Args:
+        scores: ``[batch, num_items]`` float scores.
+        rows: ``[batch, n]`` int catalog rows to exclude; negative entries are ignored.
+    """
+    rows = tf.cast(rows, tf.int64)
+    where = tf.where(rows >= 0)  # [m, 2] = (batch index, position)
+    pairs = tf.stack([where[:, 0], tf.gather_nd(rows, where)], axis=1)
+    fill = tf.fill(tf.shape(pairs)[:1], tf.constant(-np.inf, scores.dtype))
+    return tf.tensor_scatter_nd_update(scores, pairs, fill)
+
+
+class BruteForceIndex(tf.Module):
+    """``top_k(Q E^T)`` over all ``N`` rows of ``E``, with per-query exclusions.
+
+    Exact, and made only of stock ops (``MatMul``, ``TopKV2``, ``TensorScatterUpdate``), so an
+    export using it loads in stock TF Serving.
+
+    Args:
+        embeddings: ``[N, d]`` float32 candidate embeddings (catalog-row order), or an existing
+            variable holding them (shared, not copied).
+    """
+
+    def __init__(self, embeddings: np.ndarray | tf.Variable, name: str | None = None):
+        super().__init__(name=name)
+        if not isinstance(embeddings, tf.Variable):
+            embeddings = np.asarray(embeddings, dtype=np.float32)
+            if embeddings.ndim != 2 or len(embeddings) == 0:
+                raise ValueError(f"embeddings must be a non-empty [N, d] matrix, got shape {embeddings.shape}")
+            embeddings = tf.Variable(embeddings, trainable=False, name="embeddings")
+        self.embeddings = embeddings
+        self.num_items = int(embeddings.shape[0])
+
+    def search(self, queries: tf.Tensor, k: int, exclude_rows: tf.Tensor | None = None) -> tuple[tf.Tensor, tf.Tensor]:
+        """Returns ``(scores [B, k'], rows [B, k'])`` best first, ``k' = min(k, N)``."""
+        scores = tf.matmul(queries, self.embeddings, transpose_b=True)
+        if exclude_rows is not None:
+            scores = mask_rows(scores, exclude_rows)
+        return tf.math.top_k(scores, k=min(k, self.num_items))
