@@ -14,7 +14,8 @@ dataset; ``[None]`` for a categorical feature, ``[None, None]`` for a list):
 Fallbacks, never errors: an unknown categorical value uses the OOV bucket; an empty history
 (all ``""``) pools to zero; an unknown ``exclude`` id is ignored; an unknown candidate id is
 scored as the "unknown item" (the candidate tower applied to OOV features). The history feature
-is read in time order, most recent last; only its last ``max_len`` entries are used.
+is read in time order, most recent last, with ``""`` padding anywhere; only its last ``max_len``
+real entries are used (as in training).
 """
 
 from __future__ import annotations
@@ -124,6 +125,9 @@ class ServingModule(tf.Module):
                 encoded[f.name] = tf.cast(self.tables[f.name].lookup(raw), tf.int32)
             else:
                 ids = tf.cast(self.history_table.lookup(raw), tf.int32)
+                # Move padding to the front (stably), so the last columns are the most recent items.
+                order = tf.argsort(tf.cast(ids != PAD, tf.int32), axis=1, stable=True)
+                ids = tf.gather(ids, order, batch_dims=1)
                 width = self.max_len[f.name]
                 padded = tf.concat([tf.zeros([tf.shape(ids)[0], width], tf.int32), ids], axis=1)
                 encoded[f.name] = padded[:, -width:]

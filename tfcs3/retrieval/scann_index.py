@@ -62,7 +62,9 @@ class ScannIndex(tf.Module):
         options: searcher settings (default :meth:`ScannOptions.for_catalog`).
     """
 
-    def __init__(self, embeddings: np.ndarray, k: int = 100, options: ScannOptions | None = None, name: str | None = None):
+    def __init__(
+        self, embeddings: np.ndarray, k: int = 100, options: ScannOptions | None = None, name: str | None = None
+    ):
         super().__init__(name=name)
         from scann.scann_ops.py import scann_ops  # the ScaNN TF ops; optional dependency at serve time
 

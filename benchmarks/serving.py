@@ -1,0 +1,151 @@
+"""Serving benchmark: latency of the exported baseline, and ScaNN vs brute force by catalog size.
+
+Part 1 trains the YouTubeDNN baseline on MovieLens-100K (or reuses ``--run_dir``), exports it with
+the brute-force index, reloads the SavedModel with plain ``tf.saved_model.load`` and times
+``serving_default`` on raw-feature requests of test users at batch 1 and 64 (p50 / p99).
+
+Part 2 builds catalogs of 10^4, 10^5 and 10^6 items with d = 64 (a mixture of Gaussians: 1 centre
+per 100 items, unit-variance centres, noise 0.5 — a stand-in for learned item embeddings) and
+compares the two indices tfcs3 exports: exact brute force (stock ops) and ScaNN (defaults of
+``ScannOptions.for_catalog``). For each it reports queries per second at batch 1 (one query per
+call, sequential) and at batch 64, and ScaNN's recall@100 against the exact top-100.
+
+    python benchmarks/serving.py            # writes benchmarks/results/serving.json + BENCHMARKS.md
+
+Run it on an otherwise idle machine: timings share the CPU with everything else.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+from absl import app, flags, logging  # noqa: E402
+
+import tfcs3  # noqa: E402, F401
+from tfcs3.experiment import environment_info, load_run, run_experiment  # noqa: E402
+from tfcs3.export import export_model, raw_requests  # noqa: E402
+from tfcs3.retrieval import BruteForceIndex, ScannIndex, ScannOptions  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from report import RESULTS_DIR, write_serving_md  # noqa: E402
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("run_dir", None, "Reuse a trained run directory instead of training the baseline.")
+flags.DEFINE_list("catalog_sizes", ["10000", "100000", "1000000"], "Catalog sizes for part 2.")
+flags.DEFINE_integer("dim", 64, "Embedding width for part 2.")
+flags.DEFINE_integer("k", 100, "Neighbours per query.")
+flags.DEFINE_float("seconds", 5.0, "Timing budget per measurement.")
+flags.DEFINE_integer("num_queries", 1000, "Distinct queries for recall and timing in part 2.")
+
+
+def _clustered(n: int, d: int, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    centers = np.random.default_rng(12345).normal(size=(max(n // 100, 10), d))
+    return (centers[rng.integers(len(centers), size=n)] + 0.5 * rng.normal(size=(n, d))).astype(np.float32)
+
+
+def _time_calls(fn, batches: list, seconds: float) -> list[float]:
+    """Per-call latencies (s) cycling over ``batches`` for about ``seconds`` (after a warm-up)."""
+    for b in batches[:3]:
+        fn(b)
+    latencies: list[float] = []
+    start = time.perf_counter()
+    while time.perf_counter() - start < seconds or len(latencies) < 20:
+        b = batches[len(latencies) % len(batches)]
+        t = time.perf_counter()
+        fn(b)
+        latencies.append(time.perf_counter() - t)
+    return latencies
+
+
+def serving_latency() -> dict[str, Any]:
+    if FLAGS.run_dir:
+        model, data, _ = load_run(FLAGS.run_dir)
+    else:
+        result = run_experiment("youtubednn", "ml-100k", epochs=30, hparams={"embedding_dim": 64}, verbose=0)
+        model, data = result["_model"], result["_data"]
+    export_root = Path(tempfile.mkdtemp(prefix="tfcs3-serving-bench-"))
+    path = export_model(model, data, export_root, "youtubednn", index="brute_force", k=FLAGS.k)
+    f = tf.saved_model.load(str(path)).signatures["serving_default"]
+    raw = raw_requests(data, model.query_feature_names, "test")
+    n = len(data.test)
+    out: dict[str, Any] = {"catalog_items": data.num_items, "k": FLAGS.k, "export": "brute_force"}
+    for batch in (1, 64):
+        batches = [
+            {key: tf.constant(values[s : s + batch]) for key, values in raw.items()}
+            for s in range(0, n - batch + 1, batch)
+        ]
+        lat = np.array(_time_calls(lambda b: f(**b), batches, FLAGS.seconds)) * 1000
+        out[f"batch_{batch}"] = {
+            "p50_ms": float(np.percentile(lat, 50)),
+            "p99_ms": float(np.percentile(lat, 99)),
+            "calls": len(lat),
+            "queries_per_second": float(batch * len(lat) / (lat.sum() / 1000)),
+        }
+        logging.warning("serving_default batch %d: %s", batch, out[f"batch_{batch}"])
+    return out
+
+
+def index_comparison(n: int) -> dict[str, Any]:
+    d, k = FLAGS.dim, FLAGS.k
+    items = _clustered(n, d, seed=1)
+    queries = _clustered(FLAGS.num_queries, d, seed=2)
+    t = time.perf_counter()
+    brute = BruteForceIndex(items)
+    brute_build = time.perf_counter() - t
+    t = time.perf_counter()
+    options = ScannOptions.for_catalog(n, k)
+    scann = ScannIndex(items, k, options)
+    scann_build = time.perf_counter() - t
+    row: dict[str, Any] = {"items": n, "dim": d, "k": k, "scann_options": options.to_dict()}
+    exact = np.concatenate(
+        [brute.search(tf.constant(queries[s : s + 256]), k)[1].numpy() for s in range(0, len(queries), 256)]
+    )
+    approx = np.concatenate(
+        [scann.search(tf.constant(queries[s : s + 256]), k)[1].numpy() for s in range(0, len(queries), 256)]
+    )
+    row["scann_recall_at_k"] = float(np.mean([len(set(a) & set(b)) / k for a, b in zip(exact, approx, strict=True)]))
+    for name, index, build in (("brute_force", brute, brute_build), ("scann", scann, scann_build)):
+        fn = tf.function(lambda q, index=index: index.search(q, k))
+        row[name] = {"build_seconds": build}
+        for batch in (1, 64):
+            batches = [tf.constant(queries[s : s + batch]) for s in range(0, len(queries) - batch + 1, batch)]
+            lat = np.array(_time_calls(fn, batches, FLAGS.seconds))
+            row[name][f"qps_batch_{batch}"] = float(batch * len(lat) / lat.sum())
+            row[name][f"p50_ms_batch_{batch}"] = float(np.percentile(lat, 50) * 1000)
+    for batch in (1, 64):
+        row[f"speedup_batch_{batch}"] = row["scann"][f"qps_batch_{batch}"] / row["brute_force"][f"qps_batch_{batch}"]
+    logging.warning("catalog %d: %s", n, json.dumps(row))
+    return row
+
+
+def main(argv: list[str]) -> None:
+    del argv
+    started = time.time()
+    result = {
+        "command": "python " + " ".join(sys.argv),
+        "versions": environment_info(),
+        "cpu_count": os.cpu_count(),
+        "serving_default": serving_latency(),
+        "indices": [index_comparison(int(n)) for n in FLAGS.catalog_sizes],
+    }
+    result["wall_seconds"] = time.time() - started
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    (RESULTS_DIR / "serving.json").write_text(json.dumps(result, indent=1))
+    write_serving_md()
+    print(f"Wrote {RESULTS_DIR / 'serving.json'} and BENCHMARKS.md")
+
+
+if __name__ == "__main__":
+    app.run(main)

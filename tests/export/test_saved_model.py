@@ -1,0 +1,252 @@
+"""Exported SavedModels: layout, raw-feature signatures, fresh-process loading, ScaNN vs stock ops."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tfcs3.evaluation import represent, top_k_with_exclusions
+from tfcs3.export import export_model, next_version, raw_requests
+from tfcs3.models import build_model
+from tfcs3.training import train
+
+K = 10
+
+
+@pytest.fixture(scope="module")
+def trained(synthetic_retrieval):
+    model = build_model("youtubednn", synthetic_retrieval, embedding_dim=16, hidden_units=[32])
+    train(model, synthetic_retrieval, epochs=3, batch_size=128, learning_rate=1e-2, verbose=0)
+    return model, synthetic_retrieval
+
+
+@pytest.fixture(scope="module")
+def exports(trained, tmp_path_factory):
+    model, data = trained
+    root = tmp_path_factory.mktemp("exports")
+    return {
+        "brute_force": export_model(model, data, root, "yt", index="brute_force", k=K),
+        "scann": export_model(model, data, root, "yt_scann", index="scann", k=K),
+        "root": root,
+    }
+
+
+def _requests(data, n=6):
+    """Raw-feature requests for the first n test users, plus an unknown user with no history."""
+    raw = raw_requests(data, ["user_id", "segment", "history"], "test", rows=range(n))
+    raw["user_id"].append("no-such-user")
+    raw["segment"].append("never-seen")
+    raw["history"].append([""] * len(raw["history"][0]))
+    raw["exclude"].append([""] * len(raw["exclude"][0]))
+    return raw
+
+
+def _expected_top_k(model, data, n=6):
+    """Top-k from the in-process model with the evaluation code's exclusion rule."""
+    q = represent(model.query_model, {k: v[:n] for k, v in data.test.features.items()})
+    c = represent(model.candidate_model, data.catalog)
+    scores = model.score(q, c).numpy()
+    out = []
+    for k in range(n):
+        earlier = data.test.exclusions(k)
+        rows = top_k_with_exclusions(scores[k], earlier, K)
+        out.append((list(data.catalog_ids[rows]), scores[k, rows]))
+    return out
+
+
+def test_tf_serving_layout(exports):
+    base = exports["root"] / "yt"
+    assert sorted(p.name for p in base.iterdir()) == ["1"]
+    version = base / "1"
+    assert (version / "saved_model.pb").is_file()
+    assert (version / "variables" / "variables.index").is_file()
+    assert tf.saved_model.contains_saved_model(str(version))
+    extras = version / "assets.extra"
+    assert np.load(extras / "item_embeddings.npy").shape[1] == 16
+    meta = json.loads((extras / "tfcs3_export.json").read_text())
+    assert meta["index"] == "brute_force" and meta["needs_scann_ops"] is False
+
+
+def test_versions_are_never_overwritten_and_writes_are_atomic(trained, tmp_path, monkeypatch):
+    model, data = trained
+    assert export_model(model, data, tmp_path, "m").name == "1"
+    assert export_model(model, data, tmp_path, "m").name == "2"
+    assert next_version(tmp_path / "m") == 3
+    with pytest.raises(FileExistsError):
+        export_model(model, data, tmp_path, "m", version=1)
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(tf.saved_model, "save", broken)
+    with pytest.raises(RuntimeError, match="disk full"):
+        export_model(model, data, tmp_path, "m")
+    assert sorted(p.name for p in (tmp_path / "m").iterdir()) == ["1", "2"]  # no partial version, no temp dir
+
+
+def test_signatures_take_raw_features(exports, trained):
+    model, data = trained
+    loaded = tf.saved_model.load(str(exports["brute_force"]))
+    assert set(loaded.signatures) == {"serving_default", "query_embedding", "score_candidates"}
+    _, inputs = loaded.signatures["serving_default"].structured_input_signature
+    assert {n: s.dtype for n, s in inputs.items()} == {
+        "user_id": tf.string, "segment": tf.string, "history": tf.string, "exclude": tf.string
+    }  # fmt: skip
+    raw = _requests(data)
+    out = loaded.signatures["serving_default"](**{k: tf.constant(v) for k, v in raw.items()})
+    expected = _expected_top_k(model, data)
+    for k, (ids, scores) in enumerate(expected):
+        assert [i.decode() for i in out["item_ids"].numpy()[k]] == ids
+        np.testing.assert_allclose(out["scores"].numpy()[k], scores, rtol=1e-5, atol=1e-6)
+    # The unknown user with an unknown segment and an empty history still gets k finite answers.
+    assert np.isfinite(out["scores"].numpy()[-1]).all()
+
+
+def test_score_candidates_and_query_embedding(exports, trained):
+    model, data = trained
+    loaded = tf.saved_model.load(str(exports["brute_force"]))
+    raw = _requests(data, n=3)
+    query = {k: tf.constant(v) for k, v in raw.items() if k != "exclude"}
+    emb = loaded.signatures["query_embedding"](**query)["embedding"].numpy()
+    expected = represent(model.query_model, {k: v[:3] for k, v in data.test.features.items()}).numpy()
+    np.testing.assert_allclose(emb[:3], expected, rtol=1e-5, atol=1e-6)
+    cands = [[data.catalog_ids[0], data.catalog_ids[5], "unknown-item"]] * 4
+    scores = loaded.signatures["score_candidates"](**query, candidate_ids=tf.constant(cands))["scores"].numpy()
+    c = represent(model.candidate_model, data.catalog).numpy()
+    np.testing.assert_allclose(scores[:3, :2], expected @ c[[0, 5]].T, rtol=1e-5, atol=1e-6)
+    assert np.isfinite(scores[:, 2]).all()
+
+
+FRESH_PROCESS = textwrap.dedent(
+    """
+    import json, sys
+    blocked = set(sys.argv[2].split(","))
+    class Block:
+        def find_spec(self, name, path=None, target=None):
+            if name.split(".")[0] in blocked:
+                raise ImportError("blocked for this test: " + name)
+    sys.meta_path.insert(0, Block())
+    for name in blocked:
+        try:
+            __import__(name)
+        except ImportError:
+            pass
+        else:
+            raise SystemExit(name + " should not be importable here")
+    if "scann" not in blocked:
+        import scann  # noqa: F401  (registers the ScaNN ops)
+    import tensorflow as tf
+    raw = json.load(open(sys.argv[3]))
+    f = tf.saved_model.load(sys.argv[1]).signatures["serving_default"]
+    out = f(**{k: tf.constant(v) for k, v in raw.items()})
+    print(json.dumps({"ids": [[i.decode() for i in r] for r in out["item_ids"].numpy()],
+                      "scores": out["scores"].numpy().tolist()}))
+    """
+)
+
+
+def _fresh(path: Path, blocked: str, raw: dict, tmp_path: Path) -> dict:
+    request = tmp_path / "request.json"
+    request.write_text(json.dumps(raw))
+    env = {k: v for k, v in os.environ.items() if k != "TF_USE_LEGACY_KERAS"}
+    proc = subprocess.run(
+        [sys.executable, "-c", FRESH_PROCESS, str(path), blocked, str(request)],
+        capture_output=True, text=True, timeout=300, env=env,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def test_brute_force_export_serves_without_tfcs3_or_scann(exports, trained, tmp_path):
+    model, data = trained
+    raw = _requests(data)
+    result = _fresh(exports["brute_force"], "tfcs3,scann,tensorflow_recommenders", raw, tmp_path)
+    for k, (ids, scores) in enumerate(_expected_top_k(model, data)):
+        assert result["ids"][k] == ids
+        np.testing.assert_allclose(result["scores"][k], scores, rtol=1e-5, atol=1e-6)
+
+
+def test_scann_export_serves_with_scann_only(exports, trained, tmp_path):
+    model, data = trained
+    raw = _requests(data)
+    result = _fresh(exports["scann"], "tfcs3,tensorflow_recommenders", raw, tmp_path)
+    expected = _expected_top_k(model, data)
+    overlap = np.mean([len(set(result["ids"][k]) & set(ids)) / K for k, (ids, _) in enumerate(expected)])
+    assert overlap >= 0.9
+
+
+def _saved_model_cli(path: Path) -> str:
+    cli = shutil.which("saved_model_cli", path=str(Path(sys.executable).parent)) or shutil.which("saved_model_cli")
+    assert cli, "saved_model_cli not found"
+    proc = subprocess.run([cli, "show", "--dir", str(path), "--all"], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return proc.stdout
+
+
+def test_only_the_scann_export_needs_scann_ops(exports):
+    assert "Scann>" not in _saved_model_cli(exports["brute_force"])
+    assert "Scann>" in _saved_model_cli(exports["scann"])
+
+
+def test_predict_request_from_raw_features(exports, trained):
+    from tensorflow_serving.apis import predict_pb2
+
+    _, data = trained
+    raw = _requests(data, n=2)
+    request = predict_pb2.PredictRequest()
+    request.model_spec.name = "yt"
+    request.model_spec.signature_name = "serving_default"
+    for name, values in raw.items():
+        request.inputs[name].CopyFrom(tf.make_tensor_proto(np.array(values, dtype=object)))
+    wire = request.SerializeToString()
+    # What the server does with it: parse, decode each input, run the named signature.
+    parsed = predict_pb2.PredictRequest.FromString(wire)
+    loaded = tf.saved_model.load(str(exports["brute_force"]))
+    signature = loaded.signatures[parsed.model_spec.signature_name]
+    _, wanted = signature.structured_input_signature
+    assert set(parsed.inputs) == set(wanted)
+    out = signature(**{k: tf.constant(tf.make_ndarray(v)) for k, v in parsed.inputs.items()})
+    direct = signature(**{k: tf.constant(v) for k, v in raw.items()})
+    np.testing.assert_array_equal(out["item_ids"].numpy(), direct["item_ids"].numpy())
+
+
+def test_concurrent_calls_agree(exports, trained):
+    _, data = trained
+    loaded = tf.saved_model.load(str(exports["brute_force"]))
+    f = loaded.signatures["serving_default"]
+    raw = {k: tf.constant(v) for k, v in _requests(data).items()}
+    reference = f(**raw)["item_ids"].numpy()
+    results, errors = [], []
+
+    def worker():
+        try:
+            for _ in range(5):
+                results.append(f(**raw)["item_ids"].numpy())
+        except Exception as err:  # noqa: BLE001
+            errors.append(err)
+
+    threads = [threading.Thread(target=worker) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    assert len(results) == 30 and all((r == reference).all() for r in results)
+
+
+def test_export_rejects_bad_arguments(trained, tmp_path):
+    model, data = trained
+    with pytest.raises(ValueError, match="index"):
+        export_model(model, data, tmp_path, "m", index="faiss")
+    with pytest.raises(ValueError, match="model_name"):
+        export_model(model, data, tmp_path, "../evil")
+    with pytest.raises(TypeError, match="towers"):
+        export_model(build_model("popularity", data), data, tmp_path, "m")

@@ -1,0 +1,57 @@
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tfcs3.retrieval import BruteForceIndex, ScannIndex, ScannOptions, mask_rows
+
+
+def _clustered(n, d=32, seed=0):
+    rng = np.random.default_rng(seed)
+    centers = rng.normal(size=(max(n // 100, 10), d))
+    return (centers[rng.integers(len(centers), size=n)] + 0.5 * rng.normal(size=(n, d))).astype(np.float32)
+
+
+def test_mask_rows_ignores_negative_padding():
+    scores = tf.zeros([2, 4])
+    out = mask_rows(scores, tf.constant([[1, -1], [3, 0]])).numpy()
+    assert np.isneginf(out[0, 1]) and np.isneginf(out[1, 3]) and np.isneginf(out[1, 0])
+    assert np.isfinite(out).sum() == 5
+
+
+def test_brute_force_is_exact_and_honours_exclusions():
+    emb = _clustered(500)
+    q = _clustered(7, seed=1)
+    index = BruteForceIndex(emb)
+    scores, rows = index.search(q, 10, tf.constant([[0, 1]] * 7))
+    full = q @ emb.T
+    full[:, [0, 1]] = -np.inf
+    expected = np.argsort(-full, axis=1, kind="stable")[:, :10]
+    np.testing.assert_array_equal(rows.numpy(), expected)
+    np.testing.assert_allclose(scores.numpy(), np.take_along_axis(full, expected, 1), rtol=1e-5)
+
+
+def test_scann_recall_at_100_on_a_100k_catalog():
+    emb = _clustered(100_000)
+    q = _clustered(200, seed=2)
+    exact = BruteForceIndex(emb).search(q, 100)[1].numpy()
+    approx = ScannIndex(emb, k=100).search(q, 100)[1].numpy()
+    recall = np.mean([len(set(a) & set(b)) / 100 for a, b in zip(exact, approx, strict=True)])
+    assert recall >= 0.95
+
+
+def test_scann_exclusions_are_removed():
+    emb = _clustered(2000)
+    q = _clustered(4, seed=3)
+    index = ScannIndex(emb, k=10)
+    _, top = index.search(q, 10)
+    _, rows = index.search(q, 10, tf.constant(top.numpy()[:, :3]))
+    for kept, banned in zip(rows.numpy(), top.numpy()[:, :3], strict=True):
+        assert not set(kept) & set(banned)
+
+
+def test_scann_defaults_by_catalog_size():
+    assert ScannOptions.for_catalog(10_000).num_leaves == 0
+    big = ScannOptions.for_catalog(1_000_000)
+    assert 512 <= big.num_leaves <= 2048 and big.reorder >= 100
+    with pytest.raises(ValueError, match="non-empty"):
+        BruteForceIndex(np.zeros((0, 3)))

@@ -1,0 +1,53 @@
+"""Turn prepared examples back into raw-feature requests, as a client would send them."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from tfcs3.data.features import SEQUENCE
+from tfcs3.data.protocols import PreparedData
+
+
+def raw_requests(
+    data: PreparedData,
+    feature_names: Sequence[str],
+    split: str = "test",
+    rows: Sequence[int] | None = None,
+    exclude_earlier: bool = True,
+) -> dict[str, list]:
+    """Raw query features (strings, as in the dataset) of some examples of an evaluation split.
+
+    Categorical values are spelled back from the vocabulary (values unseen in training come back
+    as ``"<oov>"``, which the export also maps to the OOV bucket). A sequence feature lists the
+    user's earlier item ids in time order. With ``exclude_earlier`` an ``exclude`` entry lists
+    them too. Lists are right-padded with ``""`` to a common width.
+
+    Args:
+        data: the prepared data.
+        feature_names: the model's query features (``model.query_feature_names``).
+        split: ``"validation"`` or ``"test"``.
+        rows: which examples (default: all).
+    """
+    part = data.split(split)
+    if part.exclusion_indptr is None:
+        raise ValueError(f"split {split!r} has no per-user earlier items; use validation or test")
+    rows = range(len(part)) if rows is None else rows
+    out: dict[str, list] = {}
+    lists = []
+    for name in feature_names:
+        feature = data.spec.feature(name)
+        if feature.kind == SEQUENCE:
+            out[name] = [list(data.catalog_ids[part.exclusions(r)]) for r in rows]
+            lists.append(name)
+        else:
+            assert feature.vocabulary is not None
+            out[name] = feature.vocabulary.raw(part.features[name][list(rows)])
+            if feature.kind != "categorical":
+                raise ValueError(f"query feature {name!r} of kind {feature.kind} is not supported")
+    if exclude_earlier:
+        out["exclude"] = [list(data.catalog_ids[part.exclusions(r)]) for r in rows]
+        lists.append("exclude")
+    for name in lists:
+        width = max(1, max((len(v) for v in out[name]), default=1))
+        out[name] = [v + [""] * (width - len(v)) for v in out[name]]
+    return out
