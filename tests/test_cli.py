@@ -39,6 +39,9 @@ def test_train_then_evaluate_reproduces_metrics(tmp_path):
     printed = json.loads(proc.stdout[proc.stdout.index("{") :])
     for key, value in metrics["test"].items():
         assert printed[key] == pytest.approx(value, abs=1e-9)
+    proc = _cli("export", f"--run_dir={run}", f"--export_dir={tmp_path / 'exports'}", "--k=5")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert (tmp_path / "exports" / "youtubednn" / "1" / "saved_model.pb").is_file()
 
 
 def test_demo_falls_back_to_synthetic_with_a_clear_message(tmp_path):
@@ -51,6 +54,7 @@ def test_demo_falls_back_to_synthetic_with_a_clear_message(tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "SYNTHETIC" in proc.stderr
     assert "Top-10 recommendations" in proc.stdout
+    assert "matches the in-process model" in proc.stdout
 
 
 def test_train_on_missing_data_names_where_it_looked(tmp_path):

@@ -3,7 +3,8 @@
 Commands:
     train     train a registered model on a dataset and write a run directory
     evaluate  re-evaluate a run directory (``--run_dir``) on a split
-    demo      train YouTubeDNN on MovieLens-100K, print metrics and one user's top-10 movies
+    export    export a run directory as a SavedModel for TF Serving (``--export_dir``, ``--index``)
+    demo      train YouTubeDNN on MovieLens-100K, evaluate, export, and query the export for one user
 
 ``python -m tfcs3 --helpfull`` lists every flag.
 """
@@ -25,9 +26,10 @@ from tfcs3.data.protocols import PROTOCOLS, RETRIEVAL, PreparedData
 from tfcs3.evaluation.evaluate import evaluate, represent
 from tfcs3.evaluation.retrieval import top_k_with_exclusions
 from tfcs3.experiment import load_run, run_experiment
+from tfcs3.export import export_model, raw_requests
 from tfcs3.models.registry import build_model, model_names
 
-COMMANDS = ("train", "evaluate", "demo")
+COMMANDS = ("train", "evaluate", "export", "demo")
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("model", "youtubednn", f"Registered model: one of {model_names()}.")
@@ -51,6 +53,11 @@ flags.DEFINE_string("run_dir", None, "evaluate: the run directory written by tra
 flags.DEFINE_enum("split", "test", ["validation", "test"], "evaluate: split to score.")
 flags.DEFINE_string("user", None, "demo: raw user id to recommend for (default: the first test user).")
 flags.DEFINE_integer("top_k", 10, "demo: how many recommendations to print.")
+flags.DEFINE_string("export_dir", "exports", "export: base directory; writes <export_dir>/<model_name>/<version>/.")
+flags.DEFINE_string("model_name", None, "export: TF Serving model name (default: the registered model name).")
+flags.DEFINE_integer("version", None, "export: version number (default: the next free one; never overwrites).")
+flags.DEFINE_enum("index", "brute_force", ["brute_force", "scann"], "export: top-k index (scann needs its ops).")
+flags.DEFINE_integer("k", 100, "export: how many items serving_default returns.")
 flags.DEFINE_integer("verbose", 1, "Keras verbosity: 0 silent, 1 progress bar, 2 one line per epoch.")
 
 
@@ -117,28 +124,52 @@ def cmd_evaluate() -> None:
     print(json.dumps(metrics, indent=2))
 
 
-def recommend_for_user(model: Any, data: PreparedData, user: str | None, k: int) -> str:
-    """Text: a test user's recent history and the model's top-k unseen catalog items."""
-    test = data.test
-    users = list(test.users)
-    if user is None:
-        user = users[0]
+def recommend_for_user(saved_model_dir: Path, model: Any, data: PreparedData, user: str | None, k: int) -> str:
+    """Text: a test user's recent history and the top-k unseen items from the exported SavedModel.
+
+    The request is made of raw feature values, as a serving client would send it; the answer is
+    checked against the in-process model's own ranking.
+    """
+    import tensorflow as tf
+
+    users = list(data.test.users)
+    user = users[0] if user is None else user
     if user not in users:
         raise app.UsageError(f"--user {user!r} has no test example in {data.name}")
     row = users.index(user)
-    one = {name: values[row : row + 1] for name, values in test.features.items()}
-    query = represent(model.query_model, one)
-    candidates = represent(model.candidate_model, data.catalog)
-    scores = model.score(query, candidates).numpy()[0]
-    best = top_k_with_exclusions(scores, test.exclusions(row), k)
-    earlier = test.exclusions(row)
-    lines = [f"User {user}: {len(earlier)} earlier items; the most recent:"]
+    request = raw_requests(data, model.query_feature_names, "test", rows=[row])
+    serving = tf.saved_model.load(str(saved_model_dir)).signatures["serving_default"]
+    answer = serving(**{name: tf.constant(values) for name, values in request.items()})
+    ids = [i.decode() for i in answer["item_ids"].numpy()[0][:k]]
+    scores = answer["scores"].numpy()[0][:k]
+
+    query = represent(model.query_model, {n: v[row : row + 1] for n, v in data.test.features.items()})
+    in_process = model.score(query, represent(model.candidate_model, data.catalog)).numpy()[0]
+    expected = data.catalog_ids[top_k_with_exclusions(in_process, data.test.exclusions(row), k)]
+    agreement = "matches" if list(expected) == ids else "DIFFERS FROM"
+    row_of = {item: r for r, item in enumerate(data.catalog_ids)}
+    earlier = data.test.exclusions(row)
+    shown = {name: (v[0][-5:] if isinstance(v[0], list) else v[0]) for name, v in request.items() if name != "exclude"}
+    lines = [f"Request to the exported SavedModel (raw features; lists truncated here): {shown}"]
+    lines.append(f"User {user}: {len(earlier)} earlier items; the most recent:")
     lines += [f"    - {data.catalog_titles[r]}" for r in earlier[-5:][::-1]]
-    lines.append(f"Top-{k} recommendations (earlier items excluded):")
-    for rank, r in enumerate(best, 1):
-        mark = "   <- the held-out next item" if r == test.target[row] else ""
-        lines.append(f"  {rank:2d}. {data.catalog_titles[r]}  (score {scores[r]:.3f}){mark}")
+    lines.append(f"Top-{k} recommendations from {saved_model_dir} (earlier items excluded):")
+    for rank, (item, score) in enumerate(zip(ids, scores, strict=True), 1):
+        r = row_of[item]
+        mark = "   <- the held-out next item" if r == data.test.target[row] else ""
+        lines.append(f"  {rank:2d}. {data.catalog_titles[r]}  (score {score:.3f}){mark}")
+    lines.append(f"The exported model's answer {agreement} the in-process model's top-{k}.")
     return "\n".join(lines)
+
+
+def cmd_export() -> None:
+    if not FLAGS.run_dir:
+        raise app.UsageError("export needs --run_dir (a directory written by `python -m tfcs3 train`)")
+    model, data, config = load_run(FLAGS.run_dir, FLAGS.data_dir)
+    path = export_model(
+        model, data, FLAGS.export_dir, FLAGS.model_name or config["model"], FLAGS.version, FLAGS.index, FLAGS.k
+    )
+    print(f"Exported {config['model']} ({FLAGS.index} index, top-{FLAGS.k}) to {path}")
 
 
 def cmd_demo() -> None:
@@ -169,8 +200,9 @@ def cmd_demo() -> None:
             }
         )
     )
-    print()
-    print(recommend_for_user(model, data, FLAGS.user, FLAGS.top_k))
+    path = export_model(model, data, out / "export", "youtubednn", index="brute_force", k=100)
+    print(f"\nExported the model to {path} (TF Serving layout, stock ops only).\n")
+    print(recommend_for_user(path, model, data, FLAGS.user, FLAGS.top_k))
     print(f"\nRun written to {out}")
 
 
@@ -178,7 +210,7 @@ def main(argv: Sequence[str]) -> None:
     if len(argv) != 2 or argv[1] not in COMMANDS:
         raise app.UsageError(f"usage: python -m tfcs3 {{{','.join(COMMANDS)}}} [--flags]; see --helpfull")
     logging.set_verbosity(logging.WARNING)
-    {"train": cmd_train, "evaluate": cmd_evaluate, "demo": cmd_demo}[argv[1]]()
+    {"train": cmd_train, "evaluate": cmd_evaluate, "export": cmd_export, "demo": cmd_demo}[argv[1]]()
 
 
 def run() -> None:

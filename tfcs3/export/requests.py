@@ -37,7 +37,7 @@ def raw_requests(
     for name in feature_names:
         feature = data.spec.feature(name)
         if feature.kind == SEQUENCE:
-            out[name] = [list(data.catalog_ids[part.exclusions(r)]) for r in rows]
+            out[name] = [data.catalog_ids[part.exclusions(r)].tolist() for r in rows]
             lists.append(name)
         else:
             assert feature.vocabulary is not None
@@ -45,7 +45,7 @@ def raw_requests(
             if feature.kind != "categorical":
                 raise ValueError(f"query feature {name!r} of kind {feature.kind} is not supported")
     if exclude_earlier:
-        out["exclude"] = [list(data.catalog_ids[part.exclusions(r)]) for r in rows]
+        out["exclude"] = [data.catalog_ids[part.exclusions(r)].tolist() for r in rows]
         lists.append("exclude")
     for name in lists:
         width = max(1, max((len(v) for v in out[name]), default=1))
