@@ -100,17 +100,39 @@ def serving_tables() -> str:
     return "\n".join(out)
 
 
-def _replace_block(begin: str, end: str, body: str) -> None:
-    text = BENCHMARKS_MD.read_text() if BENCHMARKS_MD.is_file() else "# Benchmarks\n"
+README = ROOT / "README.md"
+README_BEGIN, README_END = "<!-- readme-results:begin -->", "<!-- readme-results:end -->"
+README_MODELS = {"popularity": "popularity", "dssm": "DSSM two-tower", "youtubednn": "YouTubeDNN two-tower"}
+
+
+def readme_table(dataset: str = "ml-100k", protocol: str = "retrieval") -> str:
+    """The README's short table: baseline Recall@10 / NDCG@10 on ML-100K retrieval."""
+    runs: dict[str, list[dict]] = defaultdict(list)
+    for path in sorted(RESULTS_DIR.glob("*.json")):
+        for run in json.loads(path.read_text()).get("runs", []):
+            if run.get("selected") and run["dataset"] == dataset and run["protocol"] == protocol:
+                runs[run["model"]].append(run)
+    lines = ["| model | Recall@10 | NDCG@10 | seeds |", "|---|---|---|---|"]
+    for model, label in README_MODELS.items():
+        if runs.get(model):
+            cells = [_cell([r["test"][m] for r in runs[model]]) for m in ("recall@10", "ndcg@10")]
+            lines.append(f"| {label} | {cells[0]} | {cells[1]} | {len(runs[model])} |")
+    return "\n".join(lines)
+
+
+def _replace_block(begin: str, end: str, body: str, path: Path = BENCHMARKS_MD) -> None:
+    text = path.read_text() if path.is_file() else "# Benchmarks\n"
     if begin not in text or end not in text:
         text += f"\n{begin}\n{end}\n"
     head, rest = text.split(begin, 1)
     _, tail = rest.split(end, 1)
-    BENCHMARKS_MD.write_text(f"{head}{begin}\n{body}\n{end}{tail}")
+    path.write_text(f"{head}{begin}\n{body}\n{end}{tail}")
 
 
 def write_benchmarks_md() -> None:
     _replace_block(BEGIN, END, quality_tables())
+    if README.is_file() and README_BEGIN in README.read_text():
+        _replace_block(README_BEGIN, README_END, readme_table(), README)
 
 
 def write_serving_md() -> None:
