@@ -37,13 +37,27 @@ class ScannOptions:
 
     @classmethod
     def for_catalog(cls, num_items: int, k: int = 100) -> ScannOptions:
-        """Rules of thumb from ScaNN's docs: AH + reorder below 100k points, tree above it
-        (about sqrt(N) leaves); reorder well beyond k so that recall@k stays high."""
-        reorder = max(4 * k, 400)
+        """Defaults by catalog size, after ScaNN's rules of thumb (AH + reorder below 100k points,
+        a tree above), tuned on embeddings distributed like a trained tfcs3 model's
+        (``benchmarks/serving.py``; recall@100 about 0.97 at 10^5 and 10^6 items):
+
+        * below 100k items: no tree, AH scoring of every item, ``max(6k, 400)`` re-scored exactly;
+        * 100k to 500k: about sqrt(N) leaves, 1/12 of them searched, the same re-scoring;
+        * 500k and more: about 2 sqrt(N) leaves, 1/25 searched, ``max(5k, 400)`` re-scored, and a
+          larger training sample (250k) for the tree.
+        """
         if num_items < 100_000:
-            return cls(reorder=min(reorder, num_items))
-        leaves = int(2 ** round(math.log2(math.sqrt(num_items))))
-        return cls(num_leaves=leaves, num_leaves_to_search=max(8, leaves // 20), reorder=reorder)
+            return cls(reorder=min(max(6 * k, 400), num_items))
+        root = int(2 ** round(math.log2(math.sqrt(num_items))))
+        if num_items < 500_000:
+            return cls(num_leaves=root, num_leaves_to_search=max(16, root // 12), reorder=max(6 * k, 400))
+        leaves = 2 * root
+        return cls(
+            num_leaves=leaves,
+            num_leaves_to_search=max(16, leaves // 25),
+            reorder=max(5 * k, 400),
+            training_sample_size=250_000,
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
