@@ -42,7 +42,8 @@ class ScannOptions:
         (``benchmarks/serving.py``; recall@100 about 0.97 at 10^5 and 10^6 items):
 
         * below 100k items: no tree, AH scoring of every item, ``max(6k, 400)`` re-scored exactly;
-        * 100k to 500k: about sqrt(N) leaves, 1/12 of them searched, the same re-scoring;
+        * 100k to 500k: about sqrt(N) leaves, 1/6 of them searched, ``max(8k, 400)`` re-scored
+          (at this size a query is cheap either way, so the defaults favour recall);
         * 500k and more: about 2 sqrt(N) leaves, 1/25 searched, ``max(5k, 400)`` re-scored, and a
           larger training sample (250k) for the tree.
         """
@@ -50,7 +51,7 @@ class ScannOptions:
             return cls(reorder=min(max(6 * k, 400), num_items))
         root = int(2 ** round(math.log2(math.sqrt(num_items))))
         if num_items < 500_000:
-            return cls(num_leaves=root, num_leaves_to_search=max(16, root // 12), reorder=max(6 * k, 400))
+            return cls(num_leaves=root, num_leaves_to_search=max(16, root // 6), reorder=max(8 * k, 400))
         leaves = 2 * root
         return cls(
             num_leaves=leaves,
