@@ -58,7 +58,11 @@ flags.DEFINE_string("model_name", None, "export: TF Serving model name (default:
 flags.DEFINE_integer("version", None, "export: version number (default: the next free one; never overwrites).")
 flags.DEFINE_enum("index", "brute_force", ["brute_force", "scann"], "export: top-k index (scann needs its ops).")
 flags.DEFINE_integer("k", 100, "export: how many items serving_default returns.")
-flags.DEFINE_integer("verbose", 1, "Keras verbosity: 0 silent, 1 progress bar, 2 one line per epoch.")
+flags.DEFINE_integer(
+    "verbose",
+    None,
+    "Keras verbosity: 0 silent, 1 progress bar, 2 one line per epoch (default: 1 on a terminal, else 2).",
+)
 
 
 def _hparams() -> dict[str, Any]:
@@ -81,7 +85,7 @@ def _training_flags() -> dict[str, Any]:
         patience=FLAGS.patience,
         max_history=FLAGS.max_history,
         download=FLAGS.download,
-        verbose=FLAGS.verbose,
+        verbose=FLAGS.verbose if FLAGS.verbose is not None else (1 if sys.stdout.isatty() else 2),
     )
 
 
