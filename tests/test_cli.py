@@ -42,6 +42,12 @@ def test_train_then_evaluate_reproduces_metrics(tmp_path):
     proc = _cli("export", f"--run_dir={run}", f"--export_dir={tmp_path / 'exports'}", "--k=5")
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert (tmp_path / "exports" / "youtubednn" / "1" / "saved_model.pb").is_file()
+    proc = _cli(
+        "export", f"--run_dir={run}", f"--export_dir={tmp_path / 'exports'}", "--index=scann", "--scann_reorder=50"
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    meta = json.loads((tmp_path / "exports" / "youtubednn" / "2" / "assets.extra" / "tfcs3_export.json").read_text())
+    assert meta["index"] == "scann" and meta["index_options"]["reorder"] == 50
 
 
 def test_demo_falls_back_to_synthetic_with_a_clear_message(tmp_path):

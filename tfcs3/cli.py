@@ -11,6 +11,7 @@ Commands:
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 import time
@@ -28,6 +29,7 @@ from tfcs3.evaluation.retrieval import top_k_with_exclusions
 from tfcs3.experiment import load_run, run_experiment
 from tfcs3.export import export_model, raw_requests
 from tfcs3.models.registry import build_model, model_names
+from tfcs3.retrieval import ScannOptions
 
 COMMANDS = ("train", "evaluate", "export", "demo")
 
@@ -58,6 +60,9 @@ flags.DEFINE_string("model_name", None, "export: TF Serving model name (default:
 flags.DEFINE_integer("version", None, "export: version number (default: the next free one; never overwrites).")
 flags.DEFINE_enum("index", "brute_force", ["brute_force", "scann"], "export: top-k index (scann needs its ops).")
 flags.DEFINE_integer("k", 100, "export: how many items serving_default returns.")
+flags.DEFINE_integer("scann_leaves", None, "export --index=scann: tree leaves (0 = no tree; default by catalog size).")
+flags.DEFINE_integer("scann_leaves_to_search", None, "export --index=scann: leaves searched per query.")
+flags.DEFINE_integer("scann_reorder", None, "export --index=scann: candidates re-scored exactly (0 = none).")
 flags.DEFINE_integer(
     "verbose",
     None,
@@ -170,8 +175,17 @@ def cmd_export() -> None:
     if not FLAGS.run_dir:
         raise app.UsageError("export needs --run_dir (a directory written by `python -m tfcs3 train`)")
     model, data, config = load_run(FLAGS.run_dir, FLAGS.data_dir)
+    options = None
+    if FLAGS.index == "scann":
+        options = ScannOptions.for_catalog(data.num_items, FLAGS.k)
+        overrides = {
+            "num_leaves": FLAGS.scann_leaves,
+            "num_leaves_to_search": FLAGS.scann_leaves_to_search,
+            "reorder": FLAGS.scann_reorder,
+        }
+        options = dataclasses.replace(options, **{k: v for k, v in overrides.items() if v is not None})
     path = export_model(
-        model, data, FLAGS.export_dir, FLAGS.model_name or config["model"], FLAGS.version, FLAGS.index, FLAGS.k
+        model, data, FLAGS.export_dir, FLAGS.model_name or config["model"], FLAGS.version, FLAGS.index, FLAGS.k, options
     )
     print(f"Exported {config['model']} ({FLAGS.index} index, top-{FLAGS.k}) to {path}")
 

@@ -110,6 +110,16 @@ def test_signatures_take_raw_features(exports, trained):
     assert np.isfinite(out["scores"].numpy()[-1]).all()
 
 
+def test_unknown_exclusions_are_ignored(exports, trained):
+    _, data = trained
+    f = tf.saved_model.load(str(exports["brute_force"])).signatures["serving_default"]
+    raw = _requests(data, n=2)
+    plain = f(**{k: tf.constant(v) for k, v in raw.items()})
+    raw["exclude"] = [row + ["not-an-item"] for row in raw["exclude"]]
+    noisy = f(**{k: tf.constant(v) for k, v in raw.items()})
+    np.testing.assert_array_equal(plain["item_ids"].numpy(), noisy["item_ids"].numpy())
+
+
 def test_score_candidates_and_query_embedding(exports, trained):
     model, data = trained
     loaded = tf.saved_model.load(str(exports["brute_force"]))
