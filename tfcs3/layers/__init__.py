@@ -1,7 +1,8 @@
 """Keras layers, one mechanism per file; every layer has ``get_config``."""
 
+from tfcs3.layers.dual_augmented import AdaptiveMimicVector, category_alignment_loss
 from tfcs3.layers.feature_embedding import FeatureEmbedding
 from tfcs3.layers.masked_mean import MaskedMeanPooling
 from tfcs3.layers.mlp import MLP
 
-__all__ = ["MLP", "FeatureEmbedding", "MaskedMeanPooling"]
+__all__ = ["MLP", "AdaptiveMimicVector", "FeatureEmbedding", "MaskedMeanPooling", "category_alignment_loss"]

@@ -5,7 +5,9 @@ statistics) and keyword hyperparameters. Registered names:
 
 * ``popularity``: :class:`PopularityRecommender` (nothing to train);
 * ``dssm``: :class:`TwoTowerModel` with DSSM towers (no history);
-* ``youtubednn``: :class:`TwoTowerModel` with the masked mean of the history in the query tower.
+* ``youtubednn``: :class:`TwoTowerModel` with the masked mean of the history in the query tower;
+* ``dat`` / ``dat_youtubednn``: :class:`DATModel` (adaptive-mimic vectors, category alignment) on
+  the DSSM / YouTubeDNN backbone.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import tensorflow as tf
 
 from tfcs3.data.features import FeatureSpec
 from tfcs3.data.protocols import PreparedData
+from tfcs3.models.dat import DATModel
 from tfcs3.models.popularity import PopularityRecommender
 from tfcs3.models.two_tower import TwoTowerModel
 
@@ -62,19 +65,24 @@ def build_model(name: str, data: PreparedData, **hparams: Any) -> Any:
     return _BUILDERS[name](data, **hparams)
 
 
-def _two_tower(tower: str) -> Builder:
+def _dot_model(model_cls: type, tower: str, extra_hparams: tuple[str, ...] = ()) -> Builder:
+    accepted = _TWO_TOWER_HPARAMS + extra_hparams
+
     def build(data: PreparedData, logq: bool = True, **hparams: Any) -> TwoTowerModel:
-        unknown = set(hparams) - set(_TWO_TOWER_HPARAMS)
+        unknown = set(hparams) - set(accepted)
         if unknown:
-            raise ValueError(f"{tower}: unknown hyperparameters {sorted(unknown)}; accepted: {_TWO_TOWER_HPARAMS}")
+            raise ValueError(f"{tower}: unknown hyperparameters {sorted(unknown)}; accepted: {accepted}")
         probability = item_probability_by_vocab(data) if logq and data.protocol == "retrieval" else None
-        return TwoTowerModel(data.spec, tower=tower, mode=data.protocol, item_probability=probability, **hparams)
+        return model_cls(data.spec, tower=tower, mode=data.protocol, item_probability=probability, **hparams)
 
     return build
 
 
-register("dssm")(_two_tower("dssm"))
-register("youtubednn")(_two_tower("youtubednn"))
+register("dssm")(_dot_model(TwoTowerModel, "dssm"))
+register("youtubednn")(_dot_model(TwoTowerModel, "youtubednn"))
+_DAT_HPARAMS = ("amm_weight", "cal_weight", "category_feature")
+register("dat")(_dot_model(DATModel, "dssm", _DAT_HPARAMS))
+register("dat_youtubednn")(_dot_model(DATModel, "youtubednn", _DAT_HPARAMS))
 
 
 @register("popularity")

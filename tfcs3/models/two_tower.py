@@ -10,7 +10,7 @@ Objectives:
     * ``retrieval``: in-batch softmax over ``s(u, i) = q_u . c_i / T`` with the logQ correction
       ``s - log p(i)`` (``p`` = training frequency of the item) and accidental-hit removal, via
       ``tfrs.tasks.Retrieval`` (Yi et al., RecSys 2019 for the correction).
-    * ``preranking``: pointwise BCE on labelled impressions, ``P(click) = sigmoid(q . c + b)``.
+    * ``preranking``: pointwise BCE on labelled impressions, ``P(click) = sigmoid(q . c / T + b)``.
 """
 
 from __future__ import annotations
@@ -99,8 +99,9 @@ class TwoTowerModel(tfrs.Model):
             l2_normalize=l2_normalize,
             embeddings_regularizer=embeddings_regularizer,
         )
-        self.query_model = Tower(feature_configs(query_features, n_items), name="query_tower", **tower_args)
-        self.candidate_model = Tower(feature_configs(spec.candidate, n_items), name="candidate_tower", **tower_args)
+        self.query_model, self.candidate_model = self.build_towers(
+            feature_configs(query_features, n_items), feature_configs(spec.candidate, n_items), tower_args
+        )
 
         self.use_logq = item_probability is not None
         if item_probability is not None:
@@ -124,6 +125,24 @@ class TwoTowerModel(tfrs.Model):
                 metrics=[tf_keras.metrics.AUC(from_logits=True, name="auc")],
             )
 
+    def build_towers(
+        self, query_features: list[dict[str, Any]], candidate_features: list[dict[str, Any]], tower_args: dict[str, Any]
+    ) -> tuple[tf_keras.Model, tf_keras.Model]:
+        """The query and candidate towers; subclasses override this to change the towers."""
+        return (
+            Tower(query_features, name="query_tower", **tower_args),
+            Tower(candidate_features, name="candidate_tower", **tower_args),
+        )
+
+    def auxiliary_loss(
+        self, features: Mapping[str, tf.Tensor], q: tf.Tensor, c: tf.Tensor, positive: tf.Tensor
+    ) -> tf.Tensor:
+        """Extra training loss (none here), as a per-example mean; ``compute_loss`` scales it to the
+        task loss's reduction (sum over the batch for retrieval, mean for pre-ranking), so its
+        weights are relative to the per-example task loss. ``positive`` is 1.0 on rows whose
+        (query, candidate) pair is a positive (every row for retrieval, label = 1 otherwise)."""
+        return tf.constant(0.0)
+
     @property
     def query_feature_names(self) -> list[str]:
         return self.query_model.feature_names
@@ -140,8 +159,13 @@ class TwoTowerModel(tfrs.Model):
         """Per-example score of each (query, candidate) pair in ``features`` (logit of a click)."""
         q = self.query_model(features, training=training)
         c = self.candidate_model(features, training=training)
+        return self._pair_logits(q, c)
+
+    def _pair_logits(self, q: tf.Tensor, c: tf.Tensor) -> tf.Tensor:
         logit = tf.reduce_sum(q * c, axis=-1)
-        return logit + self.bias if self.mode == "preranking" else logit
+        if self.mode == "preranking":
+            return logit / self.hparams["temperature"] + self.bias
+        return logit
 
     def compute_loss(self, features: Mapping[str, tf.Tensor], training: bool = False) -> tf.Tensor:
         q = self.query_model(features, training=training)
@@ -149,17 +173,23 @@ class TwoTowerModel(tfrs.Model):
         if self.mode == "preranking":
             if LABEL not in features:
                 raise ValueError(f"pre-ranking batches need a {LABEL!r} entry")
-            logits = tf.reduce_sum(q * c, axis=-1) + self.bias
-            return self.task(labels=features[LABEL], predictions=logits)
-        item_ids = tf.cast(features[self.spec.item_id], tf.int32)
-        probability = tf.gather(self.item_probability, item_ids) if self.use_logq else None
-        return self.task(
-            q,
-            c,
-            candidate_sampling_probability=probability,
-            candidate_ids=item_ids if self.hparams["remove_accidental_hits"] else None,
-            compute_metrics=False,
-        )
+            positive = tf.cast(features[LABEL], tf.float32)
+            task_loss = self.task(labels=features[LABEL], predictions=self._pair_logits(q, c))
+        else:
+            positive = tf.ones_like(q[:, 0])
+            item_ids = tf.cast(features[self.spec.item_id], tf.int32)
+            probability = tf.gather(self.item_probability, item_ids) if self.use_logq else None
+            task_loss = self.task(
+                q,
+                c,
+                candidate_sampling_probability=probability,
+                candidate_ids=item_ids if self.hparams["remove_accidental_hits"] else None,
+                compute_metrics=False,
+            )
+        # The retrieval task sums its loss over the batch (TFRS's default), the ranking task
+        # averages it; auxiliary losses are per-example means, scaled to match.
+        scale = tf.cast(tf.shape(q)[0], tf.float32) if self.mode == "retrieval" else 1.0
+        return task_loss + scale * self.auxiliary_loss(features, q, c, positive)
 
     def get_config(self) -> dict[str, Any]:
         return {"spec": self.spec.to_json(), "use_logq": self.use_logq, **self.hparams}
