@@ -46,7 +46,7 @@ def retrieval_ranks(model: Any, data: PreparedData, split: str = "test") -> np.n
         part.target,
         part.exclusion_indptr,
         part.exclusion_rows,
-        batch_size=default_batch_size(data.num_items),
+        batch_size=default_batch_size(data.num_items * getattr(model, "score_width", 1)),
     )
 
 

@@ -19,33 +19,41 @@ def raw_requests(
 
     Categorical values are spelled back from the vocabulary (values unseen in training come back
     as ``"<oov>"``, which the export also maps to the OOV bucket). A sequence feature lists the
-    user's earlier item ids in time order. With ``exclude_earlier`` an ``exclude`` entry lists
-    them too. Lists are right-padded with ``""`` to a common width.
+    user's earlier item ids in time order (for retrieval splits all of them; for pre-ranking
+    splits the encoded history, unseen items as ``"<oov>"``). With ``exclude_earlier`` an
+    ``exclude`` entry lists them too. Lists are right-padded with ``""`` to a common width.
 
     Args:
         data: the prepared data.
         feature_names: the model's query features (``model.query_feature_names``).
-        split: ``"validation"`` or ``"test"``.
+        split: ``"train"``, ``"validation"`` or ``"test"``.
         rows: which examples (default: all).
+        exclude_earlier: add the ``exclude`` input of ``serving_default``.
     """
     part = data.split(split)
-    if part.exclusion_indptr is None:
-        raise ValueError(f"split {split!r} has no per-user earlier items; use validation or test")
-    rows = range(len(part)) if rows is None else rows
+    rows = list(range(len(part)) if rows is None else rows)
+    if part.exclusion_indptr is not None:
+        earlier = [data.catalog_ids[part.exclusions(r)].tolist() for r in rows]
+    else:  # pre-ranking: the encoded history is all a split keeps of earlier items
+        history = [f.name for f in data.spec.sequence_features]
+        if not history:
+            raise ValueError(f"split {split!r} carries no earlier items to build a history from")
+        vocab = data.spec.item_vocabulary
+        earlier = [[v for v in vocab.raw(part.features[history[0]][r]) if v != "<pad>"] for r in rows]
     out: dict[str, list] = {}
     lists = []
     for name in feature_names:
         feature = data.spec.feature(name)
         if feature.kind == SEQUENCE:
-            out[name] = [data.catalog_ids[part.exclusions(r)].tolist() for r in rows]
+            out[name] = [list(e) for e in earlier]
             lists.append(name)
-        else:
+        elif feature.kind == "categorical":
             assert feature.vocabulary is not None
-            out[name] = feature.vocabulary.raw(part.features[name][list(rows)])
-            if feature.kind != "categorical":
-                raise ValueError(f"query feature {name!r} of kind {feature.kind} is not supported")
+            out[name] = feature.vocabulary.raw(part.features[name][rows])
+        else:
+            raise ValueError(f"query feature {name!r} of kind {feature.kind} is not supported")
     if exclude_earlier:
-        out["exclude"] = [data.catalog_ids[part.exclusions(r)].tolist() for r in rows]
+        out["exclude"] = [list(e) for e in earlier]
         lists.append("exclude")
     for name in lists:
         width = max(1, max((len(v) for v in out[name]), default=1))

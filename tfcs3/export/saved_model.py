@@ -59,7 +59,8 @@ class ServingModule(tf.Module):
     """The exported object: raw-feature lookups, the query tower, the catalog and a top-k index.
 
     Args:
-        model: a trained dot-product tfcs3 model (``query_model``, ``candidate_model``).
+        model: a trained tfcs3 model (``query_model``, ``candidate_model``, ``score``); models
+            whose score is not a dot product (IntTower's sum-max) export with brute force only.
         data: the prepared data the model was trained on (vocabularies and catalog).
         index: ``"brute_force"`` (stock ops) or ``"scann"`` (needs the ScaNN ops).
         k: results returned by ``serving_default``.
@@ -100,8 +101,11 @@ class ServingModule(tf.Module):
         self.unknown_item = tf.Variable(represent(model.candidate_model, unknown).numpy()[0], trainable=False)
         self.item_embeddings = tf.Variable(embeddings, trainable=False, name="item_embeddings")
         self.item_ids = tf.Variable(data.catalog_ids.astype(str), trainable=False, name="item_ids")
+        self.score_candidate_lists = model.score_candidates
         if index == "brute_force":
-            self.index = BruteForceIndex(self.item_embeddings)
+            self.index = BruteForceIndex(self.item_embeddings, None if model.is_dot else model.score)
+        elif not model.is_dot:
+            raise ValueError(f"{type(model).__name__} does not score by dot product; ScaNN needs one (use brute_force)")
         else:
             self.index = ScannIndex(embeddings, self.k, scann_options)
         self.index_options = getattr(self.index, "options", None)
@@ -148,7 +152,7 @@ class ServingModule(tf.Module):
         known = rows >= 0
         candidates = tf.gather(self.item_embeddings, tf.maximum(rows, 0))
         candidates = tf.where(known[..., None], candidates, self.unknown_item[None, None, :])
-        return {"scores": tf.einsum("bd,bcd->bc", queries, candidates)}
+        return {"scores": self.score_candidate_lists(queries, candidates)}
 
     def signatures(self) -> dict[str, Any]:
         return {

@@ -2,7 +2,11 @@
 
 from tfcs3.layers.dual_augmented import AdaptiveMimicVector, category_alignment_loss
 from tfcs3.layers.feature_embedding import FeatureEmbedding
+from tfcs3.layers.interaction_tower import LightSE, contrastive_interaction_loss, multi_head_sum_max, paired_sum_max
 from tfcs3.layers.masked_mean import MaskedMeanPooling
 from tfcs3.layers.mlp import MLP
 
-__all__ = ["MLP", "AdaptiveMimicVector", "FeatureEmbedding", "MaskedMeanPooling", "category_alignment_loss"]
+__all__ = [
+    "MLP", "AdaptiveMimicVector", "FeatureEmbedding", "LightSE", "MaskedMeanPooling", "category_alignment_loss",
+    "contrastive_interaction_loss", "multi_head_sum_max", "paired_sum_max",
+]  # fmt: skip

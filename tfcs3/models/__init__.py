@@ -1,12 +1,13 @@
 """``tfrs.Model`` subclasses composing tfcs3 layers, and the model registry."""
 
 from tfcs3.models.dat import AugmentedTower, DATModel
+from tfcs3.models.inttower import InteractionTower, IntTowerModel
 from tfcs3.models.popularity import PopularityRecommender
 from tfcs3.models.registry import build_model, is_trainable, load_model, model_names, register, save_model
 from tfcs3.models.tower import Tower
 from tfcs3.models.two_tower import TwoTowerModel
 
 __all__ = [
-    "AugmentedTower", "DATModel", "PopularityRecommender", "Tower", "TwoTowerModel", "build_model", "is_trainable",
-    "load_model", "model_names", "register", "save_model",
+    "AugmentedTower", "DATModel", "InteractionTower", "IntTowerModel", "PopularityRecommender", "Tower",
+    "TwoTowerModel", "build_model", "is_trainable", "load_model", "model_names", "register", "save_model",
 ]  # fmt: skip

@@ -7,13 +7,16 @@ statistics) and keyword hyperparameters. Registered names:
 * ``dssm``: :class:`TwoTowerModel` with DSSM towers (no history);
 * ``youtubednn``: :class:`TwoTowerModel` with the masked mean of the history in the query tower;
 * ``dat`` / ``dat_youtubednn``: :class:`DATModel` (adaptive-mimic vectors, category alignment) on
-  the DSSM / YouTubeDNN backbone.
+  the DSSM / YouTubeDNN backbone;
+* ``inttower`` / ``inttower_youtubednn``: :class:`IntTowerModel` with the FE-Block sum-max scorer
+  on the DSSM / YouTubeDNN feature sets; ``inttower_dot``: its dot-product variant (a CS3 backbone).
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +26,7 @@ import tensorflow as tf
 from tfcs3.data.features import FeatureSpec
 from tfcs3.data.protocols import PreparedData
 from tfcs3.models.dat import DATModel
+from tfcs3.models.inttower import IntTowerModel
 from tfcs3.models.popularity import PopularityRecommender
 from tfcs3.models.two_tower import TwoTowerModel
 
@@ -65,7 +69,7 @@ def build_model(name: str, data: PreparedData, **hparams: Any) -> Any:
     return _BUILDERS[name](data, **hparams)
 
 
-def _dot_model(model_cls: type, tower: str, extra_hparams: tuple[str, ...] = ()) -> Builder:
+def _dot_model(model_cls: Callable[..., TwoTowerModel], tower: str, extra_hparams: tuple[str, ...] = ()) -> Builder:
     accepted = _TWO_TOWER_HPARAMS + extra_hparams
 
     def build(data: PreparedData, logq: bool = True, **hparams: Any) -> TwoTowerModel:
@@ -83,6 +87,10 @@ register("youtubednn")(_dot_model(TwoTowerModel, "youtubednn"))
 _DAT_HPARAMS = ("amm_weight", "cal_weight", "category_feature")
 register("dat")(_dot_model(DATModel, "dssm", _DAT_HPARAMS))
 register("dat_youtubednn")(_dot_model(DATModel, "youtubednn", _DAT_HPARAMS))
+_INTTOWER_HPARAMS = ("num_heads", "head_dim", "cir_weight", "cir_temperature")
+register("inttower")(_dot_model(IntTowerModel, "dssm", _INTTOWER_HPARAMS))
+register("inttower_youtubednn")(_dot_model(IntTowerModel, "youtubednn", _INTTOWER_HPARAMS))
+register("inttower_dot")(_dot_model(partial(IntTowerModel, scorer="dot"), "youtubednn", _INTTOWER_HPARAMS))
 
 
 @register("popularity")

@@ -151,9 +151,22 @@ class TwoTowerModel(tfrs.Model):
     def candidate_feature_names(self) -> list[str]:
         return self.candidate_model.feature_names
 
+    #: True when ``score`` is the plain dot product (then ScaNN and TFRS's retrieval task apply).
+    is_dot = True
+    #: Score terms per (query, candidate) pair, for sizing evaluation blocks.
+    score_width = 1
+
     def score(self, query_repr: tf.Tensor, candidate_repr: tf.Tensor) -> tf.Tensor:
         """All-pairs scores ``[num_queries, num_candidates] = Q C^T``."""
         return tf.matmul(query_repr, candidate_repr, transpose_b=True)
+
+    def score_candidates(self, query_repr: tf.Tensor, candidate_repr: tf.Tensor) -> tf.Tensor:
+        """Per-query candidate lists: ``[B, D]`` x ``[B, C, D]`` -> ``[B, C]``."""
+        return tf.einsum("bd,bcd->bc", query_repr, candidate_repr)
+
+    def score_pairs(self, query_repr: tf.Tensor, candidate_repr: tf.Tensor) -> tf.Tensor:
+        """Row-aligned pairs: ``[B, D]`` x ``[B, D]`` -> ``[B]``."""
+        return self.score_candidates(query_repr, candidate_repr[:, None, :])[:, 0]
 
     def call(self, features: Mapping[str, tf.Tensor], training: bool | None = None) -> tf.Tensor:
         """Per-example score of each (query, candidate) pair in ``features`` (logit of a click)."""
@@ -162,10 +175,32 @@ class TwoTowerModel(tfrs.Model):
         return self._pair_logits(q, c)
 
     def _pair_logits(self, q: tf.Tensor, c: tf.Tensor) -> tf.Tensor:
-        logit = tf.reduce_sum(q * c, axis=-1)
+        logit = self.score_pairs(q, c)
         if self.mode == "preranking":
             return logit / self.hparams["temperature"] + self.bias
         return logit
+
+    def _in_batch_softmax(self, q: tf.Tensor, c: tf.Tensor, features: Mapping[str, tf.Tensor]) -> tf.Tensor:
+        """In-batch softmax with logQ correction and accidental-hit removal (summed over the batch).
+
+        Dot models use ``tfrs.tasks.Retrieval``; other scorers get the same steps applied to
+        ``score(q, c)``: divide by T, subtract log p(item), mask same-item negatives, softmax CE.
+        """
+        item_ids = tf.cast(features[self.spec.item_id], tf.int32)
+        probability = tf.gather(self.item_probability, item_ids) if self.use_logq else None
+        hits = item_ids if self.hparams["remove_accidental_hits"] else None
+        if self.is_dot:
+            return self.task(
+                q, c, candidate_sampling_probability=probability, candidate_ids=hits, compute_metrics=False
+            )
+        scores = self.score(q, c) / self.hparams["temperature"]
+        labels = tf.eye(tf.shape(scores)[0], tf.shape(scores)[1])
+        if probability is not None:
+            scores = tfrs.layers.loss.SamplingProbablityCorrection()(scores, probability)
+        if hits is not None:
+            scores = tfrs.layers.loss.RemoveAccidentalHits()(labels, scores, hits)
+        loss = tf_keras.losses.CategoricalCrossentropy(from_logits=True, reduction=tf_keras.losses.Reduction.SUM)
+        return loss(labels, scores)
 
     def compute_loss(self, features: Mapping[str, tf.Tensor], training: bool = False) -> tf.Tensor:
         q = self.query_model(features, training=training)
@@ -176,19 +211,11 @@ class TwoTowerModel(tfrs.Model):
             positive = tf.cast(features[LABEL], tf.float32)
             task_loss = self.task(labels=features[LABEL], predictions=self._pair_logits(q, c))
         else:
-            positive = tf.ones_like(q[:, 0])
-            item_ids = tf.cast(features[self.spec.item_id], tf.int32)
-            probability = tf.gather(self.item_probability, item_ids) if self.use_logq else None
-            task_loss = self.task(
-                q,
-                c,
-                candidate_sampling_probability=probability,
-                candidate_ids=item_ids if self.hparams["remove_accidental_hits"] else None,
-                compute_metrics=False,
-            )
+            positive = tf.ones_like(features[self.spec.item_id], dtype=tf.float32)
+            task_loss = self._in_batch_softmax(q, c, features)
         # The retrieval task sums its loss over the batch (TFRS's default), the ranking task
         # averages it; auxiliary losses are per-example means, scaled to match.
-        scale = tf.cast(tf.shape(q)[0], tf.float32) if self.mode == "retrieval" else 1.0
+        scale = tf.reduce_sum(positive) if self.mode == "retrieval" else 1.0
         return task_loss + scale * self.auxiliary_loss(features, q, c, positive)
 
     def get_config(self) -> dict[str, Any]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import tensorflow as tf
 
@@ -21,18 +23,25 @@ def mask_rows(scores: tf.Tensor, rows: tf.Tensor) -> tf.Tensor:
 
 
 class BruteForceIndex(tf.Module):
-    """``top_k(Q E^T)`` over all ``N`` rows of ``E``, with per-query exclusions.
+    """``top_k(score(Q, E))`` over all ``N`` rows of ``E``, with per-query exclusions.
 
-    Exact, and made only of stock ops (``MatMul``, ``TopKV2``, ``TensorScatterUpdate``), so an
-    export using it loads in stock TF Serving.
+    Exact, and made only of stock ops (``MatMul``, ``TopKV2``, ``TensorScatterUpdate``, and
+    whatever ``score_fn`` uses), so an export using it loads in stock TF Serving.
 
     Args:
-        embeddings: ``[N, d]`` float32 candidate embeddings (catalog-row order), or an existing
-            variable holding them (shared, not copied).
+        embeddings: ``[N, d]`` float32 candidate representations (catalog-row order), or an
+            existing variable holding them (shared, not copied).
+        score_fn: all-pairs scorer ``(Q [B, dq], E [N, d]) -> [B, N]``; default ``Q E^T``.
     """
 
-    def __init__(self, embeddings: np.ndarray | tf.Variable, name: str | None = None):
+    def __init__(
+        self,
+        embeddings: np.ndarray | tf.Variable,
+        score_fn: Callable[[tf.Tensor, tf.Tensor], tf.Tensor] | None = None,
+        name: str | None = None,
+    ):
         super().__init__(name=name)
+        self._score_fn = score_fn
         if not isinstance(embeddings, tf.Variable):
             embeddings = np.asarray(embeddings, dtype=np.float32)
             if embeddings.ndim != 2 or len(embeddings) == 0:
@@ -43,7 +52,10 @@ class BruteForceIndex(tf.Module):
 
     def search(self, queries: tf.Tensor, k: int, exclude_rows: tf.Tensor | None = None) -> tuple[tf.Tensor, tf.Tensor]:
         """Returns ``(scores [B, k'], rows [B, k'])`` best first, ``k' = min(k, N)``."""
-        scores = tf.matmul(queries, self.embeddings, transpose_b=True)
+        if self._score_fn is None:
+            scores = tf.matmul(queries, self.embeddings, transpose_b=True)
+        else:
+            scores = self._score_fn(queries, tf.convert_to_tensor(self.embeddings))
         if exclude_rows is not None:
             scores = mask_rows(scores, exclude_rows)
         return tf.math.top_k(scores, k=min(k, self.num_items))
