@@ -62,7 +62,39 @@ GRIDS: dict[str, list[dict[str, Any]]] = {
     ],
 }
 GRIDS["youtubednn"] = GRIDS["dssm"]
+# A mechanism reuses its backbone's selected setting (same dataset and protocol) and tunes at most
+# two values of its own (DESIGN.md).
+MECHANISMS: dict[str, tuple[str, list[dict[str, Any]]]] = {
+    "dat": ("dssm", [{"amm_weight": 0.5}, {"amm_weight": 0.1}]),
+    "dat_youtubednn": ("youtubednn", [{"amm_weight": 0.5}, {"amm_weight": 0.1}]),
+    "inttower": ("dssm", [{"cir_weight": 0.1}, {"cir_weight": 1.0}]),
+    "inttower_youtubednn": ("youtubednn", [{"cir_weight": 0.1}, {"cir_weight": 1.0}]),
+    "inttower_dot": ("youtubednn", [{"cir_weight": 0.1}, {"cir_weight": 1.0}]),
+}
 TRAINING_KEYS = ("learning_rate", "batch_size")
+
+
+def backbone_setting(backbone: str, dataset: str, protocol: str) -> dict[str, Any]:
+    """The setting selected for ``backbone`` on (dataset, protocol) in any result file."""
+    for path in sorted(RESULTS_DIR.glob("*.json")):
+        for run in json.loads(path.read_text()).get("runs", []):
+            if run.get("selected") and (run["model"], run["dataset_arg"], run["protocol"]) == (
+                backbone,
+                dataset,
+                protocol,
+            ):
+                return dict(run["setting"])
+    raise ValueError(
+        f"no selected {backbone} run for {dataset}/{protocol} in {RESULTS_DIR}: benchmark the backbone first"
+    )
+
+
+def grid_for(model: str, dataset: str, protocol: str) -> list[dict[str, Any]]:
+    if model in MECHANISMS:
+        backbone, own = MECHANISMS[model]
+        base = backbone_setting(backbone, dataset, protocol)
+        return [{**base, **values} for values in own]
+    return GRIDS.get(model, [{}])
 
 
 def _key(run: dict[str, Any]) -> str:
@@ -156,7 +188,7 @@ def main(argv: list[str]) -> None:
             data = load_prepared(dataset, protocol, FLAGS.data_dir, seed=seeds[0])
             metric = selection_metric(protocol)
             for model in FLAGS.models:
-                grid = GRIDS.get(model, [{}])[: FLAGS.max_settings]
+                grid = grid_for(model, dataset, protocol)[: FLAGS.max_settings]
 
                 for r in results["runs"]:
                     if (r["model"], r["dataset_arg"], r["protocol"]) == (model, dataset, protocol):
