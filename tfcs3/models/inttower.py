@@ -26,20 +26,20 @@ import tensorflow as tf
 import tf_keras
 
 from tfcs3.data.features import FeatureSpec
-from tfcs3.layers.feature_embedding import FeatureEmbedding
 from tfcs3.layers.interaction_tower import (
     LightSE,
     contrastive_interaction_loss,
     multi_head_sum_max,
     paired_sum_max,
 )
+from tfcs3.models.tower import FeatureTower
 from tfcs3.models.two_tower import TwoTowerModel
 
 SCORERS = ("sum_max", "dot")
 
 
 @tf_keras.utils.register_keras_serializable(package="tfcs3")
-class InteractionTower(tf_keras.Model):
+class InteractionTower(FeatureTower):
     """Field embeddings -> Light-SE -> dense layers, with FE-Block head projections.
 
     Args:
@@ -70,12 +70,9 @@ class InteractionTower(tf_keras.Model):
         l2_normalize: bool = False,
         **kwargs: Any,
     ):
-        super().__init__(**kwargs)
         if side not in ("query", "candidate") or scorer not in SCORERS:
             raise ValueError(f"side must be query/candidate and scorer one of {SCORERS}, got {side!r}, {scorer!r}")
-        self._config = dict(
-            features=[dict(f) for f in features],
-            embedding_dim=embedding_dim,
+        config = dict(
             hidden_units=list(hidden_units),
             output_dim=output_dim,
             num_heads=num_heads,
@@ -83,14 +80,12 @@ class InteractionTower(tf_keras.Model):
             side=side,
             scorer=scorer,
             dropout=dropout,
-            embeddings_regularizer=embeddings_regularizer,
             l2_normalize=l2_normalize,
         )
-        self.feature_names = [f["name"] for f in features]
+        super().__init__(features, embedding_dim, embeddings_regularizer, config=config, **kwargs)
         self.num_fields = len(self.feature_names)
         self.embedding_dim = int(embedding_dim)
         self.side, self.scorer, self.l2_normalize = side, scorer, bool(l2_normalize)
-        self.embedding = FeatureEmbedding(features, embedding_dim, embeddings_regularizer)
         self.light_se = LightSE(self.num_fields)
         self.dense = [tf_keras.layers.Dense(u, activation="relu") for u in hidden_units]
         self.dense.append(tf_keras.layers.Dense(output_dim))
@@ -115,9 +110,6 @@ class InteractionTower(tf_keras.Model):
         sources = layer_inputs if self.side == "query" else [x]
         heads = [proj(h) for proj, h in zip(self.heads, sources, strict=True)]
         return tf.concat([*heads, x], axis=-1)
-
-    def get_config(self) -> dict[str, Any]:
-        return dict(self._config)
 
 
 class IntTowerModel(TwoTowerModel):

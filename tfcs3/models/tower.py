@@ -27,8 +27,35 @@ def feature_configs(features: Sequence[Feature], item_vocab_size: int) -> list[d
     ]
 
 
+class FeatureTower(tf_keras.Model):
+    """Base of every tower: a :class:`FeatureEmbedding` over named features, plus the constructor
+    arguments kept for ``get_config`` (``config`` holds the subclass's own arguments)."""
+
+    def __init__(
+        self,
+        features: Sequence[Mapping[str, Any]],
+        embedding_dim: int,
+        embeddings_regularizer: float = 0.0,
+        *,
+        config: dict[str, Any],
+        **kwargs: Any,
+    ):
+        super().__init__(**kwargs)
+        self._config = dict(
+            features=[dict(f) for f in features],
+            embedding_dim=embedding_dim,
+            embeddings_regularizer=embeddings_regularizer,
+            **config,
+        )
+        self.feature_names = [f["name"] for f in features]
+        self.embedding = FeatureEmbedding(features, embedding_dim, embeddings_regularizer)
+
+    def get_config(self) -> dict[str, Any]:
+        return dict(self._config)
+
+
 @tf_keras.utils.register_keras_serializable(package="tfcs3")
-class Tower(tf_keras.Model):
+class Tower(FeatureTower):
     """``y = MLP(concat_f embed_f(x_f))``: maps one side's feature dictionary to a vector.
 
     Args:
@@ -52,22 +79,11 @@ class Tower(tf_keras.Model):
         embeddings_regularizer: float = 0.0,
         **kwargs: Any,
     ):
-        super().__init__(**kwargs)
-        self._config = dict(
-            features=[dict(f) for f in features],
-            embedding_dim=embedding_dim,
-            hidden_units=list(hidden_units),
-            output_dim=output_dim,
-            dropout=dropout,
-            l2_normalize=l2_normalize,
-            embeddings_regularizer=embeddings_regularizer,
+        config = dict(
+            hidden_units=list(hidden_units), output_dim=output_dim, dropout=dropout, l2_normalize=l2_normalize
         )
-        self.feature_names = [f["name"] for f in features]
-        self.embedding = FeatureEmbedding(features, embedding_dim, embeddings_regularizer)
+        super().__init__(features, embedding_dim, embeddings_regularizer, config=config, **kwargs)
         self.mlp = MLP(hidden_units, output_dim, dropout, l2_normalize)
 
     def call(self, inputs: Mapping[str, tf.Tensor], training: bool | None = None) -> tf.Tensor:
         return self.mlp(self.embedding(inputs), training=training)
-
-    def get_config(self) -> dict[str, Any]:
-        return dict(self._config)
