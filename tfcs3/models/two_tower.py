@@ -51,6 +51,11 @@ class TwoTowerModel(tfrs.Model):
     ``query_model`` maps query features to ``[batch, embedding_dim]``; ``candidate_model`` maps
     candidate features to ``[batch, embedding_dim]`` and never sees a query input; ``score`` is
     the dot product.
+
+    Extension points for the mechanisms built on it: ``build_towers`` (other towers),
+    ``auxiliary_loss`` (extra losses, e.g. DAT's mimic losses) and, for a score that is not a dot
+    product, ``score`` / ``score_candidates`` with ``is_dot = False`` (e.g. IntTower's sum-max);
+    training, evaluation and export then work unchanged.
     """
 
     def __init__(
