@@ -97,6 +97,20 @@ def serving_tables() -> str:
             f"| {bf['qps_batch_64']:.0f} | {sc['qps_batch_64']:.0f} | {row['speedup_batch_64']:.1f}× "
             f"| {row['scann_recall_at_k']:.3f} | {sc['build_seconds']:.1f} | {setting} |"
         )
+    if r.get("models"):
+        out += [
+            "\nPer-model latency of the exported SavedModel, one query (p50 / p99 ms): `score_candidates` over "
+            f"{r['models'][0]['candidates']} candidates (pre-ranking) and `serving_default` (brute-force top-100 "
+            "over the 1,682 MovieLens-100K items):\n",
+            "| model | score terms per pair | score_candidates p50 | p99 | serving_default p50 | p99 |",
+            "|---|---|---|---|---|---|",
+        ]
+        for m in r["models"]:
+            sc, sd = m["score_candidates"], m["serving_default"]
+            out.append(
+                f"| {m['model']} | {m['score_width']} | {sc['p50_ms']:.2f} | {sc['p99_ms']:.2f} "
+                f"| {sd['p50_ms']:.2f} | {sd['p99_ms']:.2f} |"
+            )
     out.append(f"\nProduced by: `{r['command']}` → `benchmarks/results/serving.json` ({r['cpu_count']} CPUs)\n")
     return "\n".join(out)
 

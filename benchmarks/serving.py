@@ -12,6 +12,10 @@ indices tfcs3 exports: exact brute force (stock ops) and ScaNN (defaults of
 ``ScannOptions.for_catalog``), reporting queries per second at batch 1 (one query per call,
 sequential) and at batch 64, and ScaNN's recall@100 against the exact top-100.
 
+Part 3 exports each registered model (one epoch on MovieLens-100K pre-ranking data; latency does
+not depend on quality) and times, for one query, ``score_candidates`` over 500 candidates (the
+pre-ranking call) and ``serving_default`` (brute-force top-100 over the catalog).
+
     python benchmarks/serving.py            # writes benchmarks/results/serving.json + BENCHMARKS.md
 
 Run it on an otherwise idle machine: timings share the CPU with everything else.
@@ -35,6 +39,7 @@ import tensorflow as tf  # noqa: E402
 from absl import app, flags, logging  # noqa: E402
 
 import tfcs3  # noqa: E402, F401
+from tfcs3.data import load_prepared  # noqa: E402
 from tfcs3.evaluation import represent  # noqa: E402
 from tfcs3.experiment import environment_info, load_run, run_experiment  # noqa: E402
 from tfcs3.export import export_model, raw_requests  # noqa: E402
@@ -48,6 +53,11 @@ flags.DEFINE_string("run_dir", None, "Reuse a trained run directory instead of t
 flags.DEFINE_list("catalog_sizes", ["10000", "100000", "1000000"], "Catalog sizes for part 2.")
 flags.DEFINE_integer("k", 100, "Neighbours per query.")
 flags.DEFINE_float("seconds", 5.0, "Timing budget per measurement.")
+flags.DEFINE_list(
+    "latency_models",
+    ["dssm", "youtubednn", "dat", "dat_youtubednn", "inttower", "inttower_youtubednn"],
+    "Registered models whose exported scoring latency is measured (part 3).",
+)
 
 
 def _catalog_like(items: np.ndarray, n: int, seed: int = 1) -> np.ndarray:
@@ -134,6 +144,36 @@ def index_comparison(n: int, learned_items: np.ndarray, queries: np.ndarray) -> 
     return row
 
 
+def model_latency(names: list[str], candidates: int = 500) -> list[dict[str, Any]]:
+    """Per registered model on MovieLens-100K pre-ranking data (one training epoch: latency does
+    not depend on quality): the exported ``score_candidates`` for one query and ``candidates``
+    items, and ``serving_default`` (brute-force top-100 over the catalog) for one query."""
+    data = load_prepared("ml-100k", "preranking")
+    rows = []
+    for name in names:
+        result = run_experiment(name, "ml-100k", "preranking", epochs=1, data=data, verbose=0)
+        model = result["_model"]
+        path = export_model(model, data, tempfile.mkdtemp(prefix="tfcs3-latency-"), name, index="brute_force")
+        loaded = tf.saved_model.load(str(path))
+        raw = raw_requests(data, model.query_feature_names, "test", rows=range(200))
+        rng = np.random.default_rng(0)
+        ids = data.catalog_ids
+        score_batches, top_batches = [], []
+        for r in range(200):
+            query = {k: tf.constant(v[r : r + 1]) for k, v in raw.items() if k != "exclude"}
+            cands = tf.constant([list(ids[rng.integers(len(ids), size=candidates)])])
+            score_batches.append({**query, "candidate_ids": cands})
+            top_batches.append({**query, "exclude": tf.constant(raw["exclude"][r : r + 1])})
+        row: dict[str, Any] = {"model": name, "candidates": candidates, "score_width": getattr(model, "score_width", 1)}
+        for signature, batches in (("score_candidates", score_batches), ("serving_default", top_batches)):
+            fn = loaded.signatures[signature]
+            lat = np.array(_time_calls(lambda b, fn=fn: fn(**b), batches, FLAGS.seconds / 2)) * 1000
+            row[signature] = {"p50_ms": float(np.percentile(lat, 50)), "p99_ms": float(np.percentile(lat, 99))}
+        logging.warning("latency %s: %s", name, row)
+        rows.append(row)
+    return rows
+
+
 def main(argv: list[str]) -> None:
     del argv
     started = time.time()
@@ -145,6 +185,7 @@ def main(argv: list[str]) -> None:
         "serving_default": latency,
         "catalogs": "Gaussian fitted to the trained baseline's item embeddings; its real test-user queries",
         "indices": [index_comparison(int(n), learned_items, queries) for n in FLAGS.catalog_sizes],
+        "models": model_latency(FLAGS.latency_models),
     }
     result["wall_seconds"] = time.time() - started
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
