@@ -117,21 +117,34 @@ def serving_tables() -> str:
 
 README = ROOT / "README.md"
 README_BEGIN, README_END = "<!-- readme-results:begin -->", "<!-- readme-results:end -->"
-README_MODELS = {"popularity": "popularity", "dssm": "DSSM two-tower", "youtubednn": "YouTubeDNN two-tower"}
+README_MODELS = {
+    "popularity": "popularity",
+    "dssm": "DSSM two-tower",
+    "youtubednn": "YouTubeDNN two-tower",
+    "dat": "DAT (DSSM backbone)",
+    "dat_youtubednn": "DAT (YouTubeDNN backbone)",
+    "inttower": "IntTower (DSSM features)",
+    "inttower_youtubednn": "IntTower (YouTubeDNN features)",
+}
 
 
 def readme_table(dataset: str = "ml-100k", protocol: str = "retrieval") -> str:
-    """The README's short table: baseline Recall@10 / NDCG@10 on ML-100K retrieval."""
+    """The README's short table: Recall@10 / NDCG@10 on ML-100K retrieval, with its commands."""
     runs: dict[str, list[dict]] = defaultdict(list)
+    commands = set()
     for path in sorted(RESULTS_DIR.glob("*.json")):
-        for run in json.loads(path.read_text()).get("runs", []):
+        payload = json.loads(path.read_text())
+        for run in payload.get("runs", []):
             if run.get("selected") and run["dataset"] == dataset and run["protocol"] == protocol:
                 runs[run["model"]].append(run)
+                commands.add(payload.get("command", "?"))
     lines = ["| model | Recall@10 | NDCG@10 | seeds |", "|---|---|---|---|"]
     for model, label in README_MODELS.items():
         if runs.get(model):
             cells = [_cell([r["test"][m] for r in runs[model]]) for m in ("recall@10", "ndcg@10")]
             lines.append(f"| {label} | {cells[0]} | {cells[1]} | {len(runs[model])} |")
+    lines.append("\nProduced by:\n")
+    lines += [f"    {c}" for c in sorted(commands)]
     return "\n".join(lines)
 
 
