@@ -146,6 +146,7 @@ def _run_one(model: str, dataset: str, protocol: str, seed: int, setting: dict[s
         "train_seconds": fit.get("train_seconds", 0.0),
         "wall_seconds": result["wall_seconds"],
         "selection_metric": result["selection_metric"],
+        "command": "python " + " ".join(sys.argv),
     }
 
 

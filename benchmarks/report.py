@@ -40,7 +40,8 @@ def quality_tables() -> str:
             if run.get("selected"):
                 key = (run["dataset"], run["protocol"])
                 groups[key][run["model"]].append(run)
-                commands[key].add(f"`{payload.get('command', '?')}` → `{path.relative_to(ROOT)}`")
+                command = run.get("command", payload.get("command", "?"))
+                commands[key].add(f"`{command}` → `{path.relative_to(ROOT)}`")
     out = []
     for (dataset, protocol), models in sorted(groups.items()):
         cols = COLUMNS[protocol]
@@ -137,7 +138,7 @@ def readme_table(dataset: str = "ml-100k", protocol: str = "retrieval") -> str:
         for run in payload.get("runs", []):
             if run.get("selected") and run["dataset"] == dataset and run["protocol"] == protocol:
                 runs[run["model"]].append(run)
-                commands.add(payload.get("command", "?"))
+                commands.add(run.get("command", payload.get("command", "?")))
     lines = ["| model | Recall@10 | NDCG@10 | seeds |", "|---|---|---|---|"]
     for model, label in README_MODELS.items():
         if runs.get(model):
