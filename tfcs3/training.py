@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import tensorflow as tf
 import tf_keras
 
 from tfcs3.data.pipeline import make_dataset
@@ -109,9 +108,3 @@ def train(
         "history": {k: [float(x) for x in v] for k, v in history.history.items()},
         "train_seconds": time.time() - start,
     }
-
-
-def set_threads(intra: int = 0, inter: int = 0) -> None:
-    """Optional TensorFlow thread settings (0 = TensorFlow's default)."""
-    tf.config.threading.set_intra_op_parallelism_threads(intra)
-    tf.config.threading.set_inter_op_parallelism_threads(inter)

@@ -39,14 +39,3 @@ def test_spec_rejects_duplicates_and_bad_kinds():
         Feature("x", "dense", v)
     with pytest.raises(ValueError, match="vocabulary"):
         Feature("x", "categorical", None)
-
-
-def test_check_batch_names_missing_and_misshapen_inputs():
-    spec = FeatureSpec(
-        query=[Feature("user_id", "categorical", Vocabulary(["1"]))],
-        candidate=[Feature("item_id", "categorical", Vocabulary(["9"]))],
-    )
-    with pytest.raises(ValueError, match="user_id"):
-        spec.check_batch({}, "query")
-    with pytest.raises(ValueError, match="rank 1"):
-        spec.check_batch({"user_id": np.zeros((2, 2))}, "query")

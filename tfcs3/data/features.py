@@ -175,19 +175,3 @@ class FeatureSpec:
             item_id=d["item_id"],
             user_id=d["user_id"],
         )
-
-    def check_batch(self, features: dict[str, Any], side: str) -> None:
-        """Raises ``ValueError`` naming the input when a side's feature is missing or misshapen."""
-        wanted = self.query if side == "query" else self.candidate
-        for f in wanted:
-            if f.name not in features:
-                raise ValueError(f"{side} input is missing feature {f.name!r}; expected {[w.name for w in wanted]}")
-            shape = getattr(features[f.name], "shape", None)
-            if shape is None:
-                continue
-            want_rank = 1 if f.kind == CATEGORICAL else 2
-            if len(shape) != want_rank:
-                raise ValueError(
-                    f"{side} feature {f.name!r} must have rank {want_rank} "
-                    f"({'[batch]' if want_rank == 1 else '[batch, max_len]'}), got shape {shape}"
-                )

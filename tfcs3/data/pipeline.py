@@ -35,8 +35,3 @@ def make_dataset(
     if shuffle:
         ds = ds.shuffle(len(split), seed=seed, reshuffle_each_iteration=True)
     return ds.batch(batch_size, drop_remainder=drop_remainder).prefetch(tf.data.AUTOTUNE)
-
-
-def catalog_dataset(catalog: dict[str, np.ndarray], batch_size: int = 4096) -> tf.data.Dataset:
-    """The catalog's candidate features in batches, in catalog-row order."""
-    return tf.data.Dataset.from_tensor_slices(dict(catalog)).batch(batch_size)
