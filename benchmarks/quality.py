@@ -71,6 +71,20 @@ MECHANISMS: dict[str, tuple[str, list[dict[str, Any]]]] = {
     "inttower_youtubednn": ("youtubednn", [{"cir_weight": 0.1}, {"cir_weight": 1.0}]),
     "inttower_dot": ("youtubednn", [{"cir_weight": 0.1}, {"cir_weight": 1.0}]),
 }
+# CS3 on each dot backbone: the full model and one mechanism at a time (the ablation). A label
+# maps to (registered model, fixed hyperparameters); it reuses the backbone's selected setting and
+# keeps the paper's alpha = beta = 0.8, one cycle, DCN-v2 ranker (no tuning of its own).
+VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {}
+for _backbone in ("dssm", "youtubednn", "dat", "dat_youtubednn", "inttower_dot"):
+    _name = f"cs3_{_backbone}"
+    for _label, _fixed in {
+        _name: {},
+        f"{_backbone}+cas": {"cts": False, "cms": False},
+        f"{_backbone}+cts": {"cas": "none", "cms": False},
+        f"{_backbone}+cms": {"cas": "none", "cts": False},
+    }.items():
+        VARIANTS[_label] = (_name, _fixed)
+        MECHANISMS[_label] = (_backbone, [{}])
 TRAINING_KEYS = ("learning_rate", "batch_size")
 
 
@@ -117,8 +131,9 @@ def _save(path: Path, results: dict[str, Any]) -> None:
 def _run_one(model: str, dataset: str, protocol: str, seed: int, setting: dict[str, Any], data) -> dict[str, Any]:
     training = {k: v for k, v in setting.items() if k in TRAINING_KEYS}
     hparams = {k: v for k, v in setting.items() if k not in TRAINING_KEYS}
+    registered, fixed = VARIANTS.get(model, (model, {}))
     result = run_experiment(
-        model,
+        registered,
         dataset,
         protocol,
         seed=seed,
@@ -126,12 +141,17 @@ def _run_one(model: str, dataset: str, protocol: str, seed: int, setting: dict[s
         patience=FLAGS.patience,
         batch_size=training.get("batch_size", FLAGS.batch_size),
         learning_rate=training.get("learning_rate", 3e-3),
-        hparams=hparams,
+        hparams={**hparams, **fixed},
         data=data,
         verbose=0,
     )
     fit = result.get("fit", {})
+    extra = {"registered_model": registered, "fixed_hparams": fixed} if model in VARIANTS else {}
+    ranker = getattr(result["_model"], "ranker_report", None)
+    if ranker:
+        extra["ranker"] = {k: v for k, v in ranker.items() if k != "history"}
     return {
+        **extra,
         "model": model,
         "dataset_arg": dataset,
         "dataset": result["dataset"],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from pathlib import Path
@@ -11,7 +12,7 @@ import numpy as np
 import tf_keras
 
 from tfcs3.data.pipeline import make_dataset
-from tfcs3.data.protocols import PRERANKING, PreparedData
+from tfcs3.data.protocols import PRERANKING, PreparedData, Split
 from tfcs3.evaluation.evaluate import evaluate
 
 
@@ -37,6 +38,7 @@ class ValidationEarlyStopping(tf_keras.callbacks.Callback):
         self.best_epoch = -1
         self.best_weights: list[np.ndarray] | None = None
         self.wait = 0
+        self.restore_on_train_end = True
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         value = evaluate(self.model, self.data, "validation")[self.metric]
@@ -53,8 +55,60 @@ class ValidationEarlyStopping(tf_keras.callbacks.Callback):
                 self.model.stop_training = True
 
     def on_train_end(self, logs: dict[str, Any] | None = None) -> None:
+        if self.restore_on_train_end:
+            self.restore()
+
+    def restore(self) -> None:
+        """Sets the model back to the best epoch's weights (memories included)."""
         if self.best_weights is not None:
             self.model.set_weights(self.best_weights)
+
+
+class ReplayMemories(tf_keras.callbacks.Callback):
+    """Rebuilds a model's memories at the end of every epoch, before validation (CS3), and keeps
+    each training row's causal reads for the next epoch (see ``CS3Mixin.replay_memories``)."""
+
+    def __init__(self, stream: Split, batch_size: int):
+        super().__init__()
+        self.stream, self.batch_size = stream, batch_size
+        self.reads: dict[str, np.ndarray] = {}
+
+    def replay(self, model: Any) -> None:
+        self.reads = model.replay_memories(self.stream, self.batch_size)
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        self.replay(self.model)
+
+
+def _fit_with_replay(
+    model: Any,
+    data: PreparedData,
+    epochs: int,
+    batch_size: int,
+    seed: int,
+    callbacks: list[tf_keras.callbacks.Callback],
+    stopper: ValidationEarlyStopping,
+    drop_remainder: bool,
+    verbose: int,
+) -> dict[str, list[float]]:
+    """One ``fit`` call per epoch: each epoch's shuffled dataset carries the reads of the replay
+    that ended the previous epoch."""
+    stream = data.train.subset(data.train.time_order())
+    replay = ReplayMemories(stream, batch_size)
+    replay.replay(model)
+    stopper.restore_on_train_end = False
+    callbacks = [replay, *callbacks]
+    logs: dict[str, list[float]] = {}
+    for epoch in range(epochs):
+        split = dataclasses.replace(stream, features={**stream.features, **replay.reads})
+        ds = make_dataset(split, batch_size, shuffle=True, seed=seed + epoch, drop_remainder=drop_remainder)
+        history = model.fit(ds, initial_epoch=epoch, epochs=epoch + 1, callbacks=callbacks, verbose=verbose)
+        for key, values in history.history.items():
+            logs.setdefault(key, []).extend(values)
+        if model.stop_training:
+            break
+    stopper.restore()
+    return logs
 
 
 def train(
@@ -81,6 +135,11 @@ def train(
         output_dir: where to write ``checkpoints/`` and ``tensorboard/`` (optional).
         verbose: Keras verbosity (1 = progress bar).
 
+    A model with a ``before_training(data, seed, verbose)`` method gets it called first (CS3 trains
+    its ranker there). A model with memories (``has_memories``, CS3's CTS / CMS) has them rebuilt
+    by replaying the training stream in time order before the first epoch and after every one,
+    and trains on shuffled rows that carry their causal memory reads.
+
     Returns:
         ``{"best_epoch", "best_validation", "epochs_run", "history", "train_seconds"}``.
     """
@@ -97,14 +156,20 @@ def train(
     callbacks.append(stopper)
     if output_dir is not None:
         callbacks.append(tf_keras.callbacks.TensorBoard(str(output_dir / "tensorboard"), update_freq="epoch"))
+    if hasattr(model, "before_training"):  # e.g. CS3 trains its downstream ranker first
+        model.before_training(data, seed=seed, verbose=verbose)
     model.compile(optimizer=tf_keras.optimizers.Adam(learning_rate))
-    train_ds = make_dataset(data.train, batch_size, shuffle=True, seed=seed, drop_remainder=data.protocol != PRERANKING)
+    drop_remainder = data.protocol != PRERANKING
     start = time.time()
-    history = model.fit(train_ds, epochs=epochs, callbacks=callbacks, verbose=verbose)
+    if getattr(model, "has_memories", False):
+        logs = _fit_with_replay(model, data, epochs, batch_size, seed, callbacks, stopper, drop_remainder, verbose)
+    else:
+        train_ds = make_dataset(data.train, batch_size, shuffle=True, seed=seed, drop_remainder=drop_remainder)
+        logs = model.fit(train_ds, epochs=epochs, callbacks=callbacks, verbose=verbose).history
     return {
         "best_epoch": stopper.best_epoch + 1,
         "best_validation": {stopper.metric: stopper.best},
-        "epochs_run": len(history.history.get("loss", [])),
-        "history": {k: [float(x) for x in v] for k, v in history.history.items()},
+        "epochs_run": len(logs.get("loss", [])),
+        "history": {k: [float(x) for x in v] for k, v in logs.items()},
         "train_seconds": time.time() - start,
     }

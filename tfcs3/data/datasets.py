@@ -28,7 +28,7 @@ from tfcs3.data.protocols import RETRIEVAL, PreparedData, prepare
 from tfcs3.data.raw import DataFormatError, RawDataset
 from tfcs3.data.synthetic import generate_synthetic
 
-PREPARE_VERSION = 1
+PREPARE_VERSION = 2
 
 # name -> (folder, files that identify it (any one suffices), loader)
 _REGISTRY: dict[str, tuple[str, tuple[str, ...], Callable[[Path], RawDataset]]] = {

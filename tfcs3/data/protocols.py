@@ -49,6 +49,8 @@ class Split:
         target: catalog row of each example's item, int64 [n].
         users: raw user id of each example, [n].
         labels: float32 [n] click labels (pre-ranking only, else ``None``).
+        timestamps: int64 [n] time of each example (seconds, as in the raw data); rows are in
+            per-user chronological order, :meth:`time_order` gives the global one.
         exclusion_indptr, exclusion_rows: CSR lists of catalog rows to exclude when ranking
             example ``k`` (``exclusion_rows[indptr[k]:indptr[k+1]]``); retrieval only.
     """
@@ -57,11 +59,29 @@ class Split:
     target: np.ndarray
     users: np.ndarray
     labels: np.ndarray | None = None
+    timestamps: np.ndarray | None = None
     exclusion_indptr: np.ndarray | None = None
     exclusion_rows: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.target)
+
+    def time_order(self) -> np.ndarray:
+        """Row indices in global chronological order (ties keep the per-user order), for models
+        that must see their training data as a stream (CS3's memories, online learning)."""
+        if self.timestamps is None:
+            raise ValueError("this split has no timestamps (prepared by an older tfcs3); clear the cache")
+        return np.argsort(self.timestamps, kind="stable")
+
+    def subset(self, rows: np.ndarray) -> Split:
+        """The examples ``rows`` of this split, in that order (exclusion lists are dropped)."""
+        return Split(
+            features={k: v[rows] for k, v in self.features.items()},
+            target=self.target[rows],
+            users=self.users[rows],
+            labels=None if self.labels is None else self.labels[rows],
+            timestamps=None if self.timestamps is None else self.timestamps[rows],
+        )
 
     def exclusions(self, k: int) -> np.ndarray:
         assert self.exclusion_indptr is not None and self.exclusion_rows is not None
@@ -189,7 +209,8 @@ def _split_from(
             features[f.name] = f.vocabulary.lookup(user_table[f.name])
     for name, values in catalog.items():
         features[name] = values[target]
-    split = Split(features=features, target=target, users=users)
+    timestamps = part["timestamp"].to_numpy().astype(np.int64)
+    split = Split(features=features, target=target, users=users, timestamps=timestamps)
     if labels:
         split.labels = (part["rating"].to_numpy() >= 4).astype(np.float32)
     if earlier is not None:

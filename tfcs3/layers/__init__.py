@@ -1,5 +1,8 @@
 """Keras layers, one mechanism per file; every layer has ``get_config``."""
 
+from tfcs3.layers.cascade_sharing import CascadeMemory
+from tfcs3.layers.cross_tower_sync import CrossTowerMemory, EMAMemory, ordered_ema
+from tfcs3.layers.cycle_adaptive import CycleAdaptiveDense, CycleAdaptiveMLP
 from tfcs3.layers.dual_augmented import AdaptiveMimicVector, category_alignment_loss
 from tfcs3.layers.feature_embedding import FeatureEmbedding
 from tfcs3.layers.interaction_tower import LightSE, contrastive_interaction_loss, multi_head_sum_max, paired_sum_max
@@ -7,6 +10,7 @@ from tfcs3.layers.masked_mean import MaskedMeanPooling
 from tfcs3.layers.mlp import MLP
 
 __all__ = [
-    "MLP", "AdaptiveMimicVector", "FeatureEmbedding", "LightSE", "MaskedMeanPooling", "category_alignment_loss",
+    "MLP", "CascadeMemory", "CrossTowerMemory", "CycleAdaptiveDense", "CycleAdaptiveMLP", "EMAMemory", "ordered_ema",
+    "AdaptiveMimicVector", "FeatureEmbedding", "LightSE", "MaskedMeanPooling", "category_alignment_loss",
     "contrastive_interaction_loss", "multi_head_sum_max", "paired_sum_max",
 ]  # fmt: skip

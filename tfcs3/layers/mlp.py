@@ -41,9 +41,13 @@ class MLP(tf_keras.layers.Layer):
         self.output_dim = int(output_dim)
         self.dropout = float(dropout)
         self.l2_normalize = bool(l2_normalize)
-        self.hidden = [tf_keras.layers.Dense(u, activation="relu") for u in self.hidden_units]
+        self.hidden = [self.make_dense(u, "relu") for u in self.hidden_units]
         self.drop = tf_keras.layers.Dropout(self.dropout) if self.dropout else None
-        self.out = tf_keras.layers.Dense(self.output_dim)
+        self.out = self.make_dense(self.output_dim, None)
+
+    def make_dense(self, units: int, activation: str | None) -> tf_keras.layers.Layer:
+        """One fully connected layer of the stack (subclasses swap in other layers, e.g. CAS)."""
+        return tf_keras.layers.Dense(units, activation=activation)
 
     def call(self, inputs: tf.Tensor, training: bool | None = None) -> tf.Tensor:
         x = inputs

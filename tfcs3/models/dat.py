@@ -57,7 +57,7 @@ class AugmentedTower(Tower):
         return self.augment(inputs[self.augment_feature])
 
     def call(self, inputs: Mapping[str, tf.Tensor], training: bool | None = None) -> tf.Tensor:
-        x = tf.concat([self.embedding(inputs), self.augmented(inputs)], axis=-1)
+        x = tf.concat([self.embed(inputs), self.augmented(inputs)], axis=-1)
         return self.mlp(x, training=training)
 
 
@@ -103,7 +103,11 @@ class DATModel(TwoTowerModel):
         )
 
     def build_towers(
-        self, query_features: list[dict[str, Any]], candidate_features: list[dict[str, Any]], tower_args: dict[str, Any]
+        self,
+        query_features: list[dict[str, Any]],
+        candidate_features: list[dict[str, Any]],
+        query_args: dict[str, Any],
+        candidate_args: dict[str, Any],
     ) -> tuple[tf_keras.Model, tf_keras.Model]:
         spec = self.spec
         user_vocab = spec.feature(spec.user_id).vocabulary
@@ -113,14 +117,14 @@ class DATModel(TwoTowerModel):
             augment_feature=spec.user_id,
             augment_input_dim=len(user_vocab),
             name="query_tower",
-            **tower_args,
+            **query_args,
         )
         candidate = AugmentedTower(
             candidate_features,
             augment_feature=spec.item_id,
             augment_input_dim=len(spec.item_vocabulary),
             name="candidate_tower",
-            **tower_args,
+            **candidate_args,
         )
         return query, candidate
 

@@ -26,6 +26,7 @@ import tensorflow as tf
 import tf_keras
 
 from tfcs3.data.features import FeatureSpec
+from tfcs3.layers.cycle_adaptive import CycleAdaptiveDense
 from tfcs3.layers.interaction_tower import (
     LightSE,
     contrastive_interaction_loss,
@@ -53,6 +54,9 @@ class InteractionTower(FeatureTower):
         scorer: ``"sum_max"`` (output heads and ``h^L``) or ``"dot"`` (output ``h^L`` only).
         dropout: dropout after hidden layers.
         embeddings_regularizer: L2 strength on embedding tables.
+        cycles: 0 for plain dense layers; ``>= 1`` makes them Cycle-Adaptive blocks (CS3's CAS).
+        memories: per-id memories (CS3); their vectors join the Light-SE output before the
+            dense layers (see :class:`~tfcs3.models.tower.FeatureTower`).
     """
 
     def __init__(
@@ -68,6 +72,7 @@ class InteractionTower(FeatureTower):
         dropout: float = 0.0,
         embeddings_regularizer: float = 0.0,
         l2_normalize: bool = False,
+        cycles: int = 0,
         **kwargs: Any,
     ):
         if side not in ("query", "candidate") or scorer not in SCORERS:
@@ -81,14 +86,21 @@ class InteractionTower(FeatureTower):
             scorer=scorer,
             dropout=dropout,
             l2_normalize=l2_normalize,
+            cycles=cycles,
         )
         super().__init__(features, embedding_dim, embeddings_regularizer, config=config, **kwargs)
         self.num_fields = len(self.feature_names)
         self.embedding_dim = int(embedding_dim)
         self.side, self.scorer, self.l2_normalize = side, scorer, bool(l2_normalize)
         self.light_se = LightSE(self.num_fields)
-        self.dense = [tf_keras.layers.Dense(u, activation="relu") for u in hidden_units]
-        self.dense.append(tf_keras.layers.Dense(output_dim))
+
+        def dense(units: int, activation: str | None) -> tf_keras.layers.Layer:
+            if cycles:
+                return CycleAdaptiveDense(units, activation, cycles=cycles)
+            return tf_keras.layers.Dense(units, activation=activation)
+
+        self.dense = [dense(u, "relu") for u in hidden_units]
+        self.dense.append(dense(output_dim, None))
         self.drop = tf_keras.layers.Dropout(dropout) if dropout else None
         width = num_heads * head_dim
         n_projections = len(self.dense) if side == "query" else 1
@@ -97,6 +109,7 @@ class InteractionTower(FeatureTower):
     def call(self, inputs: Mapping[str, tf.Tensor], training: bool | None = None) -> tf.Tensor:
         fields = tf.reshape(self.embedding(inputs), [-1, self.num_fields, self.embedding_dim])
         x = tf.reshape(self.light_se(fields), [-1, self.num_fields * self.embedding_dim])
+        x = tf.concat([x, *self.memory_vectors(inputs)], axis=-1)
         layer_inputs = []
         for i, layer in enumerate(self.dense):
             layer_inputs.append(x)
@@ -152,14 +165,18 @@ class IntTowerModel(TwoTowerModel):
         self._hidden_dim = self.hparams["embedding_dim"]
 
     def build_towers(
-        self, query_features: list[dict[str, Any]], candidate_features: list[dict[str, Any]], tower_args: dict[str, Any]
+        self,
+        query_features: list[dict[str, Any]],
+        candidate_features: list[dict[str, Any]],
+        query_args: dict[str, Any],
+        candidate_args: dict[str, Any],
     ) -> tuple[tf_keras.Model, tf_keras.Model]:
         num_heads, head_dim = self._heads
         scorer = "dot" if self.is_dot else "sum_max"
-        common = dict(num_heads=num_heads, head_dim=head_dim, scorer=scorer, **tower_args)
+        common = dict(num_heads=num_heads, head_dim=head_dim, scorer=scorer)
         return (
-            InteractionTower(query_features, side="query", name="query_tower", **common),
-            InteractionTower(candidate_features, side="candidate", name="candidate_tower", **common),
+            InteractionTower(query_features, side="query", name="query_tower", **common, **query_args),
+            InteractionTower(candidate_features, side="candidate", name="candidate_tower", **common, **candidate_args),
         )
 
     def _split(self, repr_: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:

@@ -9,7 +9,10 @@ statistics) and keyword hyperparameters. Registered names:
 * ``dat`` / ``dat_youtubednn``: :class:`DATModel` (adaptive-mimic vectors, category alignment) on
   the DSSM / YouTubeDNN backbone;
 * ``inttower`` / ``inttower_youtubednn``: :class:`IntTowerModel` with the FE-Block sum-max scorer
-  on the DSSM / YouTubeDNN feature sets; ``inttower_dot``: its dot-product variant (a CS3 backbone).
+  on the DSSM / YouTubeDNN feature sets; ``inttower_dot``: its dot-product variant (a CS3 backbone);
+* ``cs3_<backbone>`` for every dot backbone above (``cs3_dssm``, ``cs3_youtubednn``, ``cs3_dat``,
+  ``cs3_dat_youtubednn``, ``cs3_inttower_dot``): :mod:`tfcs3.models.cs3`, with switches ``cas``,
+  ``cts``, ``cms`` (all on by default) and ``alpha``, ``beta``, ``cycles``, ``ranker``.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ import tensorflow as tf
 
 from tfcs3.data.features import FeatureSpec
 from tfcs3.data.protocols import PreparedData
+from tfcs3.models.cs3 import BACKBONES as CS3_BACKBONES
 from tfcs3.models.dat import DATModel
 from tfcs3.models.inttower import IntTowerModel
 from tfcs3.models.popularity import PopularityRecommender
@@ -91,6 +95,13 @@ _INTTOWER_HPARAMS = ("num_heads", "head_dim", "cir_weight", "cir_temperature")
 register("inttower")(_dot_model(IntTowerModel, "dssm", _INTTOWER_HPARAMS))
 register("inttower_youtubednn")(_dot_model(IntTowerModel, "youtubednn", _INTTOWER_HPARAMS))
 register("inttower_dot")(_dot_model(partial(IntTowerModel, scorer="dot"), "youtubednn", _INTTOWER_HPARAMS))
+_CS3_HPARAMS = (
+    "cas", "cts", "cms", "alpha", "beta", "cycles", "ranker", "ranker_hidden_units", "stream_order",
+)  # fmt: skip
+_BACKBONE_HPARAMS = {"dat": _DAT_HPARAMS, "dat_youtubednn": _DAT_HPARAMS, "inttower_dot": _INTTOWER_HPARAMS}
+for _backbone, (_cls, _tower) in CS3_BACKBONES.items():
+    _extra = _CS3_HPARAMS + _BACKBONE_HPARAMS.get(_backbone, ())
+    register(f"cs3_{_backbone}")(_dot_model(_cls, _tower, _extra))
 
 
 @register("popularity")
@@ -135,6 +146,9 @@ def load_model(directory: str | Path, data: PreparedData) -> Any:
         )
     model = build_model(config["name"], data, **config["hparams"])
     # Create the variables with one example, so that restoring is immediate and complete.
-    model({k: tf.constant(v[:1]) for k, v in data.train.features.items()}, training=False)
+    example = {k: tf.constant(v[:1]) for k, v in data.train.features.items()}
+    model(example, training=False)
+    if hasattr(model, "build_extras"):
+        model.build_extras(example)
     model.load_weights(str(directory / WEIGHTS)).assert_existing_objects_matched().expect_partial()
     return model

@@ -10,6 +10,12 @@ import tf_keras
 
 from tfcs3.data.features import Feature
 from tfcs3.layers import MLP, FeatureEmbedding
+from tfcs3.layers.cascade_sharing import CascadeMemory
+from tfcs3.layers.cross_tower_sync import CrossTowerMemory, EMAMemory
+from tfcs3.layers.cycle_adaptive import CycleAdaptiveMLP
+
+#: Memory kinds a tower can own (CS3): CTS memories and CMS memories.
+MEMORY_KINDS = {"cross_tower": CrossTowerMemory, "cascade": CascadeMemory}
 
 
 def feature_configs(features: Sequence[Feature], item_vocab_size: int) -> list[dict[str, Any]]:
@@ -28,8 +34,14 @@ def feature_configs(features: Sequence[Feature], item_vocab_size: int) -> list[d
 
 
 class FeatureTower(tf_keras.Model):
-    """Base of every tower: a :class:`FeatureEmbedding` over named features, plus the constructor
-    arguments kept for ``get_config`` (``config`` holds the subclass's own arguments)."""
+    """Base of every tower: a :class:`FeatureEmbedding` over named features, optional per-id
+    memories whose vectors join the tower input (CS3), plus the constructor arguments kept for
+    ``get_config`` (``config`` holds the subclass's own arguments).
+
+    ``memories`` lists memory configs: ``name``, ``kind`` (a key of :data:`MEMORY_KINDS`), ``key``
+    (the id feature that selects the row), ``num_rows``, ``dim`` and ``decay``. :meth:`embed`
+    returns ``[concat_f embed_f(x_f); m_1[x_key]; ...]``, the input of the tower's dense stack.
+    """
 
     def __init__(
         self,
@@ -38,6 +50,7 @@ class FeatureTower(tf_keras.Model):
         embeddings_regularizer: float = 0.0,
         *,
         config: dict[str, Any],
+        memories: Sequence[Mapping[str, Any]] = (),
         **kwargs: Any,
     ):
         super().__init__(**kwargs)
@@ -45,10 +58,41 @@ class FeatureTower(tf_keras.Model):
             features=[dict(f) for f in features],
             embedding_dim=embedding_dim,
             embeddings_regularizer=embeddings_regularizer,
+            memories=[dict(m) for m in memories],
             **config,
         )
         self.feature_names = [f["name"] for f in features]
         self.embedding = FeatureEmbedding(features, embedding_dim, embeddings_regularizer)
+        self.memories: dict[str, EMAMemory] = {}
+        for m in memories:
+            if m["kind"] not in MEMORY_KINDS:
+                raise ValueError(f"memory {m['name']!r}: kind must be one of {sorted(MEMORY_KINDS)}, got {m['kind']!r}")
+            if m["key"] not in self.feature_names:
+                raise ValueError(f"memory {m['name']!r}: key {m['key']!r} is not a feature of this tower")
+            self.memories[m["name"]] = MEMORY_KINDS[m["kind"]](
+                m["num_rows"], m["dim"], m.get("decay", 0.8), key=m["key"], name=f"{m['name']}_memory"
+            )
+
+    def memory_input_key(self, name: str) -> str:
+        """The input key that, when present, supplies memory ``name``'s vectors row by row (the
+        causal reads of a replayed stream) instead of the table."""
+        return f"{self.name}/{name}_memory"
+
+    def memory_vectors(self, inputs: Mapping[str, tf.Tensor]) -> list[tf.Tensor]:
+        """The (stop-gradient) memory reads of a batch, in ``memories`` order: the table rows of the
+        key feature, or the per-row values under :meth:`memory_input_key` when the batch has them."""
+        out = []
+        for name, memory in self.memories.items():
+            key = self.memory_input_key(name)
+            if key in inputs:
+                out.append(tf.stop_gradient(tf.cast(inputs[key], tf.float32)))
+            else:
+                out.append(memory(inputs[memory.key]))
+        return out
+
+    def embed(self, inputs: Mapping[str, tf.Tensor]) -> tf.Tensor:
+        """Feature embeddings followed by the memory reads, ``[batch, width]``."""
+        return tf.concat([self.embedding(inputs), *self.memory_vectors(inputs)], axis=-1)
 
     def get_config(self) -> dict[str, Any]:
         return dict(self._config)
@@ -66,6 +110,9 @@ class Tower(FeatureTower):
         dropout: dropout after hidden layers.
         l2_normalize: L2-normalise the output.
         embeddings_regularizer: L2 strength on embedding tables.
+        cycles: 0 for plain dense layers; ``>= 1`` makes every dense layer a Cycle-Adaptive
+            block with that many cycles (:class:`~tfcs3.layers.CycleAdaptiveMLP`, CS3's CAS).
+        memories: per-id memories joined to the input (see :class:`FeatureTower`).
     """
 
     def __init__(
@@ -77,13 +124,21 @@ class Tower(FeatureTower):
         dropout: float = 0.0,
         l2_normalize: bool = False,
         embeddings_regularizer: float = 0.0,
+        cycles: int = 0,
         **kwargs: Any,
     ):
         config = dict(
-            hidden_units=list(hidden_units), output_dim=output_dim, dropout=dropout, l2_normalize=l2_normalize
+            hidden_units=list(hidden_units),
+            output_dim=output_dim,
+            dropout=dropout,
+            l2_normalize=l2_normalize,
+            cycles=cycles,
         )
         super().__init__(features, embedding_dim, embeddings_regularizer, config=config, **kwargs)
-        self.mlp = MLP(hidden_units, output_dim, dropout, l2_normalize)
+        if cycles:
+            self.mlp = CycleAdaptiveMLP(hidden_units, output_dim, dropout, l2_normalize, cycles=cycles)
+        else:
+            self.mlp = MLP(hidden_units, output_dim, dropout, l2_normalize)
 
     def call(self, inputs: Mapping[str, tf.Tensor], training: bool | None = None) -> tf.Tensor:
-        return self.mlp(self.embedding(inputs), training=training)
+        return self.mlp(self.embed(inputs), training=training)

@@ -53,6 +53,7 @@ class TwoTowerModel(tfrs.Model):
     the dot product.
 
     Extension points for the mechanisms built on it: ``build_towers`` (other towers),
+    ``tower_options`` (extra tower arguments, e.g. CS3's memories),
     ``auxiliary_loss`` (extra losses, e.g. DAT's mimic losses) and, for a score that is not a dot
     product, ``score`` / ``score_candidates`` with ``is_dot = False`` (e.g. IntTower's sum-max);
     training, evaluation and export then work unchanged.
@@ -105,7 +106,10 @@ class TwoTowerModel(tfrs.Model):
             embeddings_regularizer=embeddings_regularizer,
         )
         self.query_model, self.candidate_model = self.build_towers(
-            feature_configs(query_features, n_items), feature_configs(spec.candidate, n_items), tower_args
+            feature_configs(query_features, n_items),
+            feature_configs(spec.candidate, n_items),
+            {**tower_args, **self.tower_options("query")},
+            {**tower_args, **self.tower_options("candidate")},
         )
 
         self.use_logq = item_probability is not None
@@ -130,13 +134,22 @@ class TwoTowerModel(tfrs.Model):
                 metrics=[tf_keras.metrics.AUC(from_logits=True, name="auc")],
             )
 
+    def tower_options(self, side: str) -> dict[str, Any]:
+        """Extra constructor arguments of the ``"query"`` or ``"candidate"`` tower (none here;
+        CS3 adds Cycle-Adaptive layers and memories this way, on any backbone)."""
+        return {}
+
     def build_towers(
-        self, query_features: list[dict[str, Any]], candidate_features: list[dict[str, Any]], tower_args: dict[str, Any]
+        self,
+        query_features: list[dict[str, Any]],
+        candidate_features: list[dict[str, Any]],
+        query_args: dict[str, Any],
+        candidate_args: dict[str, Any],
     ) -> tuple[tf_keras.Model, tf_keras.Model]:
         """The query and candidate towers; subclasses override this to change the towers."""
         return (
-            Tower(query_features, name="query_tower", **tower_args),
-            Tower(candidate_features, name="candidate_tower", **tower_args),
+            Tower(query_features, name="query_tower", **query_args),
+            Tower(candidate_features, name="candidate_tower", **candidate_args),
         )
 
     def auxiliary_loss(
@@ -210,13 +223,23 @@ class TwoTowerModel(tfrs.Model):
     def compute_loss(self, features: Mapping[str, tf.Tensor], training: bool = False) -> tf.Tensor:
         q = self.query_model(features, training=training)
         c = self.candidate_model(features, training=training)
+        return self.loss_from_representations(features, q, c)
+
+    def positive_mask(self, features: Mapping[str, tf.Tensor]) -> tf.Tensor:
+        """1.0 on rows whose (query, candidate) pair is a positive: every row in retrieval, the
+        label in pre-ranking."""
         if self.mode == "preranking":
             if LABEL not in features:
                 raise ValueError(f"pre-ranking batches need a {LABEL!r} entry")
-            positive = tf.cast(features[LABEL], tf.float32)
+            return tf.cast(features[LABEL], tf.float32)
+        return tf.ones_like(features[self.spec.item_id], dtype=tf.float32)
+
+    def loss_from_representations(self, features: Mapping[str, tf.Tensor], q: tf.Tensor, c: tf.Tensor) -> tf.Tensor:
+        """The training loss of a batch given its query and candidate representations."""
+        positive = self.positive_mask(features)
+        if self.mode == "preranking":
             task_loss = self.task(labels=features[LABEL], predictions=self._pair_logits(q, c))
         else:
-            positive = tf.ones_like(features[self.spec.item_id], dtype=tf.float32)
             task_loss = self._in_batch_softmax(q, c, features)
         # The retrieval task sums its loss over the batch (TFRS's default), the ranking task
         # averages it; auxiliary losses are per-example means, scaled to match.

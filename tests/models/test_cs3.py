@@ -1,0 +1,201 @@
+"""CS3 on dot backbones: towers, memory updates (read before write, positives only for CTS),
+stream-order training, frozen ranker, saving/restoring and export with the memories."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import tf_keras
+
+from tfcs3.data.pipeline import LABEL
+from tfcs3.evaluation import represent
+from tfcs3.export import export_model, raw_requests
+from tfcs3.layers import CycleAdaptiveDense
+from tfcs3.models import build_model, load_model, save_model
+from tfcs3.models.cs3 import CS3, CS3TwoTower, cs3_class
+from tfcs3.models.two_tower import TwoTowerModel
+from tfcs3.training import train
+
+SMALL = dict(embedding_dim=8, hidden_units=[16], ranker_hidden_units=[16, 8])
+
+
+def _batch(split, rows):
+    out = {k: tf.constant(v[rows]) for k, v in split.features.items()}
+    if split.labels is not None:
+        out[LABEL] = tf.constant(split.labels[rows])
+    return out
+
+
+def _dense_layers(tower):
+    return [layer for layer in tower.submodules if isinstance(layer, tf_keras.layers.Dense | CycleAdaptiveDense)]
+
+
+@pytest.mark.parametrize("cas", ["both", "user", "none"])
+def test_cas_placement(cas, synthetic_retrieval):
+    model = build_model("cs3_youtubednn", synthetic_retrieval, cas=cas, cts=False, cms=False, **SMALL)
+    model(_batch(synthetic_retrieval.train, slice(0, 4)))
+    query_cas = all(isinstance(x, CycleAdaptiveDense) for x in _dense_layers(model.query_model))
+    item_cas = all(isinstance(x, CycleAdaptiveDense) for x in _dense_layers(model.candidate_model))
+    assert (query_cas, item_cas) == {"both": (True, True), "user": (True, False), "none": (False, False)}[cas]
+    assert model.query_model.memories == {} and model.ranker is None and not model.has_memories
+
+
+def test_memories_join_the_tower_inputs(synthetic_preranking):
+    data = synthetic_preranking
+    model = build_model("cs3_youtubednn", data, **SMALL)
+    batch = _batch(data.train, slice(0, 4))
+    model(batch)
+    plain = build_model("youtubednn", data, embedding_dim=8, hidden_units=[16])
+    plain(batch)
+    # First dense kernel: the plain input width + CTS (d = 8) + CMS (d_r = 8).
+    width = _dense_layers(model.query_model)[0].kernel.shape[0]
+    assert width == _dense_layers(plain.query_model)[0].kernel.shape[0] + 8 + 8
+    assert set(model.query_model.memories) == {"cross_tower", "cascade"}
+    assert model.query_model.memories["cross_tower"].key == data.spec.user_id
+    assert model.candidate_model.memories["cascade"].key == data.spec.item_id
+
+
+def test_train_step_reads_before_it_writes_and_cts_takes_positives_only(synthetic_preranking):
+    data = synthetic_preranking
+    model = build_model("cs3_youtubednn", data, cas="none", **SMALL)
+    model.compile(optimizer=tf_keras.optimizers.SGD(0.0))  # weights fixed: only the memories move
+    model.update_in_step = True  # online learning: the step writes the batch after its loss
+    rows = np.arange(64)
+    batch = _batch(data.train, rows)
+    q_before = model.query_model(batch).numpy()
+    c_before = model.candidate_model(batch).numpy()
+    h = model.ranker.penultimate(batch).numpy()
+    model.train_step(batch)
+    users, items = data.train.features["user_id"][rows], data.train.features["item_id"][rows]
+    labels = data.train.labels[rows]
+
+    def expected(ids, values, decay, mask):
+        table = np.zeros((int(ids.max()) + 1, values.shape[1]), np.float32)
+        for i, v, m in zip(ids, values, mask, strict=True):
+            if m:
+                table[i] = decay * table[i] + (1 - decay) * v
+        return table
+
+    memories = model.query_model.memories
+    # CTS: the item-tower outputs of the positive rows, computed with the *old* (zero) memories.
+    got = memories["cross_tower"].table.numpy()
+    want = expected(users, c_before, 0.8, labels > 0)
+    np.testing.assert_allclose(got[: len(want)], want, rtol=1e-5, atol=1e-6)
+    negatives_only = set(users[labels == 0]) - set(users[labels > 0])
+    assert all(not got[u].any() for u in negatives_only)
+    # CMS: the ranker's activations of every row.
+    want = expected(items, h, 0.8, np.ones(len(rows), bool))
+    got = model.candidate_model.memories["cascade"].table.numpy()
+    np.testing.assert_allclose(got[: len(want)], want, rtol=1e-5, atol=1e-6)
+    want = expected(items, q_before, 0.8, labels > 0)
+    got = model.candidate_model.memories["cross_tower"].table.numpy()
+    np.testing.assert_allclose(got[: len(want)], want, rtol=1e-5, atol=1e-6)
+    # The written memories now change the towers' outputs (they are real inputs).
+    assert not np.allclose(model.query_model(batch).numpy(), q_before)
+
+
+def test_training_replays_the_stream_and_freezes_the_ranker(synthetic_preranking):
+    data = synthetic_preranking
+    model = build_model("cs3_youtubednn", data, **SMALL)
+    assert model.has_memories
+    replays = []
+    original = model.replay_memories
+    model.replay_memories = lambda *a, **k: (replays.append(1), original(*a, **k))[1]
+    result = train(model, data, epochs=2, batch_size=256, learning_rate=1e-2, patience=5, verbose=0)
+    assert model.ranker_fitted.numpy() and model.ranker_report["validation_auc"] > 0.5
+    assert result["epochs_run"] == 2 and len(replays) == 3  # before epoch 1, after each epoch
+    ranker_weights = [w.numpy().copy() for w in model.ranker.weights]
+    model.fit(tf.data.Dataset.from_tensors(_batch(data.train, slice(0, 128))), verbose=0)
+    for before, after in zip(ranker_weights, model.ranker.weights, strict=True):
+        np.testing.assert_array_equal(before, after.numpy())
+    # A second train() call reuses the fitted ranker.
+    report = model.ranker_report
+    model.before_training(data)
+    assert model.ranker_report is report
+
+
+@pytest.mark.parametrize("protocol", ["retrieval", "preranking"])
+def test_replay_reads_come_from_earlier_batches_only(protocol, synthetic_retrieval, synthetic_preranking):
+    """The read a row gets equals the memory after the batches before its own: its own label (and
+    any later one) never reaches its input."""
+    data = synthetic_retrieval if protocol == "retrieval" else synthetic_preranking
+    model = build_model("cs3_youtubednn", data, cas="none", **SMALL)
+    model(_batch(data.train, slice(0, 2)))
+    stream = data.train.subset(data.train.time_order())
+    bs = 64
+    reads = model.replay_memories(stream, bs)
+    final = {key: t.table.numpy().copy() for key, t in model.query_model.memories.items()}
+    key = model.query_model.memory_input_key("cross_tower")
+    assert not reads[key][:bs].any()  # the first batch reads empty memories
+    for k in (1, 3):
+        model.replay_memories(stream.subset(np.arange(k * bs)), bs)
+        table = model.query_model.memories["cross_tower"].table.numpy()
+        rows = np.arange(k * bs, (k + 1) * bs)
+        users = stream.features["user_id"][rows]
+        np.testing.assert_allclose(reads[key][rows], table[users], rtol=1e-5, atol=1e-6)
+    # Replaying the whole stream again gives the same end state (deterministic).
+    model.replay_memories(stream, bs)
+    np.testing.assert_allclose(model.query_model.memories["cascade"].table.numpy(), final["cascade"], atol=1e-6)
+
+
+def test_time_order(synthetic_retrieval):
+    split = synthetic_retrieval.train
+    order = split.time_order()
+    assert np.all(np.diff(split.timestamps[order]) >= 0)
+    sub = split.subset(order[:5])
+    np.testing.assert_array_equal(sub.features["item_id"], split.features["item_id"][order[:5]])
+
+
+def test_save_and_load_restores_memories_and_ranker(synthetic_retrieval, tmp_path):
+    data = synthetic_retrieval
+    model = build_model("cs3_youtubednn", data, **SMALL)
+    train(model, data, epochs=1, batch_size=128, verbose=0)
+    assert np.abs(model.query_model.memories["cross_tower"].table.numpy()).sum() > 0
+    save_model(model, tmp_path, "cs3_youtubednn", SMALL)
+    loaded = load_model(tmp_path, data)
+    for a, b in zip(model.memories(), loaded.memories(), strict=True):
+        np.testing.assert_array_equal(a.table.numpy(), b.table.numpy())
+    assert bool(loaded.ranker_fitted.numpy())
+    batch = _batch(data.test, slice(0, 16))
+    np.testing.assert_allclose(loaded.ranker.penultimate(batch), model.ranker.penultimate(batch), atol=1e-6)
+    q = represent(model.query_model, {k: v[:16] for k, v in data.test.features.items()})
+    q2 = represent(loaded.query_model, {k: v[:16] for k, v in data.test.features.items()})
+    np.testing.assert_allclose(q, q2, rtol=1e-6, atol=1e-6)
+
+
+def test_export_serves_the_model_scores_with_its_memories(synthetic_retrieval, tmp_path):
+    data = synthetic_retrieval
+    model = build_model("cs3_youtubednn", data, **SMALL)
+    train(model, data, epochs=1, batch_size=128, verbose=0)
+    path = export_model(model, data, tmp_path, "cs3", index="brute_force", k=5)
+    loaded = tf.saved_model.load(str(path))
+    names = ["user_id", "segment", "history"]
+    raw = raw_requests(data, names, "test", rows=range(4))
+    emb = loaded.signatures["query_embedding"](**{k: tf.constant(raw[k]) for k in names})["embedding"].numpy()
+    q = represent(model.query_model, {k: v[:4] for k, v in data.test.features.items()}).numpy()
+    np.testing.assert_allclose(emb, q, rtol=1e-5, atol=1e-6)
+    out = loaded.signatures["serving_default"](**{k: tf.constant(v) for k, v in raw.items()})
+    c = represent(model.candidate_model, data.catalog).numpy()
+    for k in range(4):
+        ids = [data.catalog_ids.tolist().index(i.decode()) for i in out["item_ids"].numpy()[k]]
+        np.testing.assert_allclose(out["scores"].numpy()[k], q[k] @ c[ids].T, rtol=1e-5, atol=1e-5)
+
+
+def test_plug_in_on_a_user_backbone_and_bad_arguments(synthetic_retrieval):
+    spec = synthetic_retrieval.spec
+
+    class MyTwoTower(TwoTowerModel):
+        pass
+
+    model = cs3_class(MyTwoTower)(spec, tower="dssm", cms=False, embedding_dim=8)
+    assert type(model).__name__ == "CS3MyTwoTower" and model.has_memories
+    assert isinstance(CS3(spec, "dssm", cms=False), CS3TwoTower)
+    with pytest.raises(ValueError, match="backbone"):
+        CS3(spec, "inttower")
+    with pytest.raises(ValueError, match="cas"):
+        CS3(spec, cas="item")
+    with pytest.raises(ValueError, match="alpha"):
+        CS3(spec, alpha=1.5)
+    with pytest.raises(ValueError, match="dot-product backbone"):
+        from tfcs3.models.inttower import IntTowerModel
+
+        cs3_class(IntTowerModel)(spec, scorer="sum_max")

@@ -1,0 +1,295 @@
+"""CS3: Cycle-Adaptive Structure, Cross-Tower Synchronization and Cascade-Model Sharing on any
+dot-product backbone.
+
+Wang et al., "Efficient Online Capability Synergy for Two-Tower Recommendation", arXiv 2604.19269
+(2026). The three mechanisms (see the layer modules for the equations):
+
+* CAS (:mod:`tfcs3.layers.cycle_adaptive`): every dense layer of a tower becomes a gated
+  self-revising block, in both towers (``cas="both"``, the offline setting) or the user tower
+  only (``cas="user"``, the paper's online setting).
+* CTS (:mod:`tfcs3.layers.cross_tower_sync`): per-user and per-item EMA memories (``alpha``) of
+  the other tower's outputs on positives, joined to each tower's input.
+* CMS (:mod:`tfcs3.layers.cascade_sharing`): per-user and per-item EMA memories (``beta``) of a
+  downstream ranker's penultimate activations on every logged sample, joined likewise. The
+  ranker (:class:`~tfcs3.models.ranker.Ranker`, DCN-v2 by default) is trained on the training
+  split before the two-tower model and then frozen; its weights are saved with the model.
+
+Forward pass (the backbone's loss and score are unchanged)::
+
+    u = UserTower([user features; c_u; s_u])     v = ItemTower([item features; c_v; s_v])
+    score = <u, v>,  loss = the backbone's loss (in-batch softmax with logQ, or BCE)
+    after the optimizer step:  c_u, c_v <- EMA on positives;  s_u, s_v <- EMA of h_uv on every row
+
+The item side reads only item-keyed inputs, so the catalog is still embedded once and indexed
+(brute force or ScaNN); the memories are non-trainable weights of the towers, so they are saved,
+restored and exported with the model.
+
+INTERPRETATION (specs/cs3.md section 5), recorded here:
+
+* Read before write: a batch's forward pass and loss use the memories as they were before the
+  batch, then the memories take the batch's updates (in batch order, duplicates applied one after
+  another), so no label reaches its own prediction.
+* Offline training replays the stream. Before the first epoch and after every epoch, the training
+  split is streamed in global time order through the current towers (no gradients), from zeroed
+  memories, batch by batch, read before write (:meth:`CS3Mixin.replay_memories`); every row keeps
+  the memory values it read, which come from strictly earlier batches only. The next epoch trains
+  on the shuffled rows with those per-row reads as inputs, so SGD keeps its shuffling and no label
+  reaches its own prediction (a second pass over live memories would: they would already hold
+  each row's own positive from the pass before). The reads are one epoch stale, like the
+  production model's periodic sync. Validation and test read the memories as the last replay
+  left them (the end of the training stream), frozen; :mod:`tfcs3.online` instead trains one pass
+  in time order and keeps updating them prequentially.
+* Retrieval (in-batch softmax): every logged row is a positive, so CTS and CMS update on every
+  row; the in-batch negatives are never written to memory. Pre-ranking: CTS updates on label 1,
+  CMS on every impression.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import tensorflow as tf
+
+from tfcs3.data.features import FeatureSpec
+from tfcs3.data.pipeline import LABEL
+from tfcs3.data.protocols import PreparedData, Split
+from tfcs3.models.dat import DATModel
+from tfcs3.models.inttower import IntTowerModel
+from tfcs3.models.ranker import KINDS as RANKER_KINDS
+from tfcs3.models.ranker import Ranker, fit_ranker
+from tfcs3.models.two_tower import TwoTowerModel
+
+CAS_PLACEMENTS = ("both", "user", "none")
+CROSS_TOWER, CASCADE = "cross_tower", "cascade"
+
+
+class CS3Mixin:
+    """Adds CS3 to a :class:`~tfcs3.models.two_tower.TwoTowerModel` subclass with a dot score.
+
+    Use it through :func:`cs3_class` (``cs3_class(MyTwoTower)``) or the ready-made
+    :class:`CS3TwoTower`, :class:`CS3DAT` and :class:`CS3IntTower`.
+
+    Args:
+        spec: the dataset's features.
+        cas: ``"both"``, ``"user"`` or ``"none"``: where the Cycle-Adaptive blocks go.
+        cts: Cross-Tower Synchronization on/off.
+        cms: Cascade-Model Sharing on/off.
+        alpha: CTS's EMA coefficient.
+        beta: CMS's EMA coefficient.
+        cycles: re-weighting cycles per CAS block.
+        ranker: the downstream ranker CMS reads: ``"dcn"`` (DCN-v2) or ``"dnn"``.
+        ranker_hidden_units: the ranker's hidden widths; the last is the memory width ``d_r``.
+        **kwargs: the backbone's arguments (tower, mode, embedding_dim, ...).
+    """
+
+    def __init__(
+        self,
+        spec: FeatureSpec,
+        *,
+        cas: str = "both",
+        cts: bool = True,
+        cms: bool = True,
+        alpha: float = 0.8,
+        beta: float = 0.8,
+        cycles: int = 1,
+        ranker: str = "dcn",
+        ranker_hidden_units: Sequence[int] = (128, 64),
+        **kwargs: Any,
+    ):
+        if cas not in CAS_PLACEMENTS:
+            raise ValueError(f"cas must be one of {CAS_PLACEMENTS}, got {cas!r}")
+        if ranker not in RANKER_KINDS:
+            raise ValueError(f"ranker must be one of {RANKER_KINDS}, got {ranker!r}")
+        for name, value in (("alpha", alpha), ("beta", beta)):
+            if not 0.0 <= float(value) < 1.0:
+                raise ValueError(f"{name} must be in [0, 1), got {value}")
+        if int(cycles) < 1:
+            raise ValueError(f"cycles must be >= 1, got {cycles}")
+        if not ranker_hidden_units:
+            raise ValueError("ranker_hidden_units must not be empty (its last width is the CMS memory width)")
+        # Plain attributes read by tower_options() while the backbone builds its towers.
+        self._cs3_options = (cas, bool(cts), bool(cms), float(alpha), float(beta), int(cycles))
+        self._ranker_dim = int(ranker_hidden_units[-1])
+        super().__init__(spec, **kwargs)  # type: ignore[call-arg]
+        if not self.is_dot:
+            raise ValueError(f"CS3 needs a dot-product backbone; {type(self).__name__} does not score with a dot")
+        self.hparams.update(
+            cas=cas,
+            cts=bool(cts),
+            cms=bool(cms),
+            alpha=float(alpha),
+            beta=float(beta),
+            cycles=int(cycles),
+            ranker=ranker,
+            ranker_hidden_units=[int(u) for u in ranker_hidden_units],
+        )
+        self.cts, self.cms = bool(cts), bool(cms)
+        #: Write every training batch into the memories after its step (online learning,
+        #: :mod:`tfcs3.online`); offline training rebuilds them with :meth:`replay_memories`.
+        self.update_in_step = False
+        self._replay_fn = None
+        self.ranker = (
+            Ranker(spec, kind=ranker, mode=self.mode, hidden_units=ranker_hidden_units, name="ranker") if cms else None
+        )
+        self.ranker_fitted = tf.Variable(False, trainable=False, name="ranker_fitted")
+        self.ranker_report: dict[str, Any] = {}
+
+    # -- towers ---------------------------------------------------------------------------------
+
+    def tower_options(self, side: str) -> dict[str, Any]:
+        options = super().tower_options(side)  # type: ignore[misc]
+        cas, cts, cms, alpha, beta, cycles = self._cs3_options
+        if cas == "both" or (cas == "user" and side == "query"):
+            options["cycles"] = cycles
+        spec = self.spec  # type: ignore[attr-defined]
+        key = spec.user_id if side == "query" else spec.item_id
+        vocabulary = spec.feature(key).vocabulary
+        assert vocabulary is not None
+        memories = []
+        rows = len(vocabulary)
+        if cts:  # holds the other tower's outputs
+            width = self.hparams["embedding_dim"]  # type: ignore[attr-defined]
+            memories.append(dict(name=CROSS_TOWER, kind=CROSS_TOWER, key=key, num_rows=rows, dim=width, decay=alpha))
+        if cms:  # holds the ranker's penultimate activations
+            memories.append(dict(name=CASCADE, kind=CASCADE, key=key, num_rows=rows, dim=self._ranker_dim, decay=beta))
+        if memories:
+            options["memories"] = memories
+        return options
+
+    # -- training -------------------------------------------------------------------------------
+
+    def before_training(self, data: PreparedData, seed: int = 0, verbose: int = 0) -> None:
+        """Trains the downstream ranker on ``data.train`` (once; CMS only)."""
+        if self.ranker is None or bool(self.ranker_fitted.numpy()):
+            return
+        self.ranker_report = fit_ranker(self.ranker, data, seed=seed, verbose=verbose)
+        self.ranker_fitted.assign(True)
+
+    def build_extras(self, features: Mapping[str, tf.Tensor]) -> None:
+        """Creates the ranker's variables (before restoring weights)."""
+        if self.ranker is not None:
+            self.ranker(features, training=False)
+
+    def memories(self) -> list[Any]:
+        """Every memory layer of both towers."""
+        towers = (self.query_model, self.candidate_model)  # type: ignore[attr-defined]
+        return [m for tower in towers for m in tower.memories.values()]
+
+    @property
+    def has_memories(self) -> bool:
+        """True with CTS or CMS: training then replays the stream (:meth:`replay_memories`)."""
+        return self.cts or self.cms
+
+    def reset_memories(self) -> None:
+        """Zeroes every memory (the state before any data)."""
+        for memory in self.memories():
+            memory.reset()
+
+    def update_memories(self, features: Mapping[str, tf.Tensor], q: tf.Tensor, c: tf.Tensor) -> None:
+        """Writes a batch into the memories, after its loss was computed with the old values.
+
+        ``q`` and ``c`` are the batch's tower outputs (detached before they are stored).
+        """
+        spec = self.spec  # type: ignore[attr-defined]
+        users, items = features[spec.user_id], features[spec.item_id]
+        query, candidate = self.query_model.memories, self.candidate_model.memories  # type: ignore[attr-defined]
+        if self.cts:
+            positive = self.positive_mask(features)  # type: ignore[attr-defined]
+            query[CROSS_TOWER].update(users, c, positive)
+            candidate[CROSS_TOWER].update(items, q, positive)
+        if self.cms:
+            assert self.ranker is not None
+            h = self.ranker.penultimate(features, training=False)
+            query[CASCADE].update(users, h)
+            candidate[CASCADE].update(items, h)
+
+    def _replay_batch(self, features: Mapping[str, tf.Tensor]) -> dict[str, tf.Tensor]:
+        reads = {}
+        for tower in (self.query_model, self.candidate_model):  # type: ignore[attr-defined]
+            for name, memory in tower.memories.items():
+                reads[tower.memory_input_key(name)] = memory(features[memory.key])
+        q = self.query_model(features, training=False)  # type: ignore[attr-defined]
+        c = self.candidate_model(features, training=False)  # type: ignore[attr-defined]
+        self.update_memories(features, q, c)
+        return reads
+
+    def replay_memories(self, stream: Split, batch_size: int = 512) -> dict[str, np.ndarray]:
+        """Rebuilds the memories from zero by streaming ``stream`` (in its row order, which should
+        be time order) through the current towers and ranker, batch by batch, read before write.
+
+        Returns every row's reads, keyed by the towers' :meth:`memory_input_key`: the memory values
+        that row saw, built only from earlier batches. Offline training feeds them back as inputs,
+        so it can shuffle the stream without leaking a label into its own prediction.
+        """
+        if self._replay_fn is None:
+            self._replay_fn = tf.function(self._replay_batch, reduce_retracing=True)
+        self.reset_memories()
+        tensors = dict(stream.features)
+        if stream.labels is not None:
+            tensors[LABEL] = stream.labels.astype(np.float32)
+        parts: dict[str, list[np.ndarray]] = {}
+        for start in range(0, len(stream), batch_size):
+            batch = {k: tf.constant(v[start : start + batch_size]) for k, v in tensors.items()}
+            for key, value in self._replay_fn(batch).items():
+                parts.setdefault(key, []).append(value.numpy())
+        return {key: np.concatenate(values) for key, values in parts.items()}
+
+    def _tower_variables(self) -> list[tf.Variable]:
+        frozen = set() if self.ranker is None else {v.ref() for v in self.ranker.variables}
+        return [v for v in self.trainable_variables if v.ref() not in frozen]  # type: ignore[attr-defined]
+
+    def train_step(self, features: Mapping[str, tf.Tensor]) -> dict[str, tf.Tensor]:
+        """The backbone's step (the ranker stays frozen); with :attr:`update_in_step` (online
+        learning), the batch is then written into the memories (read before write)."""
+        with tf.GradientTape() as tape:
+            q = self.query_model(features, training=True)  # type: ignore[attr-defined]
+            c = self.candidate_model(features, training=True)  # type: ignore[attr-defined]
+            loss = self.loss_from_representations(features, q, c)  # type: ignore[attr-defined]
+            tower_losses = self.query_model.losses + self.candidate_model.losses  # type: ignore[attr-defined]
+            regularization_loss = tf.reduce_sum([tf.reduce_sum(x) for x in tower_losses])
+            total_loss = loss + regularization_loss
+        variables = self._tower_variables()
+        gradients = tape.gradient(total_loss, variables)
+        self.optimizer.apply_gradients(zip(gradients, variables, strict=True))  # type: ignore[attr-defined]
+        if self.update_in_step:
+            self.update_memories(features, q, c)
+        metrics = {metric.name: metric.result() for metric in self.metrics}  # type: ignore[attr-defined]
+        metrics.update(loss=loss, regularization_loss=regularization_loss, total_loss=total_loss)
+        return metrics
+
+
+def cs3_class(backbone: type[TwoTowerModel]) -> type[TwoTowerModel]:
+    """The CS3 version of a dot-product two-tower class (plug-and-play on a user's own model)."""
+    return type(f"CS3{backbone.__name__}", (CS3Mixin, backbone), {"__doc__": CS3Mixin.__doc__})
+
+
+CS3TwoTower = cs3_class(TwoTowerModel)
+CS3DAT = cs3_class(DATModel)
+
+
+class CS3IntTower(CS3Mixin, IntTowerModel):
+    """CS3 on IntTower's dot-product variant (Light-SE towers and CIR; ``scorer="dot"``)."""
+
+    def __init__(self, spec: FeatureSpec, **kwargs: Any):
+        super().__init__(spec, scorer="dot", **kwargs)
+
+
+#: Registered backbones CS3 plugs into: name -> (class, tower feature set).
+BACKBONES: dict[str, tuple[type[TwoTowerModel], str]] = {
+    "dssm": (CS3TwoTower, "dssm"),
+    "youtubednn": (CS3TwoTower, "youtubednn"),
+    "dat": (CS3DAT, "dssm"),
+    "dat_youtubednn": (CS3DAT, "youtubednn"),
+    "inttower_dot": (CS3IntTower, "youtubednn"),
+}
+
+
+def CS3(spec: FeatureSpec, backbone: str = "youtubednn", **kwargs: Any) -> TwoTowerModel:  # noqa: N802
+    """CS3 on a registered dot-product backbone (see :data:`BACKBONES`); ``kwargs`` go to
+    :class:`CS3Mixin` and the backbone."""
+    if backbone not in BACKBONES:
+        raise ValueError(f"backbone must be one of {sorted(BACKBONES)}, got {backbone!r}")
+    cls, tower = BACKBONES[backbone]
+    return cls(spec, tower=tower, **kwargs)
