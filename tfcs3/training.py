@@ -12,7 +12,7 @@ import numpy as np
 import tf_keras
 
 from tfcs3.data.pipeline import make_dataset
-from tfcs3.data.protocols import PRERANKING, PreparedData, Split
+from tfcs3.data.protocols import PRERANKING, PreparedData
 from tfcs3.evaluation.evaluate import evaluate
 
 
@@ -64,22 +64,6 @@ class ValidationEarlyStopping(tf_keras.callbacks.Callback):
             self.model.set_weights(self.best_weights)
 
 
-class ReplayMemories(tf_keras.callbacks.Callback):
-    """Rebuilds a model's memories at the end of every epoch, before validation (CS3), and keeps
-    each training row's causal reads for the next epoch (see ``CS3Mixin.replay_memories``)."""
-
-    def __init__(self, stream: Split, batch_size: int):
-        super().__init__()
-        self.stream, self.batch_size = stream, batch_size
-        self.reads: dict[str, np.ndarray] = {}
-
-    def replay(self, model: Any) -> None:
-        self.reads = model.replay_memories(self.stream, self.batch_size)
-
-    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
-        self.replay(self.model)
-
-
 def _fit_with_replay(
     model: Any,
     data: PreparedData,
@@ -87,27 +71,25 @@ def _fit_with_replay(
     batch_size: int,
     seed: int,
     callbacks: list[tf_keras.callbacks.Callback],
-    stopper: ValidationEarlyStopping,
     drop_remainder: bool,
     verbose: int,
 ) -> dict[str, list[float]]:
-    """One ``fit`` call per epoch: each epoch's shuffled dataset carries the reads of the replay
-    that ended the previous epoch."""
+    """One ``fit`` call per epoch. Each epoch starts by replaying the training stream in time order
+    through the current towers (``model.replay_memories``: memories rebuilt from zero, every row's
+    leak-free memory inputs kept), then trains on the shuffled rows with those inputs; validation
+    after the epoch reads the memories that replay built, the same representation space the towers
+    were just trained on (a replay *after* the epoch would hand them vectors from newer weights)."""
     stream = data.train.subset(data.train.time_order())
-    replay = ReplayMemories(stream, batch_size)
-    replay.replay(model)
-    stopper.restore_on_train_end = False
-    callbacks = [replay, *callbacks]
     logs: dict[str, list[float]] = {}
     for epoch in range(epochs):
-        split = dataclasses.replace(stream, features={**stream.features, **replay.reads})
+        inputs = model.replay_memories(stream, batch_size)
+        split = dataclasses.replace(stream, features={**stream.features, **inputs})
         ds = make_dataset(split, batch_size, shuffle=True, seed=seed + epoch, drop_remainder=drop_remainder)
         history = model.fit(ds, initial_epoch=epoch, epochs=epoch + 1, callbacks=callbacks, verbose=verbose)
         for key, values in history.history.items():
             logs.setdefault(key, []).extend(values)
         if model.stop_training:
             break
-    stopper.restore()
     return logs
 
 
@@ -137,8 +119,8 @@ def train(
 
     A model with a ``before_training(data, seed, verbose)`` method gets it called first (CS3 trains
     its ranker there). A model with memories (``has_memories``, CS3's CTS / CMS) has them rebuilt
-    by replaying the training stream in time order before the first epoch and after every one,
-    and trains on shuffled rows that carry their causal memory reads.
+    at the start of every epoch by replaying the training stream in time order, and trains on
+    shuffled rows that carry leak-free memory inputs (see ``CS3Mixin.replay_memories``).
 
     Returns:
         ``{"best_epoch", "best_validation", "epochs_run", "history", "train_seconds"}``.
@@ -162,7 +144,9 @@ def train(
     drop_remainder = data.protocol != PRERANKING
     start = time.time()
     if getattr(model, "has_memories", False):
-        logs = _fit_with_replay(model, data, epochs, batch_size, seed, callbacks, stopper, drop_remainder, verbose)
+        stopper.restore_on_train_end = False  # fit is called once per epoch
+        logs = _fit_with_replay(model, data, epochs, batch_size, seed, callbacks, drop_remainder, verbose)
+        stopper.restore()
     else:
         train_ds = make_dataset(data.train, batch_size, shuffle=True, seed=seed, drop_remainder=drop_remainder)
         logs = model.fit(train_ds, epochs=epochs, callbacks=callbacks, verbose=verbose).history

@@ -11,7 +11,7 @@ from tfcs3.evaluation import represent
 from tfcs3.export import export_model, raw_requests
 from tfcs3.layers import CycleAdaptiveDense
 from tfcs3.models import build_model, load_model, save_model
-from tfcs3.models.cs3 import CS3, CS3TwoTower, cs3_class
+from tfcs3.models.cs3 import CS3, CS3TwoTower, _later_writes, _leave_own_write_out, cs3_class
 from tfcs3.models.two_tower import TwoTowerModel
 from tfcs3.training import train
 
@@ -102,7 +102,7 @@ def test_training_replays_the_stream_and_freezes_the_ranker(synthetic_preranking
     model.replay_memories = lambda *a, **k: (replays.append(1), original(*a, **k))[1]
     result = train(model, data, epochs=2, batch_size=256, learning_rate=1e-2, patience=5, verbose=0)
     assert model.ranker_fitted.numpy() and model.ranker_report["validation_auc"] > 0.5
-    assert result["epochs_run"] == 2 and len(replays) == 3  # before epoch 1, after each epoch
+    assert result["epochs_run"] == 2 and len(replays) == 2  # at the start of every epoch
     ranker_weights = [w.numpy().copy() for w in model.ranker.weights]
     model.fit(tf.data.Dataset.from_tensors(_batch(data.train, slice(0, 128))), verbose=0)
     for before, after in zip(ranker_weights, model.ranker.weights, strict=True):
@@ -114,27 +114,76 @@ def test_training_replays_the_stream_and_freezes_the_ranker(synthetic_preranking
 
 
 @pytest.mark.parametrize("protocol", ["retrieval", "preranking"])
-def test_replay_reads_come_from_earlier_batches_only(protocol, synthetic_retrieval, synthetic_preranking):
-    """The read a row gets equals the memory after the batches before its own: its own label (and
-    any later one) never reaches its input."""
+def test_replay_user_reads_come_from_earlier_batches_only(protocol, synthetic_retrieval, synthetic_preranking):
+    """The user-side input a row gets equals the memory after the batches before its own."""
     data = synthetic_retrieval if protocol == "retrieval" else synthetic_preranking
     model = build_model("cs3_youtubednn", data, cas="none", **SMALL)
     model(_batch(data.train, slice(0, 2)))
     stream = data.train.subset(data.train.time_order())
     bs = 64
-    reads = model.replay_memories(stream, bs)
-    final = {key: t.table.numpy().copy() for key, t in model.query_model.memories.items()}
+    inputs = model.replay_memories(stream, bs)
+    final = model.candidate_model.memories["cascade"].table.numpy().copy()
     key = model.query_model.memory_input_key("cross_tower")
-    assert not reads[key][:bs].any()  # the first batch reads empty memories
+    assert not inputs[key][:bs].any()  # the first batch reads empty memories
     for k in (1, 3):
         model.replay_memories(stream.subset(np.arange(k * bs)), bs)
         table = model.query_model.memories["cross_tower"].table.numpy()
         rows = np.arange(k * bs, (k + 1) * bs)
-        users = stream.features["user_id"][rows]
-        np.testing.assert_allclose(reads[key][rows], table[users], rtol=1e-5, atol=1e-6)
-    # Replaying the whole stream again gives the same end state (deterministic).
-    model.replay_memories(stream, bs)
-    np.testing.assert_allclose(model.query_model.memories["cascade"].table.numpy(), final["cascade"], atol=1e-6)
+        np.testing.assert_allclose(inputs[key][rows], table[stream.features["user_id"][rows]], rtol=1e-5, atol=1e-6)
+    model.replay_memories(stream, bs)  # deterministic
+    np.testing.assert_allclose(model.candidate_model.memories["cascade"].table.numpy(), final, atol=1e-6)
+
+
+def test_later_writes_and_leave_own_write_out_arithmetic():
+    ids = np.array([4, 2, 4, 4, 2, 7, 4])
+    wrote = np.array([1, 1, 0, 1, 1, 1, 1], bool)
+    np.testing.assert_array_equal(_later_writes(ids, wrote), [2, 1, 0, 1, 0, 0, 0])
+    rng = np.random.default_rng(0)
+    values = rng.normal(size=(7, 3))
+
+    def ema_with(mask, vals=values):
+        table = np.zeros((8, 3))
+        for i, v, w in zip(ids, vals, mask, strict=True):
+            if w:
+                table[i] = 0.8 * table[i] + 0.2 * v
+        return table
+
+    def ema(vals):
+        return ema_with(wrote, vals)
+
+    loo = _leave_own_write_out(ema(values), ids, values, wrote, 0.8)
+    for r in np.flatnonzero(wrote):
+        others = wrote.copy()
+        others[r] = False  # as if row r had never written
+        expected = ema_with(others)[ids[r]]
+        np.testing.assert_allclose(loo[r], expected, atol=1e-12)
+    np.testing.assert_allclose(loo[2], ema(values)[4])  # row 2 did not write
+
+
+def test_replay_item_inputs_leave_the_row_itself_out(synthetic_preranking):
+    """Flipping one positive row's label moves the naive final item memory by that row's write and
+    leaves the row's leave-own-out input unchanged. (The memory reads are switched off in the towers
+    here, so a label cannot also travel the diffuse second-order path: row -> its user's memory ->
+    that user's later outputs -> other items' memories -> ... -> this item.)"""
+    data = synthetic_preranking
+    model = build_model("cs3_youtubednn", data, cas="none", cms=False, **SMALL)
+    stream = data.train.subset(data.train.time_order())
+    model(_batch(stream, slice(0, 2)))
+    for tower in (model.query_model, model.candidate_model):
+        for norm in tower.memory_norms.values():
+            norm.gamma.assign(tf.zeros_like(norm.gamma))
+    key = model.candidate_model.memory_input_key("cross_tower")
+    positives = np.flatnonzero(stream.labels > 0)
+    r = int(positives[len(positives) // 2])
+    item = stream.features["item_id"][r]
+    base = model.replay_memories(stream, 64)[key][r]
+    naive = model.candidate_model.memories["cross_tower"].table.numpy()[item]
+    stream.labels[r] = 0.0
+    flipped = model.replay_memories(stream, 64)[key][r]
+    naive_flipped = model.candidate_model.memories["cross_tower"].table.numpy()[item]
+    assert np.abs(naive - naive_flipped).max() > 1e-4
+    np.testing.assert_allclose(flipped, base, rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(flipped, naive_flipped, rtol=1e-5, atol=1e-7)  # no own write left to remove
 
 
 def test_time_order(synthetic_retrieval):

@@ -29,17 +29,25 @@ INTERPRETATION (specs/cs3.md section 5), recorded here:
 * Read before write: a batch's forward pass and loss use the memories as they were before the
   batch, then the memories take the batch's updates (in batch order, duplicates applied one after
   another), so no label reaches its own prediction.
-* Offline training replays the stream. Before the first epoch and after every epoch, the training
-  split is streamed in global time order through the current towers (no gradients), from zeroed
-  memories, batch by batch, read before write (:meth:`CS3Mixin.replay_memories`); every row keeps
-  the memory values it read, which come from strictly earlier batches only. The next epoch trains
-  on the shuffled rows with those per-row reads as inputs, so SGD keeps its shuffling and no label
-  reaches its own prediction (a second pass over live memories would: they would already hold
-  each row's own positive from the pass before). The reads are one epoch stale, like the
-  production model's periodic sync. Validation and test read the memories as the last replay
-  left them (the end of the training stream), frozen; :mod:`tfcs3.online` instead trains one pass
-  in time order and keeps updating them prequentially.
-* Retrieval (in-batch softmax): every logged row is a positive, so CTS and CMS update on every
+* Offline training replays the stream. At the start of every epoch the training split is streamed
+  in global time order through the current towers (no gradients), from zeroed memories, batch by
+  batch, read before write (:meth:`CS3Mixin.replay_memories`); every row keeps the memory values it
+  read, which come from strictly earlier batches only. The epoch then trains on the shuffled rows
+  with those per-row reads as inputs, so SGD keeps its shuffling and no label reaches its own
+  prediction (a second pass over live memories would leak: they would already hold each row's own
+  positive from the pass before). Validation, test and export read the memories as that replay
+  left them (the end of the training stream, built with the weights the epoch started from, the
+  same representation space the towers were trained to read), frozen. This mirrors production,
+  where memories lag the model by one sync. :mod:`tfcs3.online` instead trains one pass in time
+  order and keeps updating them prequentially.
+* Each memory read passes through a LayerNormalization before it joins the tower input (the
+  digest's own suggestion, section 2). Without it, CTS on the unnormalised retrieval towers is a
+  feedback loop (larger outputs -> larger memories -> larger inputs) that diverged to NaN on
+  MovieLens-100K.
+* Retrieval (in-batch softmax): in-batch negatives that the query's user interacted with in the
+  training split are dropped from the softmax (:meth:`CS3Mixin.dropped_negatives`): their memories
+  contain that user, which otherwise teaches the towers to read the collaborative signal of the
+  memories backwards. Every logged row is a positive, so CTS and CMS update on every
   row; the in-batch negatives are never written to memory. Pre-ranking: CTS updates on label 1,
   CMS on every impression.
 """
@@ -60,6 +68,8 @@ from tfcs3.models.inttower import IntTowerModel
 from tfcs3.models.ranker import KINDS as RANKER_KINDS
 from tfcs3.models.ranker import Ranker, fit_ranker
 from tfcs3.models.two_tower import TwoTowerModel
+
+__all__ = ["CS3", "CS3DAT", "CS3IntTower", "CS3Mixin", "CS3TwoTower", "cs3_class"]
 
 CAS_PLACEMENTS = ("both", "user", "none")
 CROSS_TOWER, CASCADE = "cross_tower", "cascade"
@@ -130,6 +140,7 @@ class CS3Mixin:
         #: :mod:`tfcs3.online`); offline training rebuilds them with :meth:`replay_memories`.
         self.update_in_step = False
         self._replay_fn = None
+        self._known_pairs: tf.Tensor | None = None  # set by before_training (retrieval)
         self.ranker = (
             Ranker(spec, kind=ranker, mode=self.mode, hidden_units=ranker_hidden_units, name="ranker") if cms else None
         )
@@ -161,7 +172,12 @@ class CS3Mixin:
     # -- training -------------------------------------------------------------------------------
 
     def before_training(self, data: PreparedData, seed: int = 0, verbose: int = 0) -> None:
-        """Trains the downstream ranker on ``data.train`` (once; CMS only)."""
+        """Trains the downstream ranker on ``data.train`` (once; CMS only) and, for retrieval with
+        memories, records the training (user, item) pairs for :meth:`dropped_negatives`."""
+        if self.has_memories and self.mode == "retrieval":
+            spec, features = self.spec, data.train.features  # type: ignore[attr-defined]
+            keys = features[spec.user_id].astype(np.int64) * len(spec.item_vocabulary) + features[spec.item_id]
+            self._known_pairs = tf.constant(np.unique(keys))
         if self.ranker is None or bool(self.ranker_fitted.numpy()):
             return
         self.ranker_report = fit_ranker(self.ranker, data, seed=seed, verbose=verbose)
@@ -187,41 +203,67 @@ class CS3Mixin:
         for memory in self.memories():
             memory.reset()
 
+    def memory_writes(
+        self, features: Mapping[str, tf.Tensor], q: tf.Tensor, c: tf.Tensor
+    ) -> list[tuple[Any, Any, tf.Tensor, tf.Tensor, tf.Tensor | None]]:
+        """What a batch writes: ``(tower, memory name, ids, values, mask)`` per memory.
+
+        CTS: the user memory takes the item-tower outputs ``c`` and the item memory the user-tower
+        outputs ``q``, on positive rows only; CMS: both take the ranker's penultimate activations
+        of every row.
+        """
+        spec = self.spec  # type: ignore[attr-defined]
+        users, items = features[spec.user_id], features[spec.item_id]
+        query, candidate = self.query_model, self.candidate_model  # type: ignore[attr-defined]
+        writes = []
+        if self.cts:
+            positive = self.positive_mask(features)  # type: ignore[attr-defined]
+            writes += [(query, CROSS_TOWER, users, c, positive), (candidate, CROSS_TOWER, items, q, positive)]
+        if self.cms:
+            assert self.ranker is not None
+            h = self.ranker.penultimate(features, training=False)
+            writes += [(query, CASCADE, users, h, None), (candidate, CASCADE, items, h, None)]
+        return writes
+
     def update_memories(self, features: Mapping[str, tf.Tensor], q: tf.Tensor, c: tf.Tensor) -> None:
         """Writes a batch into the memories, after its loss was computed with the old values.
 
         ``q`` and ``c`` are the batch's tower outputs (detached before they are stored).
         """
-        spec = self.spec  # type: ignore[attr-defined]
-        users, items = features[spec.user_id], features[spec.item_id]
-        query, candidate = self.query_model.memories, self.candidate_model.memories  # type: ignore[attr-defined]
-        if self.cts:
-            positive = self.positive_mask(features)  # type: ignore[attr-defined]
-            query[CROSS_TOWER].update(users, c, positive)
-            candidate[CROSS_TOWER].update(items, q, positive)
-        if self.cms:
-            assert self.ranker is not None
-            h = self.ranker.penultimate(features, training=False)
-            query[CASCADE].update(users, h)
-            candidate[CASCADE].update(items, h)
+        for tower, name, ids, values, mask in self.memory_writes(features, q, c):
+            tower.memories[name].update(ids, values, mask)
 
-    def _replay_batch(self, features: Mapping[str, tf.Tensor]) -> dict[str, tf.Tensor]:
+    def _replay_batch(self, features: Mapping[str, tf.Tensor]) -> tuple[dict[str, tf.Tensor], dict[str, tf.Tensor]]:
         reads = {}
-        for tower in (self.query_model, self.candidate_model):  # type: ignore[attr-defined]
-            for name, memory in tower.memories.items():
-                reads[tower.memory_input_key(name)] = memory(features[memory.key])
+        for name, memory in self.query_model.memories.items():  # type: ignore[attr-defined]
+            reads[self.query_model.memory_input_key(name)] = memory(features[memory.key])  # type: ignore[attr-defined]
         q = self.query_model(features, training=False)  # type: ignore[attr-defined]
         c = self.candidate_model(features, training=False)  # type: ignore[attr-defined]
-        self.update_memories(features, q, c)
-        return reads
+        written = {}
+        for tower, name, ids, values, mask in self.memory_writes(features, q, c):
+            tower.memories[name].update(ids, values, mask)
+            if tower is self.candidate_model:  # type: ignore[attr-defined]
+                written[name] = values
+                written[f"{name}/mask"] = tf.ones_like(ids, tf.float32) if mask is None else tf.cast(mask, tf.float32)
+        return reads, written
 
     def replay_memories(self, stream: Split, batch_size: int = 512) -> dict[str, np.ndarray]:
-        """Rebuilds the memories from zero by streaming ``stream`` (in its row order, which should
-        be time order) through the current towers and ranker, batch by batch, read before write.
+        """Rebuilds the memories from zero by streaming ``stream`` (in its row order, which must be
+        time order) through the current towers and ranker, batch by batch, read before write, and
+        returns every row's memory inputs for offline training (keyed by
+        ``tower.memory_input_key``):
 
-        Returns every row's reads, keyed by the towers' :meth:`memory_input_key`: the memory values
-        that row saw, built only from earlier batches. Offline training feeds them back as inputs,
-        so it can shuffle the stream without leaking a label into its own prediction.
+        * user side: the values the row read, built from strictly earlier batches (causal, like
+          the history feature);
+        * item side: the item's final memory as if this row had never written to it (see
+          :func:`_leave_own_write_out`).
+
+        Why the item side is not causal too: in an in-batch softmax the negatives come from rows of
+        other times, and a causal item memory dates its row (it holds the users active just
+        before it), so the towers learn to find the positive by matching its date with the user's
+        memory, a shortcut that is useless at evaluation, where every item reads the same final
+        memory. With the final-minus-own read every candidate in a batch is read at the same time,
+        as at evaluation, and no row's label enters its own input.
         """
         if self._replay_fn is None:
             self._replay_fn = tf.function(self._replay_batch, reduce_retracing=True)
@@ -232,9 +274,41 @@ class CS3Mixin:
         parts: dict[str, list[np.ndarray]] = {}
         for start in range(0, len(stream), batch_size):
             batch = {k: tf.constant(v[start : start + batch_size]) for k, v in tensors.items()}
-            for key, value in self._replay_fn(batch).items():
+            reads, written = self._replay_fn(batch)
+            for key, value in [*reads.items(), *(("written:" + k, v) for k, v in written.items())]:
                 parts.setdefault(key, []).append(value.numpy())
-        return {key: np.concatenate(values) for key, values in parts.items()}
+        out = {key: np.concatenate(values) for key, values in parts.items() if not key.startswith("written:")}
+        candidate = self.candidate_model  # type: ignore[attr-defined]
+        for name, memory in candidate.memories.items():
+            ids = stream.features[memory.key].astype(np.int64)
+            values = np.concatenate(parts[f"written:{name}"])
+            wrote = np.concatenate(parts[f"written:{name}/mask"]) > 0
+            out[candidate.memory_input_key(name)] = _leave_own_write_out(
+                memory.table.numpy(), ids, values, wrote, memory.decay
+            )
+        return out
+
+    def dropped_negatives(self, features: Mapping[str, tf.Tensor]) -> tf.Tensor | None:
+        """Retrieval with memories: in-batch negatives the query's user interacted with anywhere in
+        the training split are left out of the softmax.
+
+        An item memory summarises the users who interacted with the item, so an in-batch negative
+        the query's user also interacted with (at another time: rows are shuffled) carries that
+        user in its memory, and the softmax would teach the towers that "this item's memory
+        contains me" means *negative*, the opposite of the collaborative signal CTS and CMS are for
+        (on MovieLens-100K that drove NDCG@10 below popularity). Such pairs are known positives, so
+        dropping them as negatives is the usual false-negative removal.
+        """
+        if self._known_pairs is None:
+            return None
+        spec = self.spec  # type: ignore[attr-defined]
+        users = tf.cast(features[spec.user_id], tf.int64)
+        items = tf.cast(features[spec.item_id], tf.int64)
+        keys = users[:, None] * len(spec.item_vocabulary) + items[None, :]
+        flat = tf.reshape(keys, [-1])
+        position = tf.searchsorted(self._known_pairs, flat)
+        found = tf.equal(tf.gather(self._known_pairs, tf.minimum(position, tf.size(self._known_pairs) - 1)), flat)
+        return tf.reshape(found, tf.shape(keys))
 
     def _tower_variables(self) -> list[tf.Variable]:
         frozen = set() if self.ranker is None else {v.ref() for v in self.ranker.variables}
@@ -258,6 +332,43 @@ class CS3Mixin:
         metrics = {metric.name: metric.result() for metric in self.metrics}  # type: ignore[attr-defined]
         metrics.update(loss=loss, regularization_loss=regularization_loss, total_loss=total_loss)
         return metrics
+
+
+def _later_writes(ids: np.ndarray, wrote: np.ndarray) -> np.ndarray:
+    """For each row, how many later rows (in array order) wrote to the same id."""
+    rows = np.flatnonzero(wrote)
+    order = rows[np.argsort(ids[rows], kind="stable")]  # grouped by id, in row order within a group
+    sorted_ids = ids[order]
+    starts = np.r_[0, np.flatnonzero(sorted_ids[1:] != sorted_ids[:-1]) + 1]
+    sizes = np.diff(np.r_[starts, len(order)])
+    position = np.arange(len(order)) - np.repeat(starts, sizes)
+    later = np.zeros(len(ids), np.int64)
+    later[order] = np.repeat(sizes, sizes) - 1 - position
+    return later
+
+
+def _leave_own_write_out(
+    final: np.ndarray, ids: np.ndarray, values: np.ndarray, wrote: np.ndarray, decay: float
+) -> np.ndarray:
+    """Per row, the final memory of its id as if that row had not written.
+
+    With ``A`` the memory just before the row's write, ``x`` its value and ``n`` the later writes
+    to the same id, the write moved the memory from ``A`` to ``decay * A + (1 - decay) * x`` and
+    every later write scaled that by ``decay``; so, by linearity, removing it gives
+    ``final - (1 - decay) * decay^n * (x - A)``. Rows that did not write get ``final`` as is.
+    (Only the row's own write is removed: its label can still reach the memory along diffuse
+    second-order paths, through its user's later outputs stored by other items, the same way any
+    training label reaches the weights.)
+    """
+    states = np.zeros_like(final)
+    before = np.zeros_like(values)
+    for r in np.flatnonzero(wrote):
+        i = ids[r]
+        before[r] = states[i]
+        states[i] = decay * states[i] + (1.0 - decay) * values[r]
+    later = _later_writes(ids, wrote)
+    own = (1.0 - decay) * np.power(decay, later)[:, None] * (values - before) * wrote[:, None]
+    return final[ids] - own
 
 
 def cs3_class(backbone: type[TwoTowerModel]) -> type[TwoTowerModel]:

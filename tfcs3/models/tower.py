@@ -39,8 +39,10 @@ class FeatureTower(tf_keras.Model):
     ``get_config`` (``config`` holds the subclass's own arguments).
 
     ``memories`` lists memory configs: ``name``, ``kind`` (a key of :data:`MEMORY_KINDS`), ``key``
-    (the id feature that selects the row), ``num_rows``, ``dim`` and ``decay``. :meth:`embed`
-    returns ``[concat_f embed_f(x_f); m_1[x_key]; ...]``, the input of the tower's dense stack.
+    (the id feature that selects the row), ``num_rows``, ``dim``, ``decay`` and ``normalize``
+    (default true: a LayerNormalization of the read, so the memory's scale cannot feed back into
+    the tower that writes it; a zero row reads as the norm's learned offset). :meth:`embed`
+    returns ``[concat_f embed_f(x_f); norm_1(m_1[x_key]); ...]``, the input of the dense stack.
     """
 
     def __init__(
@@ -64,6 +66,7 @@ class FeatureTower(tf_keras.Model):
         self.feature_names = [f["name"] for f in features]
         self.embedding = FeatureEmbedding(features, embedding_dim, embeddings_regularizer)
         self.memories: dict[str, EMAMemory] = {}
+        self.memory_norms: dict[str, tf_keras.layers.Layer] = {}
         for m in memories:
             if m["kind"] not in MEMORY_KINDS:
                 raise ValueError(f"memory {m['name']!r}: kind must be one of {sorted(MEMORY_KINDS)}, got {m['kind']!r}")
@@ -72,6 +75,8 @@ class FeatureTower(tf_keras.Model):
             self.memories[m["name"]] = MEMORY_KINDS[m["kind"]](
                 m["num_rows"], m["dim"], m.get("decay", 0.8), key=m["key"], name=f"{m['name']}_memory"
             )
+            if m.get("normalize", True):
+                self.memory_norms[m["name"]] = tf_keras.layers.LayerNormalization(name=f"{m['name']}_norm")
 
     def memory_input_key(self, name: str) -> str:
         """The input key that, when present, supplies memory ``name``'s vectors row by row (the
@@ -85,9 +90,11 @@ class FeatureTower(tf_keras.Model):
         for name, memory in self.memories.items():
             key = self.memory_input_key(name)
             if key in inputs:
-                out.append(tf.stop_gradient(tf.cast(inputs[key], tf.float32)))
+                vector = tf.stop_gradient(tf.cast(inputs[key], tf.float32))
             else:
-                out.append(memory(inputs[memory.key]))
+                vector = memory(inputs[memory.key])
+            norm = self.memory_norms.get(name)
+            out.append(vector if norm is None else norm(vector))
         return out
 
     def embed(self, inputs: Mapping[str, tf.Tensor]) -> tf.Tensor:

@@ -207,7 +207,8 @@ class TwoTowerModel(tfrs.Model):
         item_ids = tf.cast(features[self.spec.item_id], tf.int32)
         probability = tf.gather(self.item_probability, item_ids) if self.use_logq else None
         hits = item_ids if self.hparams["remove_accidental_hits"] else None
-        if self.is_dot:
+        dropped = self.dropped_negatives(features)
+        if self.is_dot and dropped is None:
             return self.task(
                 q, c, candidate_sampling_probability=probability, candidate_ids=hits, compute_metrics=False
             )
@@ -217,8 +218,16 @@ class TwoTowerModel(tfrs.Model):
             scores = tfrs.layers.loss.SamplingProbablityCorrection()(scores, probability)
         if hits is not None:
             scores = tfrs.layers.loss.RemoveAccidentalHits()(labels, scores, hits)
+        if dropped is not None:
+            drop = tf.logical_and(dropped, tf.equal(labels, 0.0))
+            scores = tf.where(drop, tf.cast(scores.dtype.min, scores.dtype), scores)
         loss = tf_keras.losses.CategoricalCrossentropy(from_logits=True, reduction=tf_keras.losses.Reduction.SUM)
         return loss(labels, scores)
+
+    def dropped_negatives(self, features: Mapping[str, tf.Tensor]) -> tf.Tensor | None:
+        """``[B, B]`` bool: in-batch (query r, candidate j) pairs to leave out of the softmax as
+        negatives (besides same-item accidental hits); ``None`` keeps them all (the default)."""
+        return None
 
     def compute_loss(self, features: Mapping[str, tf.Tensor], training: bool = False) -> tf.Tensor:
         q = self.query_model(features, training=training)
