@@ -68,3 +68,21 @@ def test_train_on_missing_data_names_where_it_looked(tmp_path):
     proc = _cli("train", "--dataset=ml-100k", "--epochs=1", env=env)
     assert proc.returncode != 0
     assert "u.data" in proc.stderr and str(tmp_path) in proc.stderr
+
+
+def test_cs3_switches_and_online_learning_from_the_command_line(tmp_path):
+    run = tmp_path / "run"
+    proc = _cli("train", "--dataset=synthetic", "--model=cs3_youtubednn", "--epochs=1", "--embedding_dim=8",
+                '--hparams={"cms": false, "alpha": 0.5}', f"--output_dir={run}", "--verbose=0")  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    config = json.loads((run / "run_config.json").read_text())
+    assert config["hparams"]["cms"] is False and config["hparams"]["alpha"] == 0.5
+    proc = _cli("train", "--dataset=synthetic", "--hparams=[1]", f"--output_dir={tmp_path / 'bad'}")
+    assert proc.returncode != 0 and "JSON object" in proc.stderr
+    exports = tmp_path / "exports"
+    proc = _cli("online", "--dataset=synthetic", "--model=cs3_youtubednn", "--protocol=preranking",
+                "--embedding_dim=8", "--batch_size=1024", "--export_every=3", f"--export_dir={exports}",
+                "--verbose=0")  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "test (prequential)" in proc.stdout
+    assert (exports / "cs3_youtubednn" / "1" / "saved_model.pb").is_file()

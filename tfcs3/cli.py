@@ -4,6 +4,8 @@ Commands:
     train     train a registered model on a dataset and write a run directory
     evaluate  re-evaluate a run directory (``--run_dir``) on a split
     export    export a run directory as a SavedModel for TF Serving (``--export_dir``, ``--index``)
+    online    learn one time-ordered pass, predicting each batch before learning it (prequential
+              metrics), exporting a new version every ``--export_every`` steps
     demo      train YouTubeDNN on MovieLens-100K, evaluate, export, and query the export for one user
 
 ``python -m tfcs3 --helpfull`` lists every flag.
@@ -22,16 +24,17 @@ from typing import Any
 from absl import app, flags, logging
 
 import tfcs3  # noqa: F401  (selects Keras 2 before TensorFlow loads)
-from tfcs3.data.datasets import DATASETS, find_data_dir
+from tfcs3.data.datasets import DATASETS, find_data_dir, load_prepared
 from tfcs3.data.protocols import PROTOCOLS, RETRIEVAL, PreparedData
 from tfcs3.evaluation.evaluate import evaluate, represent
 from tfcs3.evaluation.retrieval import top_k_with_exclusions
 from tfcs3.experiment import load_run, run_experiment
 from tfcs3.export import export_model, raw_requests
 from tfcs3.models.registry import build_model, model_names
+from tfcs3.online import learn_online
 from tfcs3.retrieval import ScannOptions
 
-COMMANDS = ("train", "evaluate", "export", "demo")
+COMMANDS = ("train", "evaluate", "export", "online", "demo")
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("model", "youtubednn", f"Registered model: one of {model_names()}.")
@@ -50,6 +53,12 @@ flags.DEFINE_float("learning_rate", 3e-3, "Adam learning rate.")
 flags.DEFINE_integer("embedding_dim", 64, "Width of feature embeddings and tower outputs.")
 flags.DEFINE_list("hidden_units", ["128"], "Hidden layer widths of each tower, comma-separated.")
 flags.DEFINE_float("temperature", 1.0, "Softmax temperature of the retrieval loss.")
+flags.DEFINE_string(
+    "hparams",
+    None,
+    'Extra model hyperparameters as JSON, e.g. \'{"cts": false, "alpha": 0.5}\' for cs3_* models.',
+)
+flags.DEFINE_integer("export_every", None, "online: export a new SavedModel version every N steps.")
 flags.DEFINE_integer("max_history", 50, "Most recent items kept in the history feature.")
 flags.DEFINE_string("run_dir", None, "evaluate: the run directory written by train.")
 flags.DEFINE_enum("split", "test", ["validation", "test"], "evaluate: split to score.")
@@ -73,10 +82,19 @@ flags.DEFINE_integer(
 def _hparams() -> dict[str, Any]:
     if FLAGS.model == "popularity":
         return {}
+    extra = {}
+    if FLAGS.hparams:
+        try:
+            extra = json.loads(FLAGS.hparams)
+        except json.JSONDecodeError as err:
+            raise app.UsageError(f"--hparams is not valid JSON ({err}): {FLAGS.hparams!r}") from err
+        if not isinstance(extra, dict):
+            raise app.UsageError(f"--hparams must be a JSON object, got {FLAGS.hparams!r}")
     return {
         "embedding_dim": FLAGS.embedding_dim,
         "hidden_units": [int(u) for u in FLAGS.hidden_units],
         "temperature": FLAGS.temperature,
+        **extra,
     }
 
 
@@ -190,6 +208,33 @@ def cmd_export() -> None:
     print(f"Exported {config['model']} ({FLAGS.index} index, top-{FLAGS.k}) to {path}")
 
 
+def cmd_online() -> None:
+    """One time-ordered pass with prequential evaluation (tfcs3.online), optional periodic exports."""
+    flags_ = _training_flags()
+    data = load_prepared(
+        FLAGS.dataset, FLAGS.protocol, flags_["data_dir"], FLAGS.max_history, FLAGS.download, seed=FLAGS.seed
+    )
+    model = build_model(FLAGS.model, data, **_hparams())
+    export_dir = Path(FLAGS.export_dir) if FLAGS.export_every else None
+    print(f"Online learning of {FLAGS.model} on {data.description} ({data.protocol}): predict, then learn ...")
+    result = learn_online(
+        model,
+        data,
+        batch_size=FLAGS.batch_size,
+        learning_rate=FLAGS.learning_rate,
+        export_every=FLAGS.export_every,
+        export_dir=export_dir,
+        export_name=FLAGS.model_name or FLAGS.model,
+        index=FLAGS.index,
+        seed=FLAGS.seed,
+        verbose=1 if flags_["verbose"] == 1 else 0,
+    )
+    print(f"\nPrequential metrics ({result['steps']} steps, {result['examples']} examples, {result['seconds']:.0f} s):")
+    print(format_metrics({f"{split} (prequential)": _summary(m) for split, m in result["metrics"].items()}))
+    for path in result["exports"]:
+        print(f"exported {path}")
+
+
 def cmd_demo() -> None:
     dataset = "ml-100k"
     try:
@@ -228,7 +273,8 @@ def main(argv: Sequence[str]) -> None:
     if len(argv) != 2 or argv[1] not in COMMANDS:
         raise app.UsageError(f"usage: python -m tfcs3 {{{','.join(COMMANDS)}}} [--flags]; see --helpfull")
     logging.set_verbosity(logging.WARNING)
-    {"train": cmd_train, "evaluate": cmd_evaluate, "export": cmd_export, "demo": cmd_demo}[argv[1]]()
+    commands = {"train": cmd_train, "evaluate": cmd_evaluate, "export": cmd_export, "online": cmd_online}
+    {**commands, "demo": cmd_demo}[argv[1]]()
 
 
 def run() -> None:

@@ -1,0 +1,125 @@
+"""Query-tower latency of the CS3 variants relative to their backbone, through the exported model.
+
+For each variant (backbone, +CAS in both towers, +CAS in the user tower only, +CTS, +CMS, full
+CS3, full CS3 with user-tower-only CAS), built on the MovieLens-100K retrieval spec with the
+backbone's benchmark setting (d = 32, one hidden layer of 128): export with the brute-force index,
+reload with plain ``tf.saved_model.load`` and time the ``query_embedding`` signature on raw-feature
+requests of test users at batch 1 and batch 64, and ``serving_default`` (top-100 over the catalog)
+at batch 1. Weights do not change latency, so the models are not trained. Measurements are
+interleaved (round-robin over the variants, ``--rounds`` times) so machine noise is shared, and the
+median of the per-round p50s is reported with its ratio to the backbone.
+
+    python benchmarks/cs3_latency.py --backbone=youtubednn --seconds=1
+    # -> benchmarks/results/cs3-latency-youtubednn.json (--seconds: budget per variant, signature, round)
+
+Run it on an otherwise idle machine.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+from absl import app, flags, logging  # noqa: E402
+
+import tfcs3  # noqa: E402, F401
+from tfcs3.data import load_prepared  # noqa: E402
+from tfcs3.experiment import environment_info  # noqa: E402
+from tfcs3.export import export_model, raw_requests  # noqa: E402
+from tfcs3.models import build_model  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from report import RESULTS_DIR, write_cs3_latency_md  # noqa: E402
+from serving import _time_calls  # noqa: E402
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("backbone", "youtubednn", "Dot backbone (cs3_<backbone> must be registered).")
+flags.DEFINE_integer("rounds", 5, "Round-robin measurement rounds.")
+
+VARIANTS = {
+    "backbone": None,
+    "+CAS (both towers)": {"cts": False, "cms": False},
+    "+CAS (user tower)": {"cas": "user", "cts": False, "cms": False},
+    "+CTS": {"cas": "none", "cms": False},
+    "+CMS": {"cas": "none", "cts": False},
+    "CS3 (all three)": {},
+    "CS3, CAS in the user tower": {"cas": "user"},
+}
+
+
+def main(argv: list[str]) -> None:
+    del argv
+    logging.set_verbosity(logging.WARNING)
+    data = load_prepared("ml-100k", "retrieval")
+    setting = {"embedding_dim": 32, "hidden_units": [128]}
+    raw = raw_requests(data, [f.name for f in data.spec.query], "test", rows=range(256))
+    queries = {k: v for k, v in raw.items() if k != "exclude"}
+    calls: dict[str, dict[str, Any]] = {}
+    example = {k: tf.constant(v[:1]) for k, v in data.train.features.items()}
+    for label, switches in VARIANTS.items():
+        if switches is None:
+            model = build_model(FLAGS.backbone, data, **setting)
+        else:
+            model = build_model(f"cs3_{FLAGS.backbone}", data, **setting, **switches)
+        model(example)
+        path = export_model(model, data, tempfile.mkdtemp(prefix="tfcs3-cs3-latency-"), "m", index="brute_force")
+        loaded = tf.saved_model.load(str(path))
+        calls[label] = {
+            "query_embedding batch 1": (
+                loaded.signatures["query_embedding"],
+                [{k: tf.constant(v[r : r + 1]) for k, v in queries.items()} for r in range(256)],
+            ),
+            "query_embedding batch 64": (
+                loaded.signatures["query_embedding"],
+                [{k: tf.constant(v[r : r + 64]) for k, v in queries.items()} for r in range(0, 193, 64)],
+            ),
+            "serving_default batch 1": (
+                loaded.signatures["serving_default"],
+                [{k: tf.constant(v[r : r + 1]) for k, v in raw.items()} for r in range(256)],
+            ),
+        }
+    p50s: dict[str, dict[str, list[float]]] = {label: {} for label in calls}
+    p99s: dict[str, dict[str, list[float]]] = {label: {} for label in calls}
+    for round_ in range(FLAGS.rounds):
+        for label, signatures in calls.items():
+            for name, (fn, batches) in signatures.items():
+                lat = np.array(_time_calls(lambda b, fn=fn: fn(**b), batches, FLAGS.seconds)) * 1000
+                p50s[label].setdefault(name, []).append(float(np.percentile(lat, 50)))
+                p99s[label].setdefault(name, []).append(float(np.percentile(lat, 99)))
+        logging.warning("round %d done", round_ + 1)
+    rows = []
+    for label in calls:
+        row: dict[str, Any] = {"variant": label}
+        for name in calls[label]:
+            p50 = float(np.median(p50s[label][name]))
+            base = float(np.median(p50s["backbone"][name]))
+            row[name] = {"p50_ms": p50, "p99_ms": float(np.median(p99s[label][name])), "ratio_to_backbone": p50 / base}
+        rows.append(row)
+        logging.warning("%s: %s", label, row)
+    out = {
+        "backbone": FLAGS.backbone,
+        "dataset": data.name,
+        "setting": setting,
+        "rounds": FLAGS.rounds,
+        "rows": rows,
+        "cpu_count": os.cpu_count(),
+        "versions": environment_info(),
+        "command": "python " + " ".join(sys.argv),
+    }
+    path = RESULTS_DIR / f"cs3-latency-{FLAGS.backbone}.json"
+    path.write_text(json.dumps(out, indent=1))
+    write_cs3_latency_md()
+    print(f"Wrote {path} and BENCHMARKS.md")
+
+
+if __name__ == "__main__":
+    app.run(main)
