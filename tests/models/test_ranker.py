@@ -8,14 +8,9 @@ import tf_keras
 from tfcs3.data.features import CATEGORICAL, SEQUENCE, Feature, FeatureSpec, Vocabulary
 from tfcs3.data.pipeline import LABEL, make_dataset
 from tfcs3.evaluation.ranking import auc
-from tfcs3.models.ranker import (
-    HashedCrossEmbedding,
-    Ranker,
-    TargetAttention,
-    cross_pairs,
-    fit_ranker,
-    hashed_cross_ids,
-)
+from tfcs3.layers.hashed_cross import HashedCrossEmbedding, hashed_cross_ids
+from tfcs3.layers.target_attention import TargetAttention
+from tfcs3.models.ranker import Ranker, cross_pairs, fit_ranker
 
 SMALL = dict(embedding_dim=8, hidden_units=(16, 8), cross_buckets=101)
 

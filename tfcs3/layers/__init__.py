@@ -5,12 +5,15 @@ from tfcs3.layers.cross_tower_sync import CrossTowerMemory, EMAMemory, ordered_e
 from tfcs3.layers.cycle_adaptive import CycleAdaptiveDense, CycleAdaptiveMLP
 from tfcs3.layers.dual_augmented import AdaptiveMimicVector, category_alignment_loss
 from tfcs3.layers.feature_embedding import FeatureEmbedding
+from tfcs3.layers.hashed_cross import HashedCrossEmbedding, hashed_cross_ids
 from tfcs3.layers.interaction_tower import LightSE, contrastive_interaction_loss, multi_head_sum_max, paired_sum_max
 from tfcs3.layers.masked_mean import MaskedMeanPooling
 from tfcs3.layers.mlp import MLP
+from tfcs3.layers.target_attention import TargetAttention
 
 __all__ = [
     "MLP", "CascadeMemory", "CrossTowerMemory", "CycleAdaptiveDense", "CycleAdaptiveMLP", "EMAMemory", "ordered_ema",
     "AdaptiveMimicVector", "FeatureEmbedding", "LightSE", "MaskedMeanPooling", "category_alignment_loss",
-    "contrastive_interaction_loss", "multi_head_sum_max", "paired_sum_max",
+    "contrastive_interaction_loss", "multi_head_sum_max", "paired_sum_max", "HashedCrossEmbedding", "hashed_cross_ids",
+    "TargetAttention",
 ]  # fmt: skip
