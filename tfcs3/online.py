@@ -70,8 +70,8 @@ def learn_online(
     """Trains ``model`` on one time-ordered pass over ``splits``, predicting each batch first.
 
     Args:
-        model: a trainable tfcs3 model (any; CS3 models also update their memories per batch).
-            A CS3 model's ranker is trained first on the training split, as offline.
+        model: a trainable tfcs3 model (any; CS3 models also update their memories per batch,
+            and their ranker learns each batch after it was written, so it is online too).
         data: the prepared dataset.
         batch_size: examples per step.
         learning_rate: Adam learning rate.
@@ -100,7 +100,7 @@ def learn_online(
         raise ValueError("export_every must be >= 1 and needs export_dir")
     tf_keras.utils.set_random_seed(seed)
     if hasattr(model, "before_training"):
-        model.before_training(data, seed=seed, verbose=0)
+        model.before_training(data, seed=seed, verbose=0, online=True)
     if hasattr(model, "reset_memories"):
         model.reset_memories()
         model.update_in_step = True

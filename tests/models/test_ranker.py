@@ -257,3 +257,26 @@ def test_bad_arguments_and_inputs_are_clear_errors(synthetic_preranking, synthet
         ranker.compute_loss({k: v for k, v in batch.items() if k != LABEL})
     with pytest.raises(ValueError, match="mode"):
         fit_ranker(Ranker(synthetic_retrieval.spec, **SMALL), synthetic_retrieval, epochs=1)
+
+
+def test_online_pass_takes_activations_before_learning_each_batch(synthetic_preranking):
+    """learn_ranker_online: a batch's activations do not depend on that batch's labels (taken
+    before the ranker learns it), but do depend on earlier labels (it learns as it goes)."""
+    from tfcs3.models.ranker import learn_ranker_online
+
+    stream = synthetic_preranking.train.subset(synthetic_preranking.train.time_order())
+    bs = 512
+    last = (len(stream) - 1) // bs * bs
+
+    def outputs(flip):
+        labels = stream.labels.copy()
+        labels[flip] = 1.0 - labels[flip]
+        flipped = stream.subset(np.arange(len(stream)))
+        flipped.labels = labels
+        ranker = Ranker(synthetic_preranking.spec, mode="preranking", **SMALL)
+        return learn_ranker_online(ranker, flipped, batch_size=bs, seed=3)
+
+    base = outputs(slice(0, 0))
+    assert base.shape == (len(stream), 8)
+    np.testing.assert_allclose(outputs(slice(last, None))[last:], base[last:], rtol=1e-5, atol=1e-6)
+    assert np.abs(outputs(slice(0, last))[last:] - base[last:]).max() > 1e-4

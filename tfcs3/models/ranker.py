@@ -68,13 +68,14 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import numpy as np
 import tensorflow as tf
 import tensorflow_recommenders as tfrs
 import tf_keras
 
 from tfcs3.data.features import CATEGORICAL, MULTI, SEQUENCE, Feature, FeatureSpec
 from tfcs3.data.pipeline import LABEL, make_dataset
-from tfcs3.data.protocols import PreparedData
+from tfcs3.data.protocols import PreparedData, Split
 from tfcs3.layers import FeatureEmbedding
 from tfcs3.layers.hashed_cross import HashedCrossEmbedding
 from tfcs3.layers.target_attention import TargetAttention
@@ -358,4 +359,40 @@ def fit_ranker(
     }
 
 
-__all__ = ["KINDS", "MODES", "Ranker", "cross_pairs", "fit_ranker"]
+__all__ = ["KINDS", "MODES", "Ranker", "cross_pairs", "fit_ranker", "learn_ranker_online"]
+
+
+def learn_ranker_online(
+    ranker: Ranker, stream: Split, batch_size: int = 512, learning_rate: float = 1e-3, seed: int = 0
+) -> np.ndarray:
+    """One time-ordered pass: each batch's penultimate activations are taken *before* the ranker
+    learns from that batch (predict, then learn), as a ranker trained online would hand them over.
+
+    This is what CMS stores offline: a ranker fitted on the whole training split would produce
+    ``h_uv`` for training pairs from weights that had already learned those very labels (its user
+    and item embeddings encode them), and the two-tower would learn to read the labels back from
+    its memories, which evaluation pairs never allow.
+
+    Args:
+        ranker: the model (its ``mode`` must match the stream's rows: labels for pre-ranking).
+        stream: the training split in time order.
+        batch_size: rows per step.
+        learning_rate: Adam learning rate.
+        seed: random seed.
+
+    Returns:
+        ``[len(stream), ranker.output_dim]`` float32, in the stream's row order.
+    """
+    tf_keras.utils.set_random_seed(seed)
+    ranker.compile(optimizer=tf_keras.optimizers.Adam(learning_rate))
+    tensors = dict(stream.features)
+    if stream.labels is not None:
+        tensors[LABEL] = stream.labels.astype(np.float32)
+    penultimate = tf.function(lambda b: ranker.penultimate(b, training=False), reduce_retracing=True)
+    learn = tf.function(ranker.train_step, reduce_retracing=True)
+    out = []
+    for start in range(0, len(stream), batch_size):
+        batch = {k: tf.constant(v[start : start + batch_size]) for k, v in tensors.items()}
+        out.append(penultimate(batch).numpy())
+        learn(batch)
+    return np.concatenate(out) if out else np.zeros((0, ranker.output_dim), np.float32)
