@@ -106,6 +106,15 @@ def backbone_setting(backbone: str, dataset: str, protocol: str) -> dict[str, An
 def grid_for(model: str, dataset: str, protocol: str) -> list[dict[str, Any]]:
     if model in MECHANISMS:
         backbone, own = MECHANISMS[model]
+        if (
+            model in VARIANTS
+            and protocol == "retrieval"
+            and VARIANTS[model][1].get("cts", True) is not False
+            or (model in VARIANTS and protocol == "retrieval" and VARIANTS[model][1].get("cms", True) is not False)
+        ):
+            # CS3 with memories tunes one value of its own in retrieval: whether the query user's
+            # known positives are dropped as in-batch negatives (tfcs3.models.cs3).
+            own = [{}, {"drop_known_positives": False}]
         base = backbone_setting(backbone, dataset, protocol)
         return [{**base, **values} for values in own]
     return GRIDS.get(model, [{}])

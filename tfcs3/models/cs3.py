@@ -98,6 +98,8 @@ class CS3Mixin:
         cycles: re-weighting cycles per CAS block.
         ranker: the downstream ranker CMS reads: ``"dcn"`` (DCN-v2) or ``"dnn"``.
         ranker_hidden_units: the ranker's hidden widths; the last is the memory width ``d_r``.
+        drop_known_positives: retrieval with memories: leave in-batch negatives that the query's
+            user interacted with out of the softmax (see :meth:`dropped_negatives`).
         **kwargs: the backbone's arguments (tower, mode, embedding_dim, ...).
     """
 
@@ -113,6 +115,7 @@ class CS3Mixin:
         cycles: int = 1,
         ranker: str = "dcn",
         ranker_hidden_units: Sequence[int] = (128, 64),
+        drop_known_positives: bool = True,
         **kwargs: Any,
     ):
         if cas not in CAS_PLACEMENTS:
@@ -141,6 +144,7 @@ class CS3Mixin:
             cycles=int(cycles),
             ranker=ranker,
             ranker_hidden_units=[int(u) for u in ranker_hidden_units],
+            drop_known_positives=bool(drop_known_positives),
         )
         self.cts, self.cms = bool(cts), bool(cms)
         #: Write every training batch into the memories after its step (online learning,
@@ -190,7 +194,7 @@ class CS3Mixin:
         training (user, item) pairs for :meth:`dropped_negatives`.
         """
         spec = self.spec  # type: ignore[attr-defined]
-        if self.has_memories and self.mode == "retrieval":
+        if self.has_memories and self.mode == "retrieval" and self.hparams["drop_known_positives"]:  # type: ignore[attr-defined]
             features = data.train.features
             keys = features[spec.user_id].astype(np.int64) * len(spec.item_vocabulary) + features[spec.item_id]
             self._known_pairs = tf.constant(np.unique(keys))

@@ -96,7 +96,7 @@ register("inttower")(_dot_model(IntTowerModel, "dssm", _INTTOWER_HPARAMS))
 register("inttower_youtubednn")(_dot_model(IntTowerModel, "youtubednn", _INTTOWER_HPARAMS))
 register("inttower_dot")(_dot_model(partial(IntTowerModel, scorer="dot"), "youtubednn", _INTTOWER_HPARAMS))
 _CS3_HPARAMS = (
-    "cas", "cts", "cms", "alpha", "beta", "cycles", "ranker", "ranker_hidden_units", "stream_order",
+    "cas", "cts", "cms", "alpha", "beta", "cycles", "ranker", "ranker_hidden_units", "drop_known_positives",
 )  # fmt: skip
 _BACKBONE_HPARAMS = {"dat": _DAT_HPARAMS, "dat_youtubednn": _DAT_HPARAMS, "inttower_dot": _INTTOWER_HPARAMS}
 for _backbone, (_cls, _tower) in CS3_BACKBONES.items():
