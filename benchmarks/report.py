@@ -136,12 +136,13 @@ def cs3_ablation_tables() -> str:
     runs = _selected_runs()
     main = {"retrieval": ["ndcg@10", "recall@10", "recall@50"], "preranking": ["auc", "gauc", "logloss"]}
     out = []
-    backbones = {
-        m[4:] if m.startswith("cs3_") else m.split("+")[0] for (m, _, _) in runs if "+" in m or m[:4] == "cs3_"
-    }
-    cells = sorted(
-        {(d, p, b) for (m, d, p) in runs for b in backbones if m in (b, f"cs3_{b}") or m.startswith(b + "+")}
-    )
+
+    def backbone_of(model: str) -> str | None:
+        if model.startswith("cs3_"):
+            return model[4:]
+        return model.split("+")[0] if "+" in model else None
+
+    cells = sorted({(d, p, backbone_of(m)) for (m, d, p) in runs if backbone_of(m)})
     for dataset, protocol, backbone in cells:
         cols = main[protocol]
         out.append(f"#### {dataset} — {protocol} — {backbone} backbone\n")

@@ -248,3 +248,22 @@ def test_plug_in_on_a_user_backbone_and_bad_arguments(synthetic_retrieval):
         from tfcs3.models.inttower import IntTowerModel
 
         cs3_class(IntTowerModel)(spec, scorer="sum_max")
+
+
+@pytest.mark.parametrize(
+    "switches",
+    [dict(cas="both"), dict(cas="user"), dict(cas="none", cms=False), dict(cas="none", cts=False), dict(cas="user")],
+)
+def test_every_variant_keeps_the_candidate_side_independent_of_query_inputs(switches, synthetic_preranking):
+    data = synthetic_preranking
+    model = build_model("cs3_youtubednn", data, **{**SMALL, **switches})
+    model.update_in_step = True
+    model.compile(optimizer=tf_keras.optimizers.Adam(1e-2))
+    model.train_step(_batch(data.train, slice(0, 256)))  # memories and weights now hold data
+    rows = slice(0, 64)
+    batch = _batch(data.test, rows)
+    other = dict(batch)
+    for f in data.spec.query:  # any other query inputs
+        other[f.name] = tf.random.shuffle(batch[f.name], seed=1)
+    np.testing.assert_array_equal(model.candidate_model(batch).numpy(), model.candidate_model(other).numpy())
+    assert not np.allclose(model.query_model(batch).numpy(), model.query_model(other).numpy())
