@@ -252,7 +252,7 @@ def test_plug_in_on_a_user_backbone_and_bad_arguments(synthetic_retrieval):
 
 @pytest.mark.parametrize(
     "switches",
-    [dict(cas="both"), dict(cas="user"), dict(cas="none", cms=False), dict(cas="none", cts=False), dict(cas="user")],
+    [dict(cas="both"), dict(cas="user"), dict(cas="none", cms=False), dict(cas="none", cts=False), dict(cms=False)],
 )
 def test_every_variant_keeps_the_candidate_side_independent_of_query_inputs(switches, synthetic_preranking):
     data = synthetic_preranking
