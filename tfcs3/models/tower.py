@@ -83,12 +83,27 @@ class FeatureTower(tf_keras.Model):
         causal reads of a replayed stream) instead of the table."""
         return f"{self.name}/{name}_memory"
 
+    def normalized_memory_key(self, name: str) -> str:
+        """The input key that, when present, supplies memory ``name``'s vectors already normalised
+        (serving reads a table normalised once at export: one gather instead of gather + norm)."""
+        return f"{self.name}/{name}_memory_normalized"
+
+    def normalized_memory_table(self, name: str) -> tf.Tensor:
+        """``norm(m)`` for every row of memory ``name``: what a read of each id returns."""
+        table = tf.convert_to_tensor(self.memories[name].table)
+        norm = self.memory_norms.get(name)
+        return table if norm is None else norm(table)
+
     def memory_vectors(self, inputs: Mapping[str, tf.Tensor]) -> list[tf.Tensor]:
-        """The (stop-gradient) memory reads of a batch, in ``memories`` order: the table rows of the
-        key feature, or the per-row values under :meth:`memory_input_key` when the batch has them."""
+        """The (stop-gradient) memory reads of a batch, in ``memories`` order: the normalised table
+        rows of the key feature, or the values the batch supplies under
+        :meth:`normalized_memory_key` (used as they are) or :meth:`memory_input_key` (normalised)."""
         out = []
         for name, memory in self.memories.items():
             key = self.memory_input_key(name)
+            if self.normalized_memory_key(name) in inputs:
+                out.append(tf.stop_gradient(inputs[self.normalized_memory_key(name)]))
+                continue
             if key in inputs:
                 vector = tf.stop_gradient(tf.cast(inputs[key], tf.float32))
             else:
