@@ -280,3 +280,16 @@ def test_online_pass_takes_activations_before_learning_each_batch(synthetic_prer
     assert base.shape == (len(stream), 8)
     np.testing.assert_allclose(outputs(slice(last, None))[last:], base[last:], rtol=1e-5, atol=1e-6)
     assert np.abs(outputs(slice(0, last))[last:] - base[last:]).max() > 1e-4
+
+
+def test_supplied_negatives_replace_rolled_rows(synthetic_retrieval):
+    from tfcs3.models.ranker import NEGATIVES
+
+    ranker = Ranker(synthetic_retrieval.spec, mode="retrieval", num_negatives=2, **SMALL)
+    batch = _batch(synthetic_retrieval, 8)
+    negatives = {NEGATIVES + f.name: tf.concat([batch[f.name]] * 2, axis=0) for f in synthetic_retrieval.spec.candidate}
+    negatives[NEGATIVES + "item_id"] = tf.concat([batch["item_id"], tf.roll(batch["item_id"], 1, axis=0)], axis=0)
+    pairs, labels, weights = ranker.retrieval_pairs({**batch, **negatives})
+    assert pairs["item_id"].shape[0] == 24 and float(tf.reduce_sum(labels)) == 8
+    # The first negative block repeats each row's own item: accidental hits, weight 0.
+    assert float(tf.reduce_sum(weights[8:16])) == 0 and float(tf.reduce_min(weights[:8])) == 1

@@ -82,6 +82,8 @@ from tfcs3.layers.target_attention import TargetAttention
 from tfcs3.models.tower import feature_configs
 
 KINDS = ("dnn", "dcn")
+#: Prefix of the candidate features of sampled negatives a retrieval batch may carry.
+NEGATIVES = "_negative/"
 MODES = ("retrieval", "preranking")
 
 
@@ -259,11 +261,23 @@ class Ranker(tfrs.Model):
             num_negatives`` rows (``[(K + 1) B, ...]``); ``labels`` is 1 for the first ``B`` rows
             and 0 after; ``weights`` is 0 for accidental hits (same item id) and for shifts
             ``k >= B``, else 1.
+
+        When the batch carries ``NEGATIVES + name`` entries (``[K B, ...]`` candidate features,
+        block ``k`` paired with the batch's users), those are the negatives instead of rolled rows.
         """
         self._check_inputs(features)
         k_max = self.hparams["num_negatives"]
-        shifts = range(1, k_max + 1)
         pairs = {n: tf.concat([features[n]] * (k_max + 1), axis=0) for n in self.query_names}
+        if NEGATIVES + self.spec.item_id in features:  # sampled negatives supplied with the batch
+            for n in self.candidate_names:
+                pairs[n] = tf.concat([features[n], features[NEGATIVES + n]], axis=0)
+            item = features[self.spec.item_id]
+            positive = tf.ones_like(item, dtype=tf.float32)
+            sampled = features[NEGATIVES + self.spec.item_id]
+            distinct = tf.cast(tf.not_equal(sampled, tf.tile(item, [k_max])), tf.float32)
+            labels = tf.concat([positive, tf.zeros_like(distinct)], axis=0)
+            return pairs, labels, tf.concat([positive, distinct], axis=0)
+        shifts = range(1, k_max + 1)
         for n in self.candidate_names:
             pairs[n] = tf.concat([features[n]] + [tf.roll(features[n], k, axis=0) for k in shifts], axis=0)
         item = features[self.spec.item_id]
@@ -359,7 +373,7 @@ def fit_ranker(
     }
 
 
-__all__ = ["KINDS", "MODES", "Ranker", "cross_pairs", "fit_ranker", "learn_ranker_online"]
+__all__ = ["KINDS", "MODES", "NEGATIVES", "Ranker", "cross_pairs", "fit_ranker", "learn_ranker_online"]
 
 
 def learn_ranker_online(
@@ -367,6 +381,9 @@ def learn_ranker_online(
 ) -> np.ndarray:
     """One time-ordered pass: each batch's penultimate activations are taken *before* the ranker
     learns from that batch (predict, then learn), as a ranker trained online would hand them over.
+
+    In retrieval mode the negatives of each batch are sampled from all the stream's rows
+    (popularity-distributed), not rolled within the time-ordered batch.
 
     This is what CMS stores offline: a ranker fitted on the whole training split would produce
     ``h_uv`` for training pairs from weights that had already learned those very labels (its user
@@ -390,9 +407,16 @@ def learn_ranker_online(
         tensors[LABEL] = stream.labels.astype(np.float32)
     penultimate = tf.function(lambda b: ranker.penultimate(b, training=False), reduce_retracing=True)
     learn = tf.function(ranker.train_step, reduce_retracing=True)
+    rng = np.random.default_rng(seed)
+    candidates = [f.name for f in ranker.spec.candidate]
     out = []
     for start in range(0, len(stream), batch_size):
         batch = {k: tf.constant(v[start : start + batch_size]) for k, v in tensors.items()}
         out.append(penultimate(batch).numpy())
+        if ranker.mode == "retrieval":
+            # A time-ordered batch is mostly one user's session, so rolled rows would be that
+            # user's other positives: sample negatives from all training rows (by popularity).
+            rows = rng.integers(len(stream), size=ranker.hparams["num_negatives"] * len(out[-1]))
+            batch.update({NEGATIVES + n: tf.constant(stream.features[n][rows]) for n in candidates})
         learn(batch)
     return np.concatenate(out) if out else np.zeros((0, ranker.output_dim), np.float32)
