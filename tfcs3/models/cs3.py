@@ -34,25 +34,28 @@ INTERPRETATION (specs/cs3.md section 5), recorded here:
   another), so no label reaches its own prediction.
 * Offline training replays the stream. At the start of every epoch the training split is streamed
   in global time order through the current towers (no gradients), from zeroed memories, batch by
-  batch, read before write (:meth:`CS3Mixin.replay_memories`); every row keeps the memory values it
-  read, which come from strictly earlier batches only. The epoch then trains on the shuffled rows
-  with those per-row reads as inputs, so SGD keeps its shuffling and no label reaches its own
-  prediction (a second pass over live memories would leak: they would already hold each row's own
-  positive from the pass before). Validation, test and export read the memories as that replay
-  left them (the end of the training stream, built with the weights the epoch started from, the
-  same representation space the towers were trained to read), frozen. This mirrors production,
-  where memories lag the model by one sync. :mod:`tfcs3.online` instead trains one pass in time
-  order and keeps updating them prequentially.
+  batch, read before write (:meth:`CS3Mixin.replay_memories`). Each row then gets, as inputs for
+  this epoch, its user-side memories as they were before its batch (causal, like the history
+  feature) and its item-side memories as they ended with the row's own write removed exactly
+  (every candidate of a shuffled batch is thus read at the same time, as at evaluation; causal
+  item reads would date each row and let the towers match the positive by date). The epoch trains
+  on the shuffled rows with those inputs, so SGD keeps its shuffling and no label reaches its own
+  input (a second pass over live memories would leak: they would already hold each row's own
+  positive). Validation, test and export read the memories as that replay left them (built with
+  the weights the epoch started from, the representation space the towers were trained to read),
+  frozen; this mirrors production, where memories lag the model by one sync. :mod:`tfcs3.online`
+  instead trains one pass in time order and keeps updating them prequentially.
 * Each memory read passes through a LayerNormalization before it joins the tower input (the
   digest's own suggestion, section 2). Without it, CTS on the unnormalised retrieval towers is a
   feedback loop (larger outputs -> larger memories -> larger inputs) that diverged to NaN on
   MovieLens-100K.
-* Retrieval (in-batch softmax): in-batch negatives that the query's user interacted with in the
-  training split are dropped from the softmax (:meth:`CS3Mixin.dropped_negatives`): their memories
-  contain that user, which otherwise teaches the towers to read the collaborative signal of the
-  memories backwards. Every logged row is a positive, so CTS and CMS update on every
-  row; the in-batch negatives are never written to memory. Pre-ranking: CTS updates on label 1,
-  CMS on every impression.
+* Retrieval (in-batch softmax): with ``drop_known_positives`` (default on; the benchmark chooses
+  it on validation), in-batch negatives that the query's user interacted with in the training
+  split are dropped from the softmax (:meth:`CS3Mixin.dropped_negatives`): their memories contain
+  that user, which can teach the towers to read the collaborative signal of the memories
+  backwards; dropping them also removes hard negatives, so it is a trade-off. Every logged row
+  is a positive, so CTS and CMS update on every row; the in-batch negatives are never written to
+  memory. Pre-ranking: CTS updates on label 1, CMS on every impression.
 """
 
 from __future__ import annotations
