@@ -10,6 +10,14 @@ from tfcs3.data.protocols import Split
 LABEL = "label"
 
 
+def split_arrays(split: Split) -> dict[str, np.ndarray]:
+    """A split's feature arrays plus its float32 labels under ``"label"`` (pre-ranking splits)."""
+    arrays = dict(split.features)
+    if split.labels is not None:
+        arrays[LABEL] = split.labels.astype(np.float32)
+    return arrays
+
+
 def make_dataset(
     split: Split,
     batch_size: int = 512,
@@ -28,10 +36,7 @@ def make_dataset(
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    tensors = dict(split.features)
-    if split.labels is not None:
-        tensors[LABEL] = split.labels.astype(np.float32)
-    ds = tf.data.Dataset.from_tensor_slices(tensors)
+    ds = tf.data.Dataset.from_tensor_slices(split_arrays(split))
     if shuffle:
         ds = ds.shuffle(len(split), seed=seed, reshuffle_each_iteration=True)
     return ds.batch(batch_size, drop_remainder=drop_remainder).prefetch(tf.data.AUTOTUNE)

@@ -69,7 +69,7 @@ import tensorflow as tf
 import tf_keras
 
 from tfcs3.data.features import FeatureSpec
-from tfcs3.data.pipeline import LABEL, make_dataset
+from tfcs3.data.pipeline import make_dataset, split_arrays
 from tfcs3.data.protocols import PreparedData, Split
 from tfcs3.models.dat import DATModel
 from tfcs3.models.inttower import IntTowerModel
@@ -305,9 +305,7 @@ class CS3Mixin:
         if self._replay_fn is None:
             self._replay_fn = tf.function(self._replay_batch, reduce_retracing=True)
         self.reset_memories()
-        tensors = dict(stream.features)
-        if stream.labels is not None:
-            tensors[LABEL] = stream.labels.astype(np.float32)
+        tensors = split_arrays(stream)
         if self._ranker_stream is not None:
             items, users, outputs = self._ranker_stream
             spec = self.spec  # type: ignore[attr-defined]

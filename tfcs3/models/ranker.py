@@ -74,7 +74,7 @@ import tensorflow_recommenders as tfrs
 import tf_keras
 
 from tfcs3.data.features import CATEGORICAL, MULTI, SEQUENCE, Feature, FeatureSpec
-from tfcs3.data.pipeline import LABEL, make_dataset
+from tfcs3.data.pipeline import LABEL, make_dataset, split_arrays
 from tfcs3.data.protocols import PreparedData, Split
 from tfcs3.layers import FeatureEmbedding
 from tfcs3.layers.hashed_cross import HashedCrossEmbedding
@@ -402,9 +402,7 @@ def learn_ranker_online(
     """
     tf_keras.utils.set_random_seed(seed)
     ranker.compile(optimizer=tf_keras.optimizers.Adam(learning_rate))
-    tensors = dict(stream.features)
-    if stream.labels is not None:
-        tensors[LABEL] = stream.labels.astype(np.float32)
+    tensors = split_arrays(stream)
     penultimate = tf.function(lambda b: ranker.penultimate(b, training=False), reduce_retracing=True)
     learn = tf.function(ranker.train_step, reduce_retracing=True)
     rng = np.random.default_rng(seed)
