@@ -5,9 +5,15 @@ import pytest
 import tensorflow as tf
 
 from tfcs3.evaluation import represent
-from tfcs3.models import build_model, is_trainable, model_names
+from tfcs3.models import build_model, is_trainable, model_names, protocols_of
 
 TRAINABLE = [n for n in model_names() if n != "popularity"]
+
+
+@pytest.fixture
+def data_for(synthetic_retrieval, synthetic_preranking):
+    """The synthetic data of a model's first protocol (retrieval unless it is pre-ranking only)."""
+    return lambda name: synthetic_retrieval if "retrieval" in protocols_of(name) else synthetic_preranking
 
 
 @pytest.fixture(params=["retrieval", "preranking"])
@@ -17,6 +23,10 @@ def data(request, synthetic_retrieval, synthetic_preranking):
 
 @pytest.mark.parametrize("name", TRAINABLE)
 def test_candidate_side_never_sees_query_inputs(name, data):
+    if data.protocol not in protocols_of(name):
+        with pytest.raises(ValueError, match="pre-ranking"):
+            build_model(name, data)
+        return
     model = build_model(name, data, embedding_dim=8, hidden_units=[16])
     query_names = {f.name for f in data.spec.query}
     assert set(model.candidate_feature_names) <= {f.name for f in data.spec.candidate}
@@ -27,10 +37,10 @@ def test_candidate_side_never_sees_query_inputs(name, data):
 
 
 @pytest.mark.parametrize("name", TRAINABLE)
-def test_catalog_scores_agree_with_per_pair_scores(name, synthetic_retrieval):
+def test_catalog_scores_agree_with_per_pair_scores(name, data_for):
     """score (evaluation, top-k export) and score_candidates (candidate scoring) are one function;
     for dot models it is the dot product, so ScaNN/brute-force indices reproduce it."""
-    data = synthetic_retrieval
+    data = data_for(name)
     model = build_model(name, data, embedding_dim=8, hidden_units=[16])
     q = represent(model.query_model, {k: v[:20] for k, v in data.test.features.items()})
     c = represent(model.candidate_model, data.catalog)
@@ -43,8 +53,8 @@ def test_catalog_scores_agree_with_per_pair_scores(name, synthetic_retrieval):
 
 
 @pytest.mark.parametrize("name", model_names())
-def test_registry_builds_every_model(name, synthetic_retrieval):
-    model = build_model(name, synthetic_retrieval)
+def test_registry_builds_every_model(name, data_for):
+    model = build_model(name, data_for(name))
     assert is_trainable(model) == (name != "popularity")
 
 
@@ -58,9 +68,12 @@ def test_unknown_model_and_hparams_are_errors(synthetic_retrieval):
 
 
 @pytest.mark.parametrize("name", TRAINABLE)
-def test_gradients_reach_both_towers(name, synthetic_retrieval):
-    model = build_model(name, synthetic_retrieval, embedding_dim=8, hidden_units=[16])
-    batch = {k: tf.constant(v[:32]) for k, v in synthetic_retrieval.train.features.items()}
+def test_gradients_reach_both_towers(name, data_for):
+    data = data_for(name)
+    model = build_model(name, data, embedding_dim=8, hidden_units=[16])
+    batch = {k: tf.constant(v[:32]) for k, v in data.train.features.items()}
+    if data.train.labels is not None:
+        batch["label"] = tf.constant(data.train.labels[:32])
     with tf.GradientTape() as tape:
         loss = model.compute_loss(batch, training=True)
     grads = tape.gradient(loss, model.trainable_variables)

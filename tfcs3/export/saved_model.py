@@ -109,6 +109,8 @@ class ServingModule(tf.Module):
         self.item_embeddings = tf.Variable(embeddings, trainable=False, name="item_embeddings")
         self.item_ids = tf.Variable(data.catalog_ids.astype(str), trainable=False, name="item_ids")
         self.score_candidate_lists = model.score_candidates
+        # A learned scorer (FIT's LSS) has variables of its own outside the towers.
+        self.scorer_variables = list(getattr(model, "scorer_variables", []))
         if index == "brute_force":
             self.index = BruteForceIndex(self.item_embeddings, None if model.is_dot else model.score)
         elif not model.is_dot:

@@ -1,5 +1,6 @@
 """Keras layers, one mechanism per file; every layer has ``get_config``."""
 
+from tfcs3.layers.activation_unit import ActivationUnitAttention
 from tfcs3.layers.cascade_sharing import CascadeMemory
 from tfcs3.layers.cross_tower_sync import CrossTowerMemory, EMAMemory, ordered_ema
 from tfcs3.layers.cycle_adaptive import CycleAdaptiveDense, CycleAdaptiveMLP
@@ -8,12 +9,14 @@ from tfcs3.layers.feature_embedding import FeatureEmbedding
 from tfcs3.layers.hashed_cross import HashedCrossEmbedding, hashed_cross_ids
 from tfcs3.layers.interaction_tower import LightSE, contrastive_interaction_loss, multi_head_sum_max, paired_sum_max
 from tfcs3.layers.masked_mean import MaskedMeanPooling
+from tfcs3.layers.meta_query import MetaQueryModule
 from tfcs3.layers.mlp import MLP
+from tfcs3.layers.similarity_scorer import LightweightSimilarityScorer, head_similarity
 from tfcs3.layers.target_attention import TargetAttention
 
 __all__ = [
     "MLP", "CascadeMemory", "CrossTowerMemory", "CycleAdaptiveDense", "CycleAdaptiveMLP", "EMAMemory", "ordered_ema",
     "AdaptiveMimicVector", "FeatureEmbedding", "LightSE", "MaskedMeanPooling", "category_alignment_loss",
     "contrastive_interaction_loss", "multi_head_sum_max", "paired_sum_max", "HashedCrossEmbedding", "hashed_cross_ids",
-    "TargetAttention",
+    "TargetAttention", "ActivationUnitAttention", "MetaQueryModule", "LightweightSimilarityScorer", "head_similarity",
 ]  # fmt: skip

@@ -1,13 +1,23 @@
 """``tfrs.Model`` subclasses composing tfcs3 layers, and the model registry."""
 
 from tfcs3.models.dat import AugmentedTower, DATModel
+from tfcs3.models.fit import FITItemTower, FITModel, FITUserTower, item_attribute_table
 from tfcs3.models.inttower import InteractionTower, IntTowerModel
 from tfcs3.models.popularity import PopularityRecommender
-from tfcs3.models.registry import build_model, is_trainable, load_model, model_names, register, save_model
+from tfcs3.models.registry import (
+    build_model,
+    is_trainable,
+    load_model,
+    model_names,
+    protocols_of,
+    register,
+    save_model,
+)
 from tfcs3.models.tower import Tower
 from tfcs3.models.two_tower import TwoTowerModel
 
 __all__ = [
-    "AugmentedTower", "DATModel", "InteractionTower", "IntTowerModel", "PopularityRecommender", "Tower",
-    "TwoTowerModel", "build_model", "is_trainable", "load_model", "model_names", "register", "save_model",
+    "AugmentedTower", "DATModel", "FITItemTower", "FITModel", "FITUserTower", "item_attribute_table",
+    "InteractionTower", "IntTowerModel", "PopularityRecommender", "Tower", "TwoTowerModel",
+    "build_model", "is_trainable", "load_model", "model_names", "protocols_of", "register", "save_model",
 ]  # fmt: skip

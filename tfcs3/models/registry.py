@@ -12,7 +12,9 @@ statistics) and keyword hyperparameters. Registered names:
   on the DSSM / YouTubeDNN feature sets; ``inttower_dot``: its dot-product variant (a CS3 backbone);
 * ``cs3_<backbone>`` for every dot backbone above (``cs3_dssm``, ``cs3_youtubednn``, ``cs3_dat``,
   ``cs3_dat_youtubednn``, ``cs3_inttower_dot``): :mod:`tfcs3.models.cs3`, with switches ``cas``,
-  ``cts``, ``cms`` (all on by default) and ``alpha``, ``beta``, ``cycles``, ``ranker``.
+  ``cts``, ``cms`` (all on by default) and ``alpha``, ``beta``, ``cycles``, ``ranker``;
+* ``fit``: :class:`FITModel` (Meta Query Module + Lightweight Similarity Scorer), pre-ranking
+  only; ``use_mqm`` / ``use_lss`` switch its mechanisms off for the ablation.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from tfcs3.data.features import FeatureSpec
 from tfcs3.data.protocols import PreparedData
 from tfcs3.models.cs3 import BACKBONES as CS3_BACKBONES
 from tfcs3.models.dat import DATModel
+from tfcs3.models.fit import FITModel, item_attribute_table
 from tfcs3.models.inttower import IntTowerModel
 from tfcs3.models.popularity import PopularityRecommender
 from tfcs3.models.two_tower import TwoTowerModel
@@ -102,6 +105,30 @@ _BACKBONE_HPARAMS = {"dat": _DAT_HPARAMS, "dat_youtubednn": _DAT_HPARAMS, "intto
 for _backbone, (_cls, _tower) in CS3_BACKBONES.items():
     _extra = _CS3_HPARAMS + _BACKBONE_HPARAMS.get(_backbone, ())
     register(f"cs3_{_backbone}")(_dot_model(_cls, _tower, _extra))
+
+
+_FIT_HPARAMS = (
+    "embedding_dim", "hidden_units", "dropout", "embeddings_regularizer", "num_meta", "num_heads", "head_dim",
+    "lss_units", "attention_units", "min_temperature", "anneal_epochs", "use_mqm", "use_lss",
+)  # fmt: skip
+#: Registered models that train on one protocol only (the others take both).
+PROTOCOLS = {"fit": ("preranking",)}
+
+
+@register("fit")
+def _fit(data: PreparedData, anneal_epochs: float = 1.0, **hparams: Any) -> FITModel:
+    unknown = set(hparams) - set(_FIT_HPARAMS)
+    if unknown:
+        raise ValueError(f"fit: unknown hyperparameters {sorted(unknown)}; accepted: {_FIT_HPARAMS}")
+    if data.protocol != "preranking":
+        raise ValueError(f"fit is a pre-ranking model (pointwise BCE on impressions); got protocol {data.protocol!r}")
+    anneal = int(round(float(anneal_epochs) * len(data.train)))
+    return FITModel(data.spec, item_attribute_table(data), anneal_examples=anneal, **hparams)
+
+
+def protocols_of(name: str) -> tuple[str, ...]:
+    """The protocols registered model ``name`` trains under."""
+    return PROTOCOLS.get(name, ("retrieval", "preranking"))
 
 
 @register("popularity")
