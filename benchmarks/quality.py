@@ -85,6 +85,12 @@ for _backbone in ("dssm", "youtubednn", "dat", "dat_youtubednn", "inttower_dot")
     }.items():
         VARIANTS[_label] = (_name, _fixed)
         MECHANISMS[_label] = (_backbone, [{}])
+# FIT (pre-ranking) on the YouTubeDNN two-tower's setting, tuning the meta size N; its ablations
+# reuse FIT's selected setting and switch one mechanism off.
+MECHANISMS["fit"] = ("youtubednn", [{"num_meta": 16}, {"num_meta": 4}])
+for _label, _fixed in {"fit-no_mqm": {"use_mqm": False}, "fit-no_lss": {"use_lss": False}}.items():
+    VARIANTS[_label] = ("fit", _fixed)
+    MECHANISMS[_label] = ("fit", [{}])
 TRAINING_KEYS = ("learning_rate", "batch_size")
 
 
