@@ -92,13 +92,13 @@ class ServingModule(tf.Module):
         if self.max_len:
             self.history_table = _vocab_table(spec.feature(spec.item_id), empty_is_padding=True)
         self.row_table = _table(list(data.catalog_ids), np.arange(data.num_items), -1)
-        # Query-tower memories (CS3) are frozen at export: normalise each table once, so a request
-        # reads one row per memory instead of a row plus a LayerNorm.
-        memories = getattr(self.query_model, "memories", {})
-        self.memory_tables = {
-            name: tf.Variable(self.query_model.normalized_memory_table(name), trainable=False, name=f"{name}_memory")
-            for name in memories
-        }
+        # Per-id query-tower inputs are frozen at export (CS3's normalised memories, FIT's history
+        # item embeddings): a request gathers rows of a precomputed table instead of computing them.
+        tables = self.query_model.serving_tables() if hasattr(self.query_model, "serving_tables") else {}
+        self.table_keys = {key: feature for key, (_, feature) in tables.items()}
+        self.serving_tables = [
+            tf.Variable(table, trainable=False, name=key.replace("/", "_")) for key, (table, _) in tables.items()
+        ]
         embeddings = represent(model.candidate_model, data.catalog).numpy()
         self.embedding_values = embeddings
         unknown = {f.name: np.full((1,) + data.catalog[f.name].shape[1:], OOV, np.int32) for f in spec.candidate}
@@ -144,9 +144,8 @@ class ServingModule(tf.Module):
                 width = self.max_len[f.name]
                 padded = tf.concat([tf.zeros([tf.shape(ids)[0], width], tf.int32), ids], axis=1)
                 encoded[f.name] = padded[:, -width:]
-        for name, table in self.memory_tables.items():
-            memory = self.query_model.memories[name]
-            encoded[self.query_model.normalized_memory_key(name)] = tf.gather(table, encoded[memory.key])
+        for (key, feature), table in zip(self.table_keys.items(), self.serving_tables, strict=True):
+            encoded[key] = tf.gather(table, encoded[feature])
         return self.query_model(encoded, training=False)
 
     def _query_embedding(self, features: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:

@@ -179,9 +179,27 @@ class FITUserTower(FeatureTower):
         self.mlp = MLP(hidden_units, num_heads * head_dim, dropout)
         self.width = num_heads * head_dim
 
+    @property
+    def history_embedding_key(self) -> str:
+        """The input key that, when present, supplies the history embeddings ``[B, L, D]`` (an
+        export gathers them from :meth:`history_embedding_table`)."""
+        return f"{self.name}/history_embeddings"
+
+    def history_embedding_table(self) -> tf.Tensor:
+        """``e(item)`` for every item-vocabulary index, ``[V, D]``."""
+        return self.item_embedding(self.item_attributes)
+
+    def serving_tables(self) -> dict[str, tuple[tf.Tensor, str]]:
+        return {
+            **super().serving_tables(),
+            self.history_embedding_key: (self.history_embedding_table(), self.history_name),
+        }
+
     def behaviour(self, inputs: Mapping[str, tf.Tensor]) -> tuple[tf.Tensor, tf.Tensor]:
         """``(e(x_1..x_L) [B, L, D], ids [B, L])``: history items embedded like candidates."""
         ids = tf.cast(inputs[self.history_name], tf.int32)
+        if self.history_embedding_key in inputs:
+            return tf.convert_to_tensor(inputs[self.history_embedding_key]), ids
         flat = tf.reshape(ids, [-1])
         attributes = {name: tf.gather(table, flat) for name, table in self.item_attributes.items()}
         embedded = self.item_embedding(attributes)

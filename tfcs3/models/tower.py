@@ -94,6 +94,15 @@ class FeatureTower(tf_keras.Model):
         norm = self.memory_norms.get(name)
         return table if norm is None else norm(table)
 
+    def serving_tables(self) -> dict[str, tuple[tf.Tensor, str]]:
+        """Per-id inputs an export may precompute: ``{input key: (table, id feature)}``; serving
+        feeds ``table[ids]`` under the key instead of computing it. Here every memory, normalised
+        once (one gather per request instead of a gather plus a LayerNorm)."""
+        return {
+            self.normalized_memory_key(name): (self.normalized_memory_table(name), memory.key)
+            for name, memory in self.memories.items()
+        }
+
     def memory_vectors(self, inputs: Mapping[str, tf.Tensor]) -> list[tf.Tensor]:
         """The (stop-gradient) memory reads of a batch, in ``memories`` order: the normalised table
         rows of the key feature, or the values the batch supplies under

@@ -1,0 +1,124 @@
+"""Per-request scoring latency of FIT for 1,000 candidates, relative to the two-tower, through the
+exported model.
+
+Each variant is built on the pre-ranking spec of ``--dataset`` with the YouTubeDNN two-tower's
+benchmark setting (d = 64, one hidden layer of 128), exported with the brute-force index and
+reloaded with plain ``tf.saved_model.load``. A request = one user (raw features of a test
+impression) and ``--candidates`` candidate ids drawn from the catalog; the timed call is the
+``score_candidates`` signature (raw-id lookup, the user tower — ``N`` passes for FIT, one per hard
+query — the gather of the precomputed item side and the scorer). Weights do not change latency, so
+the models are not trained. Measurements are interleaved (round-robin over the variants,
+``--rounds`` times) and the median of the per-round p50s is reported with its ratio to the
+two-tower.
+
+    python benchmarks/fit_latency.py --dataset=ml-1m --seconds=1
+    # -> benchmarks/results/fit-latency.json
+
+Run it on an otherwise idle machine.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+from absl import app, flags, logging  # noqa: E402
+
+import tfcs3  # noqa: E402, F401
+from tfcs3.data import load_prepared  # noqa: E402
+from tfcs3.experiment import environment_info  # noqa: E402
+from tfcs3.export import export_model, raw_requests  # noqa: E402
+from tfcs3.models import build_model  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from report import RESULTS_DIR, write_fit_latency_md  # noqa: E402
+from serving import _time_calls  # noqa: E402
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("dataset", "ml-1m", "Dataset whose pre-ranking spec and catalog are used.")
+flags.DEFINE_integer("candidates", 1000, "Candidates per request.")
+flags.DEFINE_integer("rounds", 5, "Round-robin measurement rounds.")
+
+VARIANTS = {
+    "two-tower (YouTubeDNN, dot)": ("youtubednn", {}),
+    "IntTower (sum-max)": ("inttower_youtubednn", {}),
+    "FIT, N = 16": ("fit", {"num_meta": 16}),
+    "FIT, N = 4": ("fit", {"num_meta": 4}),
+    "FIT without LSS, N = 16": ("fit", {"use_lss": False}),
+    "FIT without MQM": ("fit", {"use_mqm": False}),
+}
+BASELINE = "two-tower (YouTubeDNN, dot)"
+
+
+def main(argv: list[str]) -> None:
+    del argv
+    logging.set_verbosity(logging.WARNING)
+    data = load_prepared(FLAGS.dataset, "preranking")
+    setting = {"embedding_dim": 64, "hidden_units": [128]}
+    n_requests = 64
+    rng = np.random.default_rng(0)
+    candidates = [
+        list(rng.choice(data.catalog_ids, size=min(FLAGS.candidates, data.num_items), replace=False))
+        for _ in range(n_requests)
+    ]
+    example = {k: tf.constant(v[:1]) for k, v in data.train.features.items()}
+    calls: dict[str, Any] = {}
+    for label, (name, extra) in VARIANTS.items():
+        model = build_model(name, data, **setting, **extra)
+        model(example)
+        path = export_model(model, data, tempfile.mkdtemp(prefix="tfcs3-fit-latency-"), "m", index="brute_force")
+        loaded = tf.saved_model.load(str(path))
+        raw = raw_requests(data, model.query_feature_names, "test", rows=range(n_requests), exclude_earlier=False)
+        batches = [
+            {**{k: tf.constant(v[r : r + 1]) for k, v in raw.items()}, "candidate_ids": tf.constant([candidates[r]])}
+            for r in range(n_requests)
+        ]
+        calls[label] = (loaded.signatures["score_candidates"], batches)
+    p50s: dict[str, list[float]] = {label: [] for label in calls}
+    p99s: dict[str, list[float]] = {label: [] for label in calls}
+    for round_ in range(FLAGS.rounds):
+        for label, (fn, batches) in calls.items():
+            lat = np.array(_time_calls(lambda b, fn=fn: fn(**b), batches, FLAGS.seconds)) * 1000
+            p50s[label].append(float(np.percentile(lat, 50)))
+            p99s[label].append(float(np.percentile(lat, 99)))
+        logging.warning("round %d done", round_ + 1)
+    base = float(np.median(p50s[BASELINE]))
+    rows = [
+        {
+            "variant": label,
+            "model": VARIANTS[label][0],
+            "hparams": {**setting, **VARIANTS[label][1]},
+            "p50_ms": float(np.median(p50s[label])),
+            "p99_ms": float(np.median(p99s[label])),
+            "ratio_to_two_tower": float(np.median(p50s[label])) / base,
+        }
+        for label in calls
+    ]
+    for row in rows:
+        logging.warning("%s", row)
+    out = {
+        "dataset": data.name,
+        "candidates": FLAGS.candidates,
+        "rounds": FLAGS.rounds,
+        "rows": rows,
+        "cpu_count": os.cpu_count(),
+        "versions": environment_info(),
+        "command": "python " + " ".join(sys.argv),
+    }
+    path = RESULTS_DIR / "fit-latency.json"
+    path.write_text(json.dumps(out, indent=1))
+    write_fit_latency_md()
+    print(f"Wrote {path} and BENCHMARKS.md")
+
+
+if __name__ == "__main__":
+    app.run(main)
