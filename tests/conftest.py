@@ -1,7 +1,11 @@
 """Shared fixtures. Real datasets come from $TFCS3_DATA_DIR; tests needing them skip without it."""
 
+import json
 import os
+import subprocess
+import sys
 import tempfile
+import textwrap
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -52,3 +56,51 @@ def synthetic_retrieval(synthetic_raw):
 @pytest.fixture(scope="session")
 def synthetic_preranking(synthetic_raw):
     return prepare(synthetic_raw, "preranking", max_history=20)
+
+
+FRESH_PROCESS = textwrap.dedent(
+    """
+    import json, sys
+    blocked = set(sys.argv[2].split(","))
+    class Block:
+        def find_spec(self, name, path=None, target=None):
+            if name.split(".")[0] in blocked:
+                raise ImportError("blocked for this test: " + name)
+    sys.meta_path.insert(0, Block())
+    for name in blocked:
+        try:
+            __import__(name)
+        except ImportError:
+            pass
+        else:
+            raise SystemExit(name + " should not be importable here")
+    if "scann" not in blocked:
+        import scann  # noqa: F401  (registers the ScaNN ops)
+    import tensorflow as tf
+    raw = json.load(open(sys.argv[3]))
+    f = tf.saved_model.load(sys.argv[1]).signatures["serving_default"]
+    out = f(**{k: tf.constant(v) for k, v in raw.items()})
+    print(json.dumps({"ids": [[i.decode() for i in r] for r in out["item_ids"].numpy()],
+                      "scores": out["scores"].numpy().tolist()}))
+    """
+)
+
+
+@pytest.fixture
+def serve_in_fresh_process(tmp_path):
+    """``serve(export_path, blocked_modules, raw_request) -> {"ids", "scores"}``: calls
+    ``serving_default`` in a new Python process where the comma-separated modules cannot be
+    imported (e.g. ``"tfcs3,scann,tensorflow_recommenders"``: stock TensorFlow only)."""
+    return lambda path, blocked, raw: _fresh(path, blocked, raw, tmp_path)
+
+
+def _fresh(path: Path, blocked: str, raw: dict, tmp_path: Path) -> dict:
+    request = tmp_path / "request.json"
+    request.write_text(json.dumps(raw))
+    env = {k: v for k, v in os.environ.items() if k != "TF_USE_LEGACY_KERAS"}
+    proc = subprocess.run(
+        [sys.executable, "-c", FRESH_PROCESS, str(path), blocked, str(request)],
+        capture_output=True, text=True, timeout=300, env=env,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.loads(proc.stdout.strip().splitlines()[-1])

@@ -67,7 +67,12 @@ flags.DEFINE_integer("top_k", 10, "demo: how many recommendations to print.")
 flags.DEFINE_string("export_dir", "exports", "export: base directory; writes <export_dir>/<model_name>/<version>/.")
 flags.DEFINE_string("model_name", None, "export: TF Serving model name (default: the registered model name).")
 flags.DEFINE_integer("version", None, "export: version number (default: the next free one; never overwrites).")
-flags.DEFINE_enum("index", "brute_force", ["brute_force", "scann"], "export: top-k index (scann needs its ops).")
+flags.DEFINE_enum(
+    "index",
+    "brute_force",
+    ["brute_force", "scann", "sparse_code"],
+    "export: top-k index (scann needs its ops; sparse_code is SparCode's inverted index).",
+)
 flags.DEFINE_integer("k", 100, "export: how many items serving_default returns.")
 flags.DEFINE_integer("scann_leaves", None, "export --index=scann: tree leaves (0 = no tree; default by catalog size).")
 flags.DEFINE_integer("scann_leaves_to_search", None, "export --index=scann: leaves searched per query.")

@@ -1,11 +1,9 @@
 """Exported SavedModels: layout, raw-feature signatures, fresh-process loading, ScaNN vs stock ops."""
 
 import json
-import os
 import shutil
 import subprocess
 import sys
-import textwrap
 import threading
 from pathlib import Path
 
@@ -135,59 +133,19 @@ def test_score_candidates_and_query_embedding(exports, trained):
     assert np.isfinite(scores[:, 2]).all()
 
 
-FRESH_PROCESS = textwrap.dedent(
-    """
-    import json, sys
-    blocked = set(sys.argv[2].split(","))
-    class Block:
-        def find_spec(self, name, path=None, target=None):
-            if name.split(".")[0] in blocked:
-                raise ImportError("blocked for this test: " + name)
-    sys.meta_path.insert(0, Block())
-    for name in blocked:
-        try:
-            __import__(name)
-        except ImportError:
-            pass
-        else:
-            raise SystemExit(name + " should not be importable here")
-    if "scann" not in blocked:
-        import scann  # noqa: F401  (registers the ScaNN ops)
-    import tensorflow as tf
-    raw = json.load(open(sys.argv[3]))
-    f = tf.saved_model.load(sys.argv[1]).signatures["serving_default"]
-    out = f(**{k: tf.constant(v) for k, v in raw.items()})
-    print(json.dumps({"ids": [[i.decode() for i in r] for r in out["item_ids"].numpy()],
-                      "scores": out["scores"].numpy().tolist()}))
-    """
-)
-
-
-def _fresh(path: Path, blocked: str, raw: dict, tmp_path: Path) -> dict:
-    request = tmp_path / "request.json"
-    request.write_text(json.dumps(raw))
-    env = {k: v for k, v in os.environ.items() if k != "TF_USE_LEGACY_KERAS"}
-    proc = subprocess.run(
-        [sys.executable, "-c", FRESH_PROCESS, str(path), blocked, str(request)],
-        capture_output=True, text=True, timeout=300, env=env,
-    )  # fmt: skip
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return json.loads(proc.stdout.strip().splitlines()[-1])
-
-
-def test_brute_force_export_serves_without_tfcs3_or_scann(exports, trained, tmp_path):
+def test_brute_force_export_serves_without_tfcs3_or_scann(exports, trained, serve_in_fresh_process):
     model, data = trained
     raw = _requests(data)
-    result = _fresh(exports["brute_force"], "tfcs3,scann,tensorflow_recommenders", raw, tmp_path)
+    result = serve_in_fresh_process(exports["brute_force"], "tfcs3,scann,tensorflow_recommenders", raw)
     for k, (ids, scores) in enumerate(_expected_top_k(model, data)):
         assert result["ids"][k] == ids
         np.testing.assert_allclose(result["scores"][k], scores, rtol=1e-5, atol=1e-6)
 
 
-def test_scann_export_serves_with_scann_only(exports, trained, tmp_path):
+def test_scann_export_serves_with_scann_only(exports, trained, serve_in_fresh_process):
     model, data = trained
     raw = _requests(data)
-    result = _fresh(exports["scann"], "tfcs3,tensorflow_recommenders", raw, tmp_path)
+    result = serve_in_fresh_process(exports["scann"], "tfcs3,tensorflow_recommenders", raw)
     expected = _expected_top_k(model, data)
     overlap = np.mean([len(set(result["ids"][k]) & set(ids)) / K for k, (ids, _) in enumerate(expected)])
     assert overlap >= 0.9

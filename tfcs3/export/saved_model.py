@@ -36,8 +36,9 @@ from tfcs3.data.protocols import PreparedData
 from tfcs3.evaluation.evaluate import represent
 from tfcs3.retrieval.brute_force import BruteForceIndex
 from tfcs3.retrieval.scann_index import ScannIndex, ScannOptions
+from tfcs3.retrieval.sparse_code_index import SparseCodeIndex
 
-INDEXES = ("brute_force", "scann")
+INDEXES = ("brute_force", "scann", "sparse_code")
 EXTRAS = "assets.extra"
 METADATA = "tfcs3_export.json"
 
@@ -62,9 +63,11 @@ class ServingModule(tf.Module):
         model: a trained tfcs3 model (``query_model``, ``candidate_model``, ``score``); models
             whose score is not a dot product (IntTower's sum-max) export with brute force only.
         data: the prepared data the model was trained on (vocabularies and catalog).
-        index: ``"brute_force"`` (stock ops) or ``"scann"`` (needs the ScaNN ops).
+        index: ``"brute_force"`` (stock ops; exact model scoring for any scorer), ``"scann"`` (needs
+            the ScaNN ops; dot models) or ``"sparse_code"`` (SparCode's inverted index, stock ops).
         k: results returned by ``serving_default``.
         scann_options: ScaNN settings (default by catalog size).
+        sparse_top_t: per-code posting-list cap of the ``sparse_code`` index (``None``: exact).
     """
 
     def __init__(
@@ -74,6 +77,7 @@ class ServingModule(tf.Module):
         index: str = "brute_force",
         k: int = 100,
         scann_options: ScannOptions | None = None,
+        sparse_top_t: int | None = None,
     ):
         super().__init__(name="tfcs3_serving")
         if index not in INDEXES:
@@ -113,6 +117,10 @@ class ServingModule(tf.Module):
         self.scorer_variables = list(getattr(model, "scorer_variables", []))
         if index == "brute_force":
             self.index = BruteForceIndex(self.item_embeddings, None if model.is_dot else model.score)
+        elif index == "sparse_code":
+            if getattr(model, "quantizer", None) is None:
+                raise ValueError(f"{type(model).__name__} has no discrete query codes; sparse_code needs SparCode")
+            self.index = SparseCodeIndex.from_model(model, embeddings, top_t=sparse_top_t)
         elif not model.is_dot:
             raise ValueError(f"{type(model).__name__} does not score by dot product; ScaNN needs one (use brute_force)")
         else:
@@ -189,6 +197,7 @@ def export_model(
     index: str = "brute_force",
     k: int = 100,
     scann_options: ScannOptions | None = None,
+    sparse_top_t: int | None = None,
 ) -> Path:
     """Writes ``export_dir/model_name/version/`` (TF Serving's layout) atomically.
 
@@ -205,7 +214,7 @@ def export_model(
         raise ValueError(f"model_name must be a plain directory name, got {model_name!r}")
     if version is not None and version < 1:
         raise ValueError(f"version must be a positive integer, got {version}")
-    module = ServingModule(model, data, index, k, scann_options)
+    module = ServingModule(model, data, index, k, scann_options, sparse_top_t)
     base = Path(export_dir) / model_name
     base.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".tmp-export-", dir=base))
@@ -222,6 +231,11 @@ def export_model(
             "model": type(model).__name__,
             "index": index,
             "index_options": module.index_options.to_dict() if module.index_options else None,
+            "sparse_index": (
+                {"nnz": module.index.nnz, "density": module.index.density, "top_t": sparse_top_t}
+                if index == "sparse_code"
+                else None
+            ),
             "k": module.k,
             "num_items": data.num_items,
             "embedding_dim": int(module.embedding_values.shape[1]),

@@ -1,9 +1,11 @@
 """Keras layers, one mechanism per file; every layer has ``get_config``."""
 
 from tfcs3.layers.activation_unit import ActivationUnitAttention
+from tfcs3.layers.all_to_all import AllToAllInteraction, sparse_sum
 from tfcs3.layers.cascade_sharing import CascadeMemory
 from tfcs3.layers.cross_tower_sync import CrossTowerMemory, EMAMemory, ordered_ema
 from tfcs3.layers.cycle_adaptive import CycleAdaptiveDense, CycleAdaptiveMLP
+from tfcs3.layers.discrete_codes import ProductQuantizer, codewords, nearest_codes
 from tfcs3.layers.dual_augmented import AdaptiveMimicVector, category_alignment_loss
 from tfcs3.layers.feature_embedding import FeatureEmbedding
 from tfcs3.layers.hashed_cross import HashedCrossEmbedding, hashed_cross_ids
@@ -19,4 +21,5 @@ __all__ = [
     "AdaptiveMimicVector", "FeatureEmbedding", "LightSE", "MaskedMeanPooling", "category_alignment_loss",
     "contrastive_interaction_loss", "multi_head_sum_max", "paired_sum_max", "HashedCrossEmbedding", "hashed_cross_ids",
     "TargetAttention", "ActivationUnitAttention", "MetaQueryModule", "LightweightSimilarityScorer", "head_similarity",
+    "AllToAllInteraction", "sparse_sum", "ProductQuantizer", "codewords", "nearest_codes",
 ]  # fmt: skip

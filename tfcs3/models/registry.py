@@ -13,6 +13,10 @@ statistics) and keyword hyperparameters. Registered names:
 * ``cs3_<backbone>`` for every dot backbone above (``cs3_dssm``, ``cs3_youtubednn``, ``cs3_dat``,
   ``cs3_dat_youtubednn``, ``cs3_inttower_dot``): :mod:`tfcs3.models.cs3`, with switches ``cas``,
   ``cts``, ``cms`` (all on by default) and ``alpha``, ``beta``, ``cycles``, ``ranker``;
+* ``sparcode`` / ``sparcode_dssm``: :class:`SparCodeModel` (all-to-all interaction over product-
+  quantized query tokens, indexable by :class:`~tfcs3.retrieval.SparseCodeIndex`) with a
+  YouTubeDNN / DSSM query encoder; ``all_to_all``: the same scorer on continuous tokens (the
+  unrestricted upper bound), retrieval only;
 * ``fit``: :class:`FITModel` (Meta Query Module + Lightweight Similarity Scorer), pre-ranking
   only; ``use_mqm`` / ``use_lss`` switch its mechanisms off for the ablation.
 """
@@ -35,6 +39,7 @@ from tfcs3.models.dat import DATModel
 from tfcs3.models.fit import FITModel, item_attribute_table
 from tfcs3.models.inttower import IntTowerModel
 from tfcs3.models.popularity import PopularityRecommender
+from tfcs3.models.sparcode import SparCodeModel
 from tfcs3.models.two_tower import TwoTowerModel
 
 Builder = Callable[..., Any]
@@ -111,8 +116,41 @@ _FIT_HPARAMS = (
     "embedding_dim", "hidden_units", "dropout", "embeddings_regularizer", "num_meta", "num_heads", "head_dim",
     "lss_units", "attention_units", "min_temperature", "anneal_epochs", "use_mqm", "use_lss",
 )  # fmt: skip
+_SPARCODE_HPARAMS = (
+    "num_query_tokens", "num_item_tokens", "token_dim", "num_codebooks", "codebook_size", "interaction_units",
+    "scorer", "sparsity_bias", "commitment_weight", "num_negatives", "codebook_decay", "restart_threshold", "relu_leak",
+)  # fmt: skip
+
+
+def _sparcode(tower: str, quantize: bool) -> Builder:
+    extra = (*_SPARCODE_HPARAMS, "warmup_examples", "bias_anneal_examples")
+    build_dot = _dot_model(partial(SparCodeModel, quantize=quantize), tower, extra)
+
+    def build(
+        data: PreparedData, warmup_epochs: float = 0.0, bias_anneal_epochs: float = 1.0, **hparams: Any
+    ) -> SparCodeModel:
+        if data.protocol != "retrieval":
+            raise ValueError(f"SparCode is a retrieval model; got protocol {data.protocol!r}")
+        n = len(data.train)
+        anneal = int(round(float(bias_anneal_epochs) * n))
+        if quantize:
+            hparams["warmup_examples"] = int(round(float(warmup_epochs) * n))
+        return build_dot(data, bias_anneal_examples=anneal, **hparams)
+
+    return build
+
+
+register("sparcode")(_sparcode("youtubednn", True))
+register("sparcode_dssm")(_sparcode("dssm", True))
+register("all_to_all")(_sparcode("youtubednn", False))
+
 #: Registered models that train on one protocol only (the others take both).
-PROTOCOLS = {"fit": ("preranking",)}
+PROTOCOLS = {
+    "fit": ("preranking",),
+    "sparcode": ("retrieval",),
+    "sparcode_dssm": ("retrieval",),
+    "all_to_all": ("retrieval",),
+}
 
 
 @register("fit")

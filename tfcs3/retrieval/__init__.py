@@ -1,6 +1,7 @@
-"""Top-k indices over candidate embeddings: exact brute force (stock ops) and ScaNN."""
+"""Top-k indices: exact brute force (stock ops), ScaNN, and SparCode's sparse code index (stock ops)."""
 
 from tfcs3.retrieval.brute_force import BruteForceIndex, mask_rows
 from tfcs3.retrieval.scann_index import ScannIndex, ScannOptions
+from tfcs3.retrieval.sparse_code_index import SparseCodeIndex
 
-__all__ = ["BruteForceIndex", "ScannIndex", "ScannOptions", "mask_rows"]
+__all__ = ["BruteForceIndex", "ScannIndex", "ScannOptions", "SparseCodeIndex", "mask_rows"]

@@ -1,0 +1,93 @@
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tfcs3.evaluation import evaluate, represent
+from tfcs3.models import build_model, load_model, save_model
+from tfcs3.training import train
+
+SMALL = dict(embedding_dim=16, hidden_units=[32], token_dim=8, codebook_size=8, interaction_units=[16, 16])
+
+
+@pytest.fixture(scope="module")
+def trained(synthetic_retrieval):
+    model = build_model("sparcode", synthetic_retrieval, sparsity_bias=-0.2, **SMALL)
+    train(model, synthetic_retrieval, epochs=4, batch_size=128, learning_rate=1e-2, patience=4, verbose=0)
+    return model
+
+
+def _batch(data, n=64):
+    return {k: tf.constant(v[:n]) for k, v in data.train.features.items()}
+
+
+def test_training_beats_popularity(trained, synthetic_retrieval):
+    ours = evaluate(trained, synthetic_retrieval, "test")["ndcg@10"]
+    popularity = evaluate(build_model("popularity", synthetic_retrieval), synthetic_retrieval, "test")["ndcg@10"]
+    assert ours > popularity
+    assert float(trained.quantizer.initialized) == 1.0 and float(trained.bias) == pytest.approx(-0.2)
+
+
+def test_query_representations_are_codewords(trained, synthetic_retrieval):
+    q = represent(trained.query_model, {k: v[:20] for k, v in synthetic_retrieval.test.features.items()}).numpy()
+    tokens = q.reshape(-1, 8)
+    codes = trained.quantizer.encode(tokens)
+    np.testing.assert_array_equal(trained.quantizer.decode(codes).numpy(), tokens)
+    assert trained.query_codes(q).shape == (20, 4)
+
+
+def test_warmup_trains_continuous_tokens_then_initialises_the_codebooks(synthetic_retrieval):
+    data = synthetic_retrieval
+    model = build_model("sparcode", data, warmup_epochs=1.0, **SMALL)
+    assert model.hparams["warmup_examples"] == len(data.train)
+    batch = _batch(data)
+    before = model.quantizer.codebook.numpy().copy()
+    model.compute_loss(batch, training=True)
+    assert float(model.quantizer.initialized) == 0.0
+    np.testing.assert_array_equal(model.quantizer.codebook.numpy(), before)
+    model.examples_seen.assign(float(len(data.train)))
+    model.compute_loss(batch, training=True)
+    assert float(model.quantizer.initialized) == 1.0
+    assert not np.allclose(model.quantizer.codebook.numpy(), before)
+
+
+def test_bias_anneals_from_zero(synthetic_retrieval):
+    data = synthetic_retrieval
+    model = build_model("sparcode", data, sparsity_bias=-1.0, bias_anneal_epochs=2.0, **SMALL)
+    assert float(model.bias) == 0.0
+    model.compute_loss(_batch(data), training=True)
+    assert float(model.bias) == pytest.approx(-64 / (2 * len(data.train)))
+    model.examples_seen.assign(1e9)
+    model.compute_loss(_batch(data), training=True)
+    assert float(model.bias) == -1.0
+
+
+def test_gradients_reach_the_towers_and_the_interaction_but_not_the_codebook(synthetic_retrieval):
+    model = build_model("sparcode", synthetic_retrieval, **SMALL)
+    with tf.GradientTape() as tape:
+        loss = model.compute_loss(_batch(synthetic_retrieval), training=True)
+    variables = model.trainable_variables
+    grads = dict(zip([v.name for v in variables], tape.gradient(loss, variables), strict=True))
+    assert all(g is not None for g in grads.values())
+    assert any("all_to_all" in n for n in grads) and not any("codebook" in n for n in grads)
+
+
+def test_all_to_all_is_unquantized_and_errors_are_clear(synthetic_retrieval, synthetic_preranking):
+    model = build_model("all_to_all", synthetic_retrieval, **SMALL)
+    assert model.quantizer is None
+    with pytest.raises(ValueError, match="no codes"):
+        model.query_codes(tf.zeros([1, 32]))
+    with pytest.raises(ValueError, match="retrieval model"):
+        build_model("sparcode", synthetic_preranking)
+    with pytest.raises(ValueError, match="sparsity_bias"):
+        build_model("sparcode", synthetic_retrieval, sparsity_bias=0.5)
+
+
+def test_save_and_load_restore_codebooks_and_scores(trained, synthetic_retrieval, tmp_path):
+    save_model(trained, tmp_path / "m", "sparcode", {"sparsity_bias": -0.2, **SMALL})
+    restored = load_model(tmp_path / "m", synthetic_retrieval)
+    np.testing.assert_array_equal(restored.quantizer.codebook.numpy(), trained.quantizer.codebook.numpy())
+    assert float(restored.bias) == float(trained.bias)
+    features = {k: v[:10] for k, v in synthetic_retrieval.test.features.items()}
+    q1, q2 = represent(trained.query_model, features), represent(restored.query_model, features)
+    c = represent(trained.candidate_model, synthetic_retrieval.catalog)
+    np.testing.assert_array_equal(restored.score(q2, c).numpy(), trained.score(q1, c).numpy())
