@@ -91,7 +91,14 @@ MECHANISMS["fit"] = ("youtubednn", [{"num_meta": 16}, {"num_meta": 4}])
 for _label, _fixed in {"fit-no_mqm": {"use_mqm": False}, "fit-no_lss": {"use_lss": False}}.items():
     VARIANTS[_label] = ("fit", _fixed)
     MECHANISMS[_label] = ("fit", [{}])
+# SparCode: the YouTubeDNN query encoder's setting, tuning the sparsity bias b; the unrestricted
+# all-to-all scorer (same network, continuous tokens) on the same setting.
+MECHANISMS["sparcode"] = ("youtubednn", [{"sparsity_bias": 0.0}, {"sparsity_bias": -1.0}])
+MECHANISMS["all_to_all"] = ("youtubednn", [{}])
 TRAINING_KEYS = ("learning_rate", "batch_size")
+# Extra measurements of a trained model, stored in its run: {registered model: fn(model, data)}
+# (benchmarks/sparcode.py adds the inverted-index evaluation of SparCode).
+POST_RUN: dict[str, Any] = {}
 
 
 def backbone_setting(backbone: str, dataset: str, protocol: str) -> dict[str, Any]:
@@ -162,6 +169,8 @@ def _run_one(model: str, dataset: str, protocol: str, seed: int, setting: dict[s
     )
     fit = result.get("fit", {})
     extra = {"registered_model": registered, "fixed_hparams": fixed} if model in VARIANTS else {}
+    if registered in POST_RUN:
+        extra.update(POST_RUN[registered](result["_model"], data))
     ranker = getattr(result["_model"], "ranker_report", None)
     if ranker:
         extra["ranker"] = {k: v for k, v in ranker.items() if k != "history"}

@@ -55,6 +55,9 @@ def test_top_t_keeps_the_highest_entries_of_each_code(trained, synthetic_retriev
     capped = SparseCodeIndex.from_model(trained, c, top_t=3)
     lengths = np.diff(capped.indptr.numpy())
     assert lengths.max() <= 3 and capped.nnz < full.nnz
+    cut = full.truncated(3)  # truncating a built index == building with the cap
+    for name in ("indptr", "item_rows", "values"):
+        np.testing.assert_array_equal(getattr(cut, name).numpy(), getattr(capped, name).numpy())
     start, end = full.indptr.numpy()[:2]
     best = np.sort(full.values.numpy()[start:end])[::-1][:3]
     np.testing.assert_allclose(capped.values.numpy()[: lengths[0]], best[: lengths[0]], rtol=1e-6)

@@ -28,6 +28,8 @@ INTERPRETATIONS (``specs/sparcode.md``):
   output followed by ``K_u`` linear heads, two linear maps in a row);
 * negatives: the first ``num_negatives`` candidates of the batch, shared by all rows (a sampled
   softmax over in-batch negatives), with the logQ correction and same-item negatives masked;
+* sizes for a 2-core CPU: ``f`` has two hidden layers of 64 (the official code: three of 256) and
+  64 shared negatives (training cost grows with batch x K_u x negatives x width^2);
 * ``b`` is applied in training as well as in the index, so offline scores equal online ones;
 * the ReLU passes a small gradient (``relu_leak``) where it is closed, in training only: with the
   plain ReLU some seeds end with every score below ``-b`` and nothing left to learn from;
@@ -127,11 +129,11 @@ class SparCodeModel(TwoTowerModel):
         token_dim: int = 32,
         num_codebooks: int = 2,
         codebook_size: int = 64,
-        interaction_units: tuple[int, ...] | list[int] = (128, 128),
+        interaction_units: tuple[int, ...] | list[int] = (64, 64),
         scorer: str = "mlp",
         sparsity_bias: float = 0.0,
         commitment_weight: float = 0.25,
-        num_negatives: int = 128,
+        num_negatives: int = 64,
         warmup_examples: int = 0,
         bias_anneal_examples: int = 0,
         relu_leak: float = 0.01,

@@ -118,6 +118,25 @@ class SparseCodeIndex(tf.Module):
             h["num_query_tokens"],
         )
 
+    def truncated(self, top_t: int) -> SparseCodeIndex:
+        """The index keeping the ``top_t`` highest entries of each posting list (lists are stored
+        best first), without re-scoring: the same as ``from_model(..., top_t=top_t)``."""
+        if top_t < 1:
+            raise ValueError(f"top_t must be >= 1, got {top_t}")
+        indptr = self.indptr.numpy()
+        lengths = np.minimum(np.diff(indptr), top_t)
+        keep = np.concatenate([np.arange(s, s + n) for s, n in zip(indptr[:-1], lengths, strict=True)])
+        new_indptr = np.zeros_like(indptr)
+        np.cumsum(lengths, out=new_indptr[1:])
+        return SparseCodeIndex(
+            new_indptr,
+            self.item_rows.numpy()[keep],
+            self.values.numpy()[keep],
+            self.num_items,
+            self.codebook.numpy(),
+            self.num_query_tokens,
+        )
+
     @property
     def density(self) -> float:
         """``nnz / (N^M * C)``: the fraction of (code, item) scores stored."""
