@@ -389,6 +389,8 @@ README_MODELS = {
     "inttower_youtubednn": "IntTower (YouTubeDNN features)",
     "cs3_dssm": "CS3 (DSSM backbone)",
     "cs3_youtubednn": "CS3 (YouTubeDNN backbone)",
+    "all_to_all": "all-to-all scorer (SparCode's network, not indexable)",
+    "sparcode": "SparCode (YouTubeDNN query encoder)",
 }
 
 

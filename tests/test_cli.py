@@ -86,3 +86,21 @@ def test_cs3_switches_and_online_learning_from_the_command_line(tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "test (prequential)" in proc.stdout
     assert (exports / "cs3_youtubednn" / "1" / "saved_model.pb").is_file()
+
+
+def test_sparcode_with_its_index_and_fit_from_the_command_line(tmp_path):
+    run = tmp_path / "sc"
+    proc = _cli("train", "--dataset=synthetic", "--model=sparcode", "--epochs=1", "--embedding_dim=8",
+                '--hparams={"codebook_size": 8, "token_dim": 8, "sparsity_bias": -0.5}', f"--output_dir={run}",
+                "--verbose=0")  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    exports = tmp_path / "exports"
+    proc = _cli("export", f"--run_dir={run}", f"--export_dir={exports}", "--index=sparse_code", "--sparse_top_t=20")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    meta = json.loads((exports / "sparcode" / "1" / "assets.extra" / "tfcs3_export.json").read_text())
+    assert meta["index"] == "sparse_code" and meta["sparse_index"]["top_t"] == 20
+    proc = _cli("train", "--dataset=synthetic", "--model=fit", f"--output_dir={tmp_path / 'bad'}")
+    assert proc.returncode != 0 and "pre-ranking model" in proc.stderr
+    proc = _cli("train", "--dataset=synthetic", "--model=fit", "--protocol=preranking", "--epochs=1",
+                "--embedding_dim=8", f"--output_dir={tmp_path / 'fit'}", "--verbose=0")  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]

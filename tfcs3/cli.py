@@ -77,6 +77,7 @@ flags.DEFINE_integer("k", 100, "export: how many items serving_default returns."
 flags.DEFINE_integer("scann_leaves", None, "export --index=scann: tree leaves (0 = no tree; default by catalog size).")
 flags.DEFINE_integer("scann_leaves_to_search", None, "export --index=scann: leaves searched per query.")
 flags.DEFINE_integer("scann_reorder", None, "export --index=scann: candidates re-scored exactly (0 = none).")
+flags.DEFINE_integer("sparse_top_t", None, "export --index=sparse_code: posting-list cap per code (default: exact).")
 flags.DEFINE_integer(
     "verbose",
     None,
@@ -95,12 +96,10 @@ def _hparams() -> dict[str, Any]:
             raise app.UsageError(f"--hparams is not valid JSON ({err}): {FLAGS.hparams!r}") from err
         if not isinstance(extra, dict):
             raise app.UsageError(f"--hparams must be a JSON object, got {FLAGS.hparams!r}")
-    return {
-        "embedding_dim": FLAGS.embedding_dim,
-        "hidden_units": [int(u) for u in FLAGS.hidden_units],
-        "temperature": FLAGS.temperature,
-        **extra,
-    }
+    hparams = {"embedding_dim": FLAGS.embedding_dim, "hidden_units": [int(u) for u in FLAGS.hidden_units]}
+    if FLAGS["temperature"].present:  # models without a softmax temperature (FIT) reject it
+        hparams["temperature"] = FLAGS.temperature
+    return {**hparams, **extra}
 
 
 def _training_flags() -> dict[str, Any]:
@@ -208,7 +207,15 @@ def cmd_export() -> None:
         }
         options = dataclasses.replace(options, **{k: v for k, v in overrides.items() if v is not None})
     path = export_model(
-        model, data, FLAGS.export_dir, FLAGS.model_name or config["model"], FLAGS.version, FLAGS.index, FLAGS.k, options
+        model,
+        data,
+        FLAGS.export_dir,
+        FLAGS.model_name or config["model"],
+        FLAGS.version,
+        FLAGS.index,
+        FLAGS.k,
+        options,
+        FLAGS.sparse_top_t,
     )
     print(f"Exported {config['model']} ({FLAGS.index} index, top-{FLAGS.k}) to {path}")
 
