@@ -1,7 +1,7 @@
 """``tfrs.Model`` subclasses composing tfcs3 layers, and the model registry."""
 
 from tfcs3.models.dat import AugmentedTower, DATModel
-from tfcs3.models.fit import FITItemTower, FITModel, FITUserTower, item_attribute_table
+from tfcs3.models.fit import FITItemTower, FITModel, FITUserTower
 from tfcs3.models.inttower import InteractionTower, IntTowerModel
 from tfcs3.models.popularity import PopularityRecommender
 from tfcs3.models.registry import (
@@ -13,7 +13,7 @@ from tfcs3.models.registry import (
     register,
     save_model,
 )
-from tfcs3.models.tower import Tower
+from tfcs3.models.tower import Tower, item_attribute_table
 from tfcs3.models.two_tower import TwoTowerModel
 
 __all__ = [

@@ -42,39 +42,15 @@ import numpy as np
 import tensorflow as tf
 import tf_keras
 
-from tfcs3.data.features import CATEGORICAL, NUM_RESERVED, OOV, PAD, SEQUENCE, FeatureSpec
+from tfcs3.data.features import SEQUENCE, FeatureSpec
 from tfcs3.data.pipeline import LABEL
-from tfcs3.data.protocols import PRERANKING, PreparedData
+from tfcs3.data.protocols import PRERANKING
 from tfcs3.layers import MLP, FeatureEmbedding, MaskedMeanPooling
 from tfcs3.layers.activation_unit import ActivationUnitAttention
 from tfcs3.layers.meta_query import MetaQueryModule
 from tfcs3.layers.similarity_scorer import LightweightSimilarityScorer, head_similarity
-from tfcs3.models.tower import FeatureTower
+from tfcs3.models.tower import FeatureTower, embed_items
 from tfcs3.models.two_tower import TwoTowerModel
-
-
-def item_attribute_table(data: PreparedData) -> dict[str, np.ndarray]:
-    """Every candidate feature of each item-vocabulary index, from the catalog.
-
-    Row ``PAD`` is all padding; row ``OOV`` (items outside the training vocabulary) has the OOV id
-    for categorical features and padding for multi-valued ones, as an unknown candidate does in
-    the export. Used to embed history items with the candidate tower's tables.
-    """
-    spec = data.spec
-    size = len(spec.item_vocabulary)
-    vocab_index = data.catalog[spec.item_id]
-    known = vocab_index >= NUM_RESERVED
-    tables = {}
-    for f in spec.candidate:
-        values = data.catalog[f.name]
-        table = np.zeros((size, *values.shape[1:]), np.int32)
-        if f.kind == CATEGORICAL:
-            table[OOV] = OOV
-        table[vocab_index[known]] = values[known]
-        tables[f.name] = table
-    tables[spec.item_id] = np.arange(size, dtype=np.int32)
-    tables[spec.item_id][PAD] = PAD
-    return tables
 
 
 @tf_keras.utils.register_keras_serializable(package="tfcs3")
@@ -200,11 +176,7 @@ class FITUserTower(FeatureTower):
         ids = tf.cast(inputs[self.history_name], tf.int32)
         if self.history_embedding_key in inputs:
             return tf.convert_to_tensor(inputs[self.history_embedding_key]), ids
-        flat = tf.reshape(ids, [-1])
-        attributes = {name: tf.gather(table, flat) for name, table in self.item_attributes.items()}
-        embedded = self.item_embedding(attributes)
-        shape = tf.concat([tf.shape(ids), tf.shape(embedded)[-1:]], axis=0)
-        return tf.reshape(embedded, shape), ids
+        return embed_items(self.item_embedding, self.item_attributes, ids), ids
 
     def represent(
         self, inputs: Mapping[str, tf.Tensor], queries: tf.Tensor | None, training: bool | None = None

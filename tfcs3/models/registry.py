@@ -36,10 +36,11 @@ from tfcs3.data.features import FeatureSpec
 from tfcs3.data.protocols import PreparedData
 from tfcs3.models.cs3 import BACKBONES as CS3_BACKBONES
 from tfcs3.models.dat import DATModel
-from tfcs3.models.fit import FITModel, item_attribute_table
+from tfcs3.models.fit import FITModel
 from tfcs3.models.inttower import IntTowerModel
 from tfcs3.models.popularity import PopularityRecommender
 from tfcs3.models.sparcode import SparCodeModel
+from tfcs3.models.tower import item_attribute_table
 from tfcs3.models.two_tower import TwoTowerModel
 
 Builder = Callable[..., Any]

@@ -5,14 +5,51 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import numpy as np
 import tensorflow as tf
 import tf_keras
 
-from tfcs3.data.features import Feature
+from tfcs3.data.features import CATEGORICAL, NUM_RESERVED, OOV, PAD, Feature
+from tfcs3.data.protocols import PreparedData
 from tfcs3.layers import MLP, FeatureEmbedding
 from tfcs3.layers.cascade_sharing import CascadeMemory
 from tfcs3.layers.cross_tower_sync import CrossTowerMemory, EMAMemory
 from tfcs3.layers.cycle_adaptive import CycleAdaptiveMLP
+
+
+def item_attribute_table(data: PreparedData) -> dict[str, np.ndarray]:
+    """Every candidate feature of each item-vocabulary index, from the catalog.
+
+    Row ``PAD`` is all padding; row ``OOV`` (items outside the training vocabulary) has the OOV id
+    for categorical features and padding for multi-valued ones, as an unknown candidate does in
+    the export. Used to embed history items with the candidate tower's tables (FIT, T2Diff).
+    """
+    spec = data.spec
+    size = len(spec.item_vocabulary)
+    vocab_index = data.catalog[spec.item_id]
+    known = vocab_index >= NUM_RESERVED
+    tables = {}
+    for f in spec.candidate:
+        values = data.catalog[f.name]
+        table = np.zeros((size, *values.shape[1:]), np.int32)
+        if f.kind == CATEGORICAL:
+            table[OOV] = OOV
+        table[vocab_index[known]] = values[known]
+        tables[f.name] = table
+    tables[spec.item_id] = np.arange(size, dtype=np.int32)
+    tables[spec.item_id][PAD] = PAD
+    return tables
+
+
+def embed_items(embedding: FeatureEmbedding, attributes: Mapping[str, tf.Tensor], ids: tf.Tensor) -> tf.Tensor:
+    """Item ids ``[...]`` embedded like candidates, ``[..., D]``: look up each item's candidate
+    features in ``attributes`` (:func:`item_attribute_table`) and run the candidate tower's
+    :class:`FeatureEmbedding` on them."""
+    ids = tf.cast(ids, tf.int32)
+    flat = tf.reshape(ids, [-1])
+    embedded = embedding({name: tf.gather(table, flat) for name, table in attributes.items()})
+    return tf.reshape(embedded, tf.concat([tf.shape(ids), tf.shape(embedded)[-1:]], axis=0))
+
 
 #: Memory kinds a tower can own (CS3): CTS memories and CMS memories.
 MEMORY_KINDS = {"cross_tower": CrossTowerMemory, "cascade": CascadeMemory}
