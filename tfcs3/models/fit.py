@@ -42,14 +42,14 @@ import numpy as np
 import tensorflow as tf
 import tf_keras
 
-from tfcs3.data.features import SEQUENCE, FeatureSpec
+from tfcs3.data.features import FeatureSpec
 from tfcs3.data.pipeline import LABEL
 from tfcs3.data.protocols import PRERANKING
 from tfcs3.layers import MLP, FeatureEmbedding, MaskedMeanPooling
 from tfcs3.layers.activation_unit import ActivationUnitAttention
 from tfcs3.layers.meta_query import MetaQueryModule
 from tfcs3.layers.similarity_scorer import LightweightSimilarityScorer, head_similarity
-from tfcs3.models.tower import FeatureTower, embed_items
+from tfcs3.models.tower import BehaviourTower, FeatureTower
 from tfcs3.models.two_tower import TwoTowerModel
 
 
@@ -93,7 +93,7 @@ class FITItemTower(FeatureTower):
 
 
 @tf_keras.utils.register_keras_serializable(package="tfcs3")
-class FITUserTower(FeatureTower):
+class FITUserTower(BehaviourTower):
     """User heads ``Z_u = MLP_u([profile; DIN(q, history); q])`` for one or more meta queries.
 
     Called on features alone it returns the representations for every hard query
@@ -129,12 +129,6 @@ class FITUserTower(FeatureTower):
         meta: MetaQueryModule | None = None,
         **kwargs: Any,
     ):
-        sequences = [f for f in features if f["kind"] == SEQUENCE]
-        if len(sequences) != 1:
-            raise ValueError(f"FIT's user tower needs exactly one history (sequence) feature, got {len(sequences)}")
-        if item_embedding is None or item_attributes is None:
-            raise ValueError("FIT's user tower needs the candidate tower's item_embedding and item_attributes")
-        profile = [f for f in features if f["kind"] != SEQUENCE]
         config = dict(
             hidden_units=list(hidden_units),
             num_heads=num_heads,
@@ -142,41 +136,14 @@ class FITUserTower(FeatureTower):
             dropout=dropout,
             attention_units=attention_units,
         )
-        super().__init__(profile, embedding_dim, embeddings_regularizer, config=config, **kwargs)
-        self.history_name = sequences[0]["name"]
-        self.feature_names = [*self.feature_names, self.history_name]
-        self.item_embedding = item_embedding
-        self.item_attributes = {
-            name: tf.Variable(table, trainable=False, name=f"item_{name}") for name, table in item_attributes.items()
-        }
+        super().__init__(
+            features, embedding_dim, embeddings_regularizer, item_embedding, item_attributes, config=config, **kwargs
+        )
         self.meta = meta
         self.attention = ActivationUnitAttention(attention_units) if meta is not None else None
         self.pool = MaskedMeanPooling()
         self.mlp = MLP(hidden_units, num_heads * head_dim, dropout)
         self.width = num_heads * head_dim
-
-    @property
-    def history_embedding_key(self) -> str:
-        """The input key that, when present, supplies the history embeddings ``[B, L, D]`` (an
-        export gathers them from :meth:`history_embedding_table`)."""
-        return f"{self.name}/history_embeddings"
-
-    def history_embedding_table(self) -> tf.Tensor:
-        """``e(item)`` for every item-vocabulary index, ``[V, D]``."""
-        return self.item_embedding(self.item_attributes)
-
-    def serving_tables(self) -> dict[str, tuple[tf.Tensor, str]]:
-        return {
-            **super().serving_tables(),
-            self.history_embedding_key: (self.history_embedding_table(), self.history_name),
-        }
-
-    def behaviour(self, inputs: Mapping[str, tf.Tensor]) -> tuple[tf.Tensor, tf.Tensor]:
-        """``(e(x_1..x_L) [B, L, D], ids [B, L])``: history items embedded like candidates."""
-        ids = tf.cast(inputs[self.history_name], tf.int32)
-        if self.history_embedding_key in inputs:
-            return tf.convert_to_tensor(inputs[self.history_embedding_key]), ids
-        return embed_items(self.item_embedding, self.item_attributes, ids), ids
 
     def represent(
         self, inputs: Mapping[str, tf.Tensor], queries: tf.Tensor | None, training: bool | None = None

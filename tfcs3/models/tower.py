@@ -9,7 +9,7 @@ import numpy as np
 import tensorflow as tf
 import tf_keras
 
-from tfcs3.data.features import CATEGORICAL, NUM_RESERVED, OOV, PAD, Feature
+from tfcs3.data.features import CATEGORICAL, NUM_RESERVED, OOV, PAD, SEQUENCE, Feature
 from tfcs3.data.protocols import PreparedData
 from tfcs3.layers import MLP, FeatureEmbedding
 from tfcs3.layers.cascade_sharing import CascadeMemory
@@ -210,3 +210,70 @@ class Tower(FeatureTower):
 
     def call(self, inputs: Mapping[str, tf.Tensor], training: bool | None = None) -> tf.Tensor:
         return self.mlp(self.embed(inputs), training=training)
+
+
+class BehaviourTower(FeatureTower):
+    """Base of the user towers that read the history as item embeddings (FIT, T2Diff).
+
+    The sequence feature (exactly one) is the history; the other features form the profile
+    (:meth:`embed`). History items are embedded with the candidate tower's tables through
+    ``item_attributes`` (:func:`item_attribute_table`, held as non-trainable variables, exported
+    with the tower), so behaviours and candidates share one space. An export precomputes those
+    embeddings for the whole vocabulary (:meth:`serving_tables`).
+
+    Args:
+        features: :class:`FeatureEmbedding` configs of the query side.
+        embedding_dim, embeddings_regularizer: as for :class:`FeatureTower`.
+        item_embedding: the candidate tower's :class:`FeatureEmbedding`.
+        item_attributes: item-vocabulary index -> candidate feature ids.
+        config: the subclass's own constructor arguments (for ``get_config``).
+    """
+
+    def __init__(
+        self,
+        features: Sequence[Mapping[str, Any]],
+        embedding_dim: int,
+        embeddings_regularizer: float,
+        item_embedding: FeatureEmbedding | None,
+        item_attributes: Mapping[str, np.ndarray] | None,
+        *,
+        config: dict[str, Any],
+        **kwargs: Any,
+    ):
+        sequences = [f for f in features if f["kind"] == SEQUENCE]
+        name = kwargs.get("name", type(self).__name__)
+        if len(sequences) != 1:
+            raise ValueError(f"{name} needs exactly one history (sequence) feature, got {len(sequences)}")
+        if item_embedding is None or item_attributes is None:
+            raise ValueError(f"{name} needs the candidate tower's item_embedding and item_attributes")
+        profile = [f for f in features if f["kind"] != SEQUENCE]
+        super().__init__(profile, embedding_dim, embeddings_regularizer, config=config, **kwargs)
+        self.history_name = sequences[0]["name"]
+        self.feature_names = [*self.feature_names, self.history_name]
+        self.item_embedding = item_embedding
+        self.item_attributes = {
+            name: tf.Variable(table, trainable=False, name=f"item_{name}") for name, table in item_attributes.items()
+        }
+
+    @property
+    def history_embedding_key(self) -> str:
+        """The input key that, when present, supplies the history embeddings ``[B, L, D]`` (an
+        export gathers them from :meth:`history_embedding_table`)."""
+        return f"{self.name}/history_embeddings"
+
+    def history_embedding_table(self) -> tf.Tensor:
+        """``e(item)`` for every item-vocabulary index, ``[V, D]``."""
+        return self.item_embedding(self.item_attributes)
+
+    def serving_tables(self) -> dict[str, tuple[tf.Tensor, str]]:
+        return {
+            **super().serving_tables(),
+            self.history_embedding_key: (self.history_embedding_table(), self.history_name),
+        }
+
+    def behaviour(self, inputs: Mapping[str, tf.Tensor]) -> tuple[tf.Tensor, tf.Tensor]:
+        """``(e(x_1..x_L) [B, L, D], ids [B, L])``: history items embedded like candidates."""
+        ids = tf.cast(inputs[self.history_name], tf.int32)
+        if self.history_embedding_key in inputs:
+            return tf.convert_to_tensor(inputs[self.history_embedding_key]), ids
+        return embed_items(self.item_embedding, self.item_attributes, ids), ids
