@@ -17,6 +17,8 @@ statistics) and keyword hyperparameters. Registered names:
   quantized query tokens, indexable by :class:`~tfcs3.retrieval.SparseCodeIndex`) with a
   YouTubeDNN / DSSM query encoder; ``all_to_all``: the same scorer on continuous tokens (the
   unrestricted upper bound), retrieval only;
+* ``t2diff``: :class:`T2DiffModel` (diffusion next intent + mixed attention in the user tower),
+  retrieval only; ``use_diffusion`` / ``drift`` switch its mechanisms off for the ablation;
 * ``fit``: :class:`FITModel` (Meta Query Module + Lightweight Similarity Scorer), pre-ranking
   only; ``use_mqm`` / ``use_lss`` switch its mechanisms off for the ablation.
 """
@@ -40,6 +42,7 @@ from tfcs3.models.fit import FITModel
 from tfcs3.models.inttower import IntTowerModel
 from tfcs3.models.popularity import PopularityRecommender
 from tfcs3.models.sparcode import SparCodeModel
+from tfcs3.models.t2diff import T2DiffModel
 from tfcs3.models.tower import item_attribute_table
 from tfcs3.models.two_tower import TwoTowerModel
 
@@ -145,12 +148,27 @@ register("sparcode")(_sparcode("youtubednn", True))
 register("sparcode_dssm")(_sparcode("dssm", True))
 register("all_to_all")(_sparcode("youtubednn", False))
 
+_T2DIFF_HPARAMS = (
+    "session_length", "diffusion_steps", "diffusion_weight", "use_diffusion", "drift", "deterministic",
+    "num_heads", "ffn_units", "attention_units",
+)  # fmt: skip
+
+
+@register("t2diff")
+def _t2diff(data: PreparedData, **hparams: Any) -> T2DiffModel:
+    if data.protocol != "retrieval":
+        raise ValueError(f"T2Diff is a retrieval model; got protocol {data.protocol!r}")
+    build = _dot_model(partial(T2DiffModel, item_attributes=item_attribute_table(data)), "youtubednn", _T2DIFF_HPARAMS)
+    return build(data, **hparams)
+
+
 #: Registered models that train on one protocol only (the others take both).
 PROTOCOLS = {
     "fit": ("preranking",),
     "sparcode": ("retrieval",),
     "sparcode_dssm": ("retrieval",),
     "all_to_all": ("retrieval",),
+    "t2diff": ("retrieval",),
 }
 
 

@@ -1,0 +1,118 @@
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tfcs3.layers import DiffusionIntentGenerator, UNet1D, exponential_betas
+
+
+def _generator(dim=4, n=8, **kwargs):
+    gen = DiffusionIntentGenerator(**{"steps": 10, **kwargs})
+    gen.build((tf.TensorShape([None, n, dim]), tf.TensorShape([None, n])))
+    return gen
+
+
+def test_exponential_schedule_matches_the_paper():
+    betas = exponential_betas(50, 0.01, 4.5)
+    assert betas[0] == pytest.approx(0.01 * np.exp(0.09)) and betas[-1] == pytest.approx(0.9, rel=1e-3)
+    assert np.prod(1 - betas[:25]) == pytest.approx(0.36, abs=0.01)  # alpha_bar_25
+    with pytest.raises(ValueError, match="leaves"):
+        exponential_betas(10, 0.5, 2.0)
+
+
+def test_forward_noising_closed_form_matches_iterated_single_steps():
+    gen = _generator(steps=20)
+    clean = tf.constant(np.random.default_rng(0).normal(size=(1, 8, 4)), tf.float32)
+    r = 12
+    # Without noise, iterating the single steps scales by sqrt(alpha_bar_r) exactly.
+    z = clean
+    for step in range(1, r + 1):
+        z = gen.forward_step(z, step, tf.zeros_like(z))
+    zero = gen.diffuse(clean, tf.constant([r]), tf.zeros_like(clean))
+    np.testing.assert_allclose(z.numpy(), zero.numpy(), rtol=1e-5)
+    # With noise, the iterated chain has the closed form's variance 1 - alpha_bar_r.
+    samples = tf.tile(clean, [20000, 1, 1])
+    z = samples
+    for step in range(1, r + 1):
+        z = gen.forward_step(z, step, tf.random.normal(tf.shape(z), seed=step))
+    closed = gen.diffuse(samples, tf.fill([20000], r), tf.random.normal(tf.shape(samples), seed=99))
+    for a in (z, closed):
+        np.testing.assert_allclose(tf.reduce_mean(a, 0).numpy(), zero.numpy()[0], atol=0.03)
+    alpha_bar = np.prod(1 - exponential_betas(20)[:r])
+    np.testing.assert_allclose(tf.math.reduce_variance(z, 0).numpy(), 1 - alpha_bar, rtol=0.05)
+    np.testing.assert_allclose(tf.math.reduce_variance(closed, 0).numpy(), 1 - alpha_bar, rtol=0.05)
+
+
+def _toy(batch, n=8, dim=8, seed=0):
+    """Sequences moving with one constant drift v: x_j = x_0 + j v (random x_0); target x_0 + n v."""
+    rng = np.random.default_rng(seed)
+    start = rng.normal(size=(batch, 1, dim))
+    v = np.linspace(-1.0, 1.0, dim)[None, None, :]
+    seq = start + np.arange(n)[None, :, None] * v
+    target = (start + n * v)[:, 0]
+    ids = np.ones((batch, n), np.int32)
+    return tf.constant(seq, tf.float32), tf.constant(ids), tf.constant(target, tf.float32)
+
+
+def test_denoiser_learns_and_the_reverse_chain_recovers_a_deterministic_drift():
+    tf.random.set_seed(0)
+    gen = _generator(dim=8, steps=10, levels=2)
+    optimizer = tf.keras.optimizers.Adam(3e-3)
+    seq, ids, target = _toy(128)
+
+    @tf.function
+    def step():
+        with tf.GradientTape() as tape:
+            loss, _ = gen.loss(seq, ids, target)
+        grads = tape.gradient(loss, gen.trainable_variables)
+        optimizer.apply_gradients(zip(grads, gen.trainable_variables, strict=True))
+        return loss
+
+    losses = [float(step()) for _ in range(300)]
+    assert np.mean(losses[-20:]) < 0.2 * np.mean(losses[:5])
+    seq, ids, target = _toy(64, seed=1)
+    intent = gen.sample(seq, ids).numpy()
+    error = np.linalg.norm(intent - target.numpy(), axis=1).mean()
+    no_drift = np.linalg.norm(seq.numpy()[:, -1] - target.numpy(), axis=1).mean()  # "next = last"
+    assert error < 0.2 * no_drift
+
+
+def test_padded_positions_change_nothing_and_sampling_is_reproducible():
+    gen = _generator(n=6)
+    rng = np.random.default_rng(2)
+    seq = rng.normal(size=(3, 6, 4)).astype(np.float32)
+    ids = np.array([[0, 0, 1, 2, 3, 4], [0, 5, 6, 7, 8, 9], [1, 2, 3, 4, 5, 6]], np.int32)
+    target = rng.normal(size=(3, 4)).astype(np.float32)
+    changed = seq.copy()
+    changed[0, :2] = 50.0
+    changed[1, 0] = -50.0
+    np.testing.assert_array_equal(gen.sample(seq, ids).numpy(), gen.sample(changed, ids).numpy())
+    tf.random.set_seed(3)
+    a = gen.loss(seq, ids, target)
+    tf.random.set_seed(3)
+    b = gen.loss(changed, ids, target)
+    np.testing.assert_allclose(a[0].numpy(), b[0].numpy(), rtol=1e-6)
+    np.testing.assert_allclose(a[1].numpy(), b[1].numpy(), rtol=1e-6)
+    assert gen.deterministic
+
+
+def test_the_loss_and_the_intent_are_isolated_from_the_inputs():
+    gen = _generator()
+    seq = tf.Variable(tf.random.normal([2, 8, 4]))
+    target = tf.Variable(tf.random.normal([2, 4]))
+    with tf.GradientTape(persistent=True) as tape:
+        loss, intent = gen.loss(seq, tf.ones([2, 8], tf.int32), target)
+        sampled = gen.sample(seq, tf.ones([2, 8], tf.int32))
+    assert tape.gradient(loss, [seq, target]) == [None, None]  # the loss trains the U-Net only
+    assert all(g is not None for g in tape.gradient(loss, gen.trainable_variables))
+    assert all(g is None for g in tape.gradient(intent, [seq, target, *gen.trainable_variables]))
+    assert all(g is None for g in tape.gradient(sampled, [seq, *gen.trainable_variables]))
+
+
+def test_unet_keeps_the_length_and_configs_round_trip():
+    unet = UNet1D(5, levels=3)
+    for n in (7, 8, 50):
+        assert unet(tf.zeros([2, n, 3])).shape == (2, n, 5)
+    assert UNet1D.from_config(unet.get_config()).levels == 3
+    gen = DiffusionIntentGenerator(steps=7, drift=False, seed=4)
+    clone = DiffusionIntentGenerator.from_config(gen.get_config())
+    assert (clone.steps, clone.drift, clone.seed) == (7, False, 4)

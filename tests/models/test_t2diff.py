@@ -1,0 +1,90 @@
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tfcs3.evaluation import evaluate, represent
+from tfcs3.export import export_model, raw_requests
+from tfcs3.models import build_model, load_model, save_model
+from tfcs3.training import train
+
+SMALL = dict(embedding_dim=8, hidden_units=[16], diffusion_steps=5, session_length=5, ffn_units=8, attention_units=8)
+
+
+@pytest.fixture(scope="module")
+def trained(synthetic_retrieval):
+    model = build_model("t2diff", synthetic_retrieval, **SMALL)
+    train(model, synthetic_retrieval, epochs=3, batch_size=128, learning_rate=1e-2, verbose=0)
+    return model
+
+
+def _batch(data, n=64):
+    return {k: tf.constant(v[:n]) for k, v in data.train.features.items()}
+
+
+def test_training_beats_popularity(trained, synthetic_retrieval):
+    ours = evaluate(trained, synthetic_retrieval, "test")["ndcg@10"]
+    popularity = evaluate(build_model("popularity", synthetic_retrieval), synthetic_retrieval, "test")["ndcg@10"]
+    assert ours > popularity
+
+
+def test_the_diffusion_loss_and_the_tower_loss_train_disjoint_weights(synthetic_retrieval):
+    model = build_model("t2diff", synthetic_retrieval, **SMALL)
+    batch = _batch(synthetic_retrieval)
+    behaviours, ids = model.query_model.behaviour(batch)
+    target = model.candidate_model.embedding(batch)
+    with tf.GradientTape(persistent=True) as tape:
+        diffusion, intent = model.generator.loss(behaviours, ids, target)
+        q = model.query_model(batch, training=True, intent=intent)
+        tower = model.loss_from_representations(batch, q, model.candidate_model(batch, training=True))
+    variables = model.trainable_variables
+    unet = {v.name for v in model.generator.trainable_variables}  # built by the first call
+
+    def trained_by(loss):
+        return {v.name for v, g in zip(variables, tape.gradient(loss, variables), strict=True) if g is not None}
+
+    by_diffusion, by_tower = trained_by(diffusion), trained_by(tower)
+    assert by_diffusion == unet  # the U-Net and nothing else
+    assert by_tower and not by_tower & unet  # the towers and embeddings, never the U-Net
+
+
+def test_query_side_runs_the_reverse_chain_reproducibly(trained, synthetic_retrieval):
+    features = {k: v[:8] for k, v in synthetic_retrieval.test.features.items()}
+    a = represent(trained.query_model, features).numpy()
+    b = represent(trained.query_model, features).numpy()
+    np.testing.assert_array_equal(a, b)  # fixed-seed noise
+    # Candidate representations never depend on the query side (the contract tests check the
+    # whole registry; here: the catalog embedding is a plain item tower).
+    assert represent(trained.candidate_model, synthetic_retrieval.catalog).shape[1] == 8
+
+
+def test_export_reload_gives_the_same_query_embeddings_and_top_k(trained, synthetic_retrieval, tmp_path):
+    data = synthetic_retrieval
+    path = export_model(trained, data, tmp_path, "t2diff", k=5)
+    loaded = tf.saved_model.load(str(path))
+    raw = raw_requests(data, trained.query_feature_names, "test", rows=range(6))
+    names = trained.query_feature_names
+    exported = loaded.signatures["query_embedding"](**{k: tf.constant(raw[k]) for k in names})["embedding"]
+    in_process = represent(trained.query_model, {k: v[:6] for k, v in data.test.features.items()})
+    np.testing.assert_allclose(exported.numpy(), in_process.numpy(), rtol=1e-4, atol=1e-5)
+    top = loaded.signatures["serving_default"](**{k: tf.constant(v) for k, v in raw.items()})
+    assert top["item_ids"].shape == (6, 5)
+
+
+def test_save_load_and_clear_errors(trained, synthetic_retrieval, synthetic_preranking, tmp_path):
+    save_model(trained, tmp_path / "m", "t2diff", SMALL)
+    restored = load_model(tmp_path / "m", synthetic_retrieval)
+    features = {k: v[:4] for k, v in synthetic_retrieval.test.features.items()}
+    np.testing.assert_allclose(
+        represent(restored.query_model, features).numpy(), represent(trained.query_model, features).numpy(), atol=1e-6
+    )
+    with pytest.raises(ValueError, match="retrieval model"):
+        build_model("t2diff", synthetic_preranking)
+    with pytest.raises(ValueError, match="session_length"):
+        build_model("t2diff", synthetic_retrieval, session_length=40)
+
+
+@pytest.mark.parametrize("switch", [{"use_diffusion": False}, {"drift": False}])
+def test_ablations_train(switch, synthetic_retrieval):
+    model = build_model("t2diff", synthetic_retrieval, **SMALL, **switch)
+    assert np.isfinite(float(model.compute_loss(_batch(synthetic_retrieval), training=True)))
+    assert (model.generator is None) == ("use_diffusion" in switch)
