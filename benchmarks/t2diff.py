@@ -1,0 +1,36 @@
+"""T2Diff benchmark: T2Diff, T2Diff without diffusion, without drift preparation, next to the
+YouTubeDNN two-tower, on the retrieval protocol, through the shared quality harness.
+
+A configuration of ``benchmarks/quality.py`` (same protocol, grid rule, seeds, result format).
+T2Diff reuses the YouTubeDNN two-tower's selected setting (the baseline result files hold it) and
+tunes the diffusion weight lambda in {1, 0.1} on validation NDCG@10; the ablations
+``t2diff-no_diffusion`` (no intent token) and ``t2diff-no_drift`` (the raw shifted sequence is
+diffused) reuse T2Diff's selected setting.
+
+Examples:
+
+    python benchmarks/t2diff.py --datasets=ml-100k --seeds=0,1,2
+    python benchmarks/t2diff.py --datasets=ml-1m,beauty --seeds=0
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import quality  # noqa: E402
+from absl import app, flags  # noqa: E402
+
+
+def main(argv: list[str]) -> None:
+    if flags.FLAGS["models"].using_default_value:
+        flags.FLAGS.models = ["t2diff", "t2diff-no_diffusion", "t2diff-no_drift"]
+    if flags.FLAGS["name"].using_default_value:
+        flags.FLAGS.name = "t2diff"
+    quality.main(argv)
+
+
+if __name__ == "__main__":
+    app.run(main)
