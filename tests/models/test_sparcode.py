@@ -11,8 +11,8 @@ SMALL = dict(embedding_dim=16, hidden_units=[32], token_dim=8, codebook_size=8, 
 
 @pytest.fixture(scope="module")
 def trained(synthetic_retrieval):
-    model = build_model("sparcode", synthetic_retrieval, sparsity_bias=-0.2, **SMALL)
-    train(model, synthetic_retrieval, epochs=4, batch_size=128, learning_rate=1e-2, patience=4, verbose=0)
+    model = build_model("sparcode", synthetic_retrieval, **SMALL)
+    train(model, synthetic_retrieval, epochs=6, batch_size=128, learning_rate=3e-3, patience=6, verbose=0)
     return model
 
 
@@ -24,7 +24,9 @@ def test_training_beats_popularity(trained, synthetic_retrieval):
     ours = evaluate(trained, synthetic_retrieval, "test")["ndcg@10"]
     popularity = evaluate(build_model("popularity", synthetic_retrieval), synthetic_retrieval, "test")["ndcg@10"]
     assert ours > popularity
-    assert float(trained.quantizer.initialized) == 1.0 and float(trained.bias) == pytest.approx(-0.2)
+    assert float(trained.quantizer.initialized) == 1.0
+    q = represent(trained.query_model, synthetic_retrieval.test.features)
+    assert len(np.unique(trained.query_codes(q).numpy())) > 10  # the codebooks did not collapse
 
 
 def test_query_representations_are_codewords(trained, synthetic_retrieval):
@@ -83,7 +85,7 @@ def test_all_to_all_is_unquantized_and_errors_are_clear(synthetic_retrieval, syn
 
 
 def test_save_and_load_restore_codebooks_and_scores(trained, synthetic_retrieval, tmp_path):
-    save_model(trained, tmp_path / "m", "sparcode", {"sparsity_bias": -0.2, **SMALL})
+    save_model(trained, tmp_path / "m", "sparcode", SMALL)
     restored = load_model(tmp_path / "m", synthetic_retrieval)
     np.testing.assert_array_equal(restored.quantizer.codebook.numpy(), trained.quantizer.codebook.numpy())
     assert float(restored.bias) == float(trained.bias)
