@@ -104,6 +104,8 @@ class DiffusionIntentGenerator(tf_keras.layers.Layer):
         beta_a, beta_b: the exponential schedule.
         step_weight: ``w``.
         levels: U-Net depth.
+        width: U-Net channels of the first level (default ``d``, as in T2Diff's code, where ``d``
+            is tiny; the deepest level has ``width * 2^(levels-1)``).
         drift: diffuse differences (T2Diff) or the shifted sequence (the ablation).
         deterministic: fixed-seed noise in :meth:`sample`.
         seed: that seed.
@@ -121,6 +123,7 @@ class DiffusionIntentGenerator(tf_keras.layers.Layer):
         beta_b: float = 4.5,
         step_weight: float = 0.01,
         levels: int = 4,
+        width: int | None = None,
         drift: bool = True,
         deterministic: bool = True,
         seed: int = 0,
@@ -129,6 +132,7 @@ class DiffusionIntentGenerator(tf_keras.layers.Layer):
         super().__init__(**kwargs)
         self.steps, self.beta_a, self.beta_b = int(steps), float(beta_a), float(beta_b)
         self.step_weight, self.levels = float(step_weight), int(levels)
+        self.width = None if width is None else int(width)
         self.drift, self.deterministic, self.seed = bool(drift), bool(deterministic), int(seed)
         betas = exponential_betas(self.steps, self.beta_a, self.beta_b)
         alpha_bar = np.cumprod(1.0 - betas)
@@ -143,7 +147,7 @@ class DiffusionIntentGenerator(tf_keras.layers.Layer):
     def build(self, input_shape: Any) -> None:
         dim = int(input_shape[0][-1])
         self.dim = dim
-        self.unet = UNet1D(dim, levels=self.levels, name="unet")
+        self.unet = UNet1D(dim, width=self.width, levels=self.levels, name="unet")
         self.unet.build(tf.TensorShape([None, None, 2 * dim]))
         super().build(input_shape)
 
@@ -228,6 +232,7 @@ class DiffusionIntentGenerator(tf_keras.layers.Layer):
             "beta_b": self.beta_b,
             "step_weight": self.step_weight,
             "levels": self.levels,
+            "width": self.width,
             "drift": self.drift,
             "deterministic": self.deterministic,
             "seed": self.seed,

@@ -149,8 +149,8 @@ register("sparcode_dssm")(_sparcode("dssm", True))
 register("all_to_all")(_sparcode("youtubednn", False))
 
 _T2DIFF_HPARAMS = (
-    "session_length", "diffusion_steps", "diffusion_weight", "use_diffusion", "drift", "deterministic",
-    "num_heads", "ffn_units", "attention_units",
+    "session_length", "diffusion_steps", "diffusion_weight", "diffusion_width", "use_diffusion", "drift",
+    "deterministic", "num_heads", "ffn_units", "attention_units",
 )  # fmt: skip
 
 

@@ -111,6 +111,7 @@ class T2DiffModel(TwoTowerModel):
         session_length: ``k``.
         diffusion_steps: ``T``.
         diffusion_weight: ``lambda``.
+        diffusion_width: U-Net channels of its first level (levels: 1, 2, 4, 8 times that).
         use_diffusion: ``False`` for the ablation without the generator.
         drift: ``False`` for the ablation without drift preparation.
         deterministic: fixed-seed noise in the reverse chain.
@@ -125,6 +126,7 @@ class T2DiffModel(TwoTowerModel):
         session_length: int = 10,
         diffusion_steps: int = 50,
         diffusion_weight: float = 1.0,
+        diffusion_width: int = 32,
         use_diffusion: bool = True,
         drift: bool = True,
         deterministic: bool = True,
@@ -147,6 +149,7 @@ class T2DiffModel(TwoTowerModel):
             item_attributes=item_attributes,
             session_length=int(session_length),
             steps=int(diffusion_steps),
+            width=int(diffusion_width),
             use_diffusion=bool(use_diffusion),
             drift=bool(drift),
             deterministic=bool(deterministic),
@@ -157,8 +160,9 @@ class T2DiffModel(TwoTowerModel):
         super().__init__(spec, **kwargs)
         a = self._t2diff_args
         self.hparams.update(
-            {k: v for k, v in a.items() if k not in ("item_attributes", "steps")},
+            {k: v for k, v in a.items() if k not in ("item_attributes", "steps", "width")},
             diffusion_steps=a["steps"],
+            diffusion_width=a["width"],
             diffusion_weight=float(diffusion_weight),
         )
         if a["use_diffusion"]:
@@ -176,7 +180,7 @@ class T2DiffModel(TwoTowerModel):
         generator = None
         if a["use_diffusion"]:
             generator = DiffusionIntentGenerator(
-                a["steps"], drift=a["drift"], deterministic=a["deterministic"], name="diffusion"
+                a["steps"], width=a["width"], drift=a["drift"], deterministic=a["deterministic"], name="diffusion"
             )
             dim = len(candidate_features) * candidate_args["embedding_dim"]
             generator.build((tf.TensorShape([None, None, dim]), tf.TensorShape([None, None])))
