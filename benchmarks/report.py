@@ -305,11 +305,13 @@ def _plot_sweeps(sweeps: dict[str, list[dict]]) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
     fig, ax = plt.subplots(figsize=(5.5, 3.2))
     for dataset, rows in sorted(sweeps.items()):
         ax.plot([r["density"] for r in rows], [r["test"]["ndcg@10"] for r in rows], marker="o", label=dataset)
     ax.set_xscale("log")
+    ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     ax.set_xlabel("index density (stored / all code x item scores)")
     ax.set_ylabel("test NDCG@10")
     ax.set_title("SparCode: accuracy against posting-list cap")
