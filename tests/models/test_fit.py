@@ -32,7 +32,7 @@ def test_fit_is_pre_ranking_only_and_needs_a_history(synthetic_retrieval, synthe
     with pytest.raises(ValueError, match="history"):
         build_model("fit", prepare(synthetic_raw, "preranking", max_history=0))
     with pytest.raises(ValueError, match="unknown hyperparameters"):
-        build_model("fit", synthetic_retrieval, heads=3)
+        build_model("fit", prepare(synthetic_raw, "preranking", max_history=20), heads=3)
 
 
 def test_training_beats_popularity(trained, synthetic_preranking):

@@ -82,6 +82,10 @@ def build_model(name: str, data: PreparedData, **hparams: Any) -> Any:
     """Builds registered model ``name`` for ``data``."""
     if name not in _BUILDERS:
         raise ValueError(f"Unknown model {name!r}; registered models: {model_names()}")
+    protocols = protocols_of(name)
+    if data.protocol not in protocols:
+        kind = " / ".join("pre-ranking" if p == "preranking" else p for p in protocols)
+        raise ValueError(f"{name} is a {kind} model; got data prepared for the {data.protocol!r} protocol")
     return _BUILDERS[name](data, **hparams)
 
 
@@ -133,8 +137,6 @@ def _sparcode(tower: str, quantize: bool) -> Builder:
     def build(
         data: PreparedData, warmup_epochs: float = 0.0, bias_anneal_epochs: float = 1.0, **hparams: Any
     ) -> SparCodeModel:
-        if data.protocol != "retrieval":
-            raise ValueError(f"SparCode is a retrieval model; got protocol {data.protocol!r}")
         n = len(data.train)
         anneal = int(round(float(bias_anneal_epochs) * n))
         if quantize:
@@ -156,8 +158,6 @@ _T2DIFF_HPARAMS = (
 
 @register("t2diff")
 def _t2diff(data: PreparedData, **hparams: Any) -> T2DiffModel:
-    if data.protocol != "retrieval":
-        raise ValueError(f"T2Diff is a retrieval model; got protocol {data.protocol!r}")
     build = _dot_model(partial(T2DiffModel, item_attributes=item_attribute_table(data)), "youtubednn", _T2DIFF_HPARAMS)
     return build(data, **hparams)
 
@@ -177,8 +177,6 @@ def _fit(data: PreparedData, anneal_epochs: float = 1.0, **hparams: Any) -> FITM
     unknown = set(hparams) - set(_FIT_HPARAMS)
     if unknown:
         raise ValueError(f"fit: unknown hyperparameters {sorted(unknown)}; accepted: {_FIT_HPARAMS}")
-    if data.protocol != "preranking":
-        raise ValueError(f"fit is a pre-ranking model (pointwise BCE on impressions); got protocol {data.protocol!r}")
     anneal = int(round(float(anneal_epochs) * len(data.train)))
     return FITModel(data.spec, item_attribute_table(data), anneal_examples=anneal, **hparams)
 
