@@ -95,9 +95,10 @@ for _label, _fixed in {"fit-no_mqm": {"use_mqm": False}, "fit-no_lss": {"use_lss
 # all-to-all scorer (same network, continuous tokens) on the same setting.
 MECHANISMS["sparcode"] = ("youtubednn", [{"sparsity_bias": 0.0}, {"sparsity_bias": -1.0}])
 MECHANISMS["all_to_all"] = ("youtubednn", [{}])
-# T2Diff on the YouTubeDNN setting, tuning the diffusion weight lambda (the paper: "1 or 10", its
-# code 0.1 on ML-1M); its ablations reuse T2Diff's selected setting.
-MECHANISMS["t2diff"] = ("youtubednn", [{"diffusion_weight": 1.0}, {"diffusion_weight": 0.1}])
+# T2Diff's two stop-gradients leave no parameter shared by the tower loss and the diffusion loss,
+# so under Adam lambda only rescales the U-Net's own gradient (specs/t2diff.md): it is not tuned
+# (the paper: "1 or 10", its code 0.1 on ML-1M). The ablations reuse T2Diff's setting.
+MECHANISMS["t2diff"] = ("youtubednn", [{"diffusion_weight": 1.0}])
 for _label, _fixed in {"t2diff-no_diffusion": {"use_diffusion": False}, "t2diff-no_drift": {"drift": False}}.items():
     VARIANTS[_label] = ("t2diff", _fixed)
     MECHANISMS[_label] = ("t2diff", [{}])

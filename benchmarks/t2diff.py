@@ -3,7 +3,8 @@ YouTubeDNN two-tower, on the retrieval protocol, through the shared quality harn
 
 A configuration of ``benchmarks/quality.py`` (same protocol, grid rule, seeds, result format).
 T2Diff reuses the YouTubeDNN two-tower's selected setting (the baseline result files hold it) and
-tunes the diffusion weight lambda in {1, 0.1} on validation NDCG@10; the ablations
+keeps the diffusion weight lambda = 1 (with the two stop-gradients and Adam it only rescales the
+U-Net's own gradient, so tuning it buys nothing); the ablations
 ``t2diff-no_diffusion`` (no intent token) and ``t2diff-no_drift`` (the raw shifted sequence is
 diffused) reuse T2Diff's selected setting.
 
