@@ -32,6 +32,9 @@ from absl import app, flags, logging  # noqa: E402
 
 import tfcs3  # noqa: E402, F401
 from tfcs3.data import load_prepared  # noqa: E402
+from tfcs3.data.datasets import load_raw  # noqa: E402
+from tfcs3.data.protocols import RETRIEVAL, prepare_user_split  # noqa: E402
+from tfcs3.evaluation.evaluate import evaluate  # noqa: E402
 from tfcs3.experiment import environment_info, run_experiment  # noqa: E402
 from tfcs3.training import selection_metric  # noqa: E402
 
@@ -42,7 +45,7 @@ FLAGS = flags.FLAGS
 flags.DEFINE_string("name", "baseline", "Result file name: benchmarks/results/<name>.json.")
 flags.DEFINE_list("models", ["popularity", "dssm", "youtubednn"], "Registered models to run.")
 flags.DEFINE_list("datasets", ["ml-100k"], "Datasets to run on.")
-flags.DEFINE_list("protocols", ["retrieval"], "Protocols: retrieval and/or preranking.")
+flags.DEFINE_list("protocols", ["retrieval"], "Protocols: retrieval, preranking and/or user_split.")
 flags.DEFINE_list("seeds", ["0", "1", "2"], "Seeds; the first one is used for hyperparameter selection.")
 flags.DEFINE_integer("epochs", 30, "Most epochs per run.")
 flags.DEFINE_integer("patience", 3, "Early-stopping patience (epochs).")
@@ -103,6 +106,11 @@ for _label, _fixed in {"t2diff-no_diffusion": {"use_diffusion": False}, "t2diff-
     VARIANTS[_label] = ("t2diff", _fixed)
     MECHANISMS[_label] = ("t2diff", [{}])
 TRAINING_KEYS = ("learning_rate", "batch_size")
+# T2Diff's published protocol (tfcs3.data.protocols.prepare_user_split, split seed 0): retrieval
+# models on users never seen in training, also scored at the paper's cut-offs. Models reuse the
+# settings selected under the retrieval protocol (no grid of their own).
+USER_SPLIT = "user_split"
+USER_SPLIT_KS = (2, 20)
 # Extra measurements of a trained model, stored in its run: {registered model: fn(model, data)}
 # (benchmarks/sparcode.py adds the inverted-index evaluation of SparCode).
 POST_RUN: dict[str, Any] = {}
@@ -123,7 +131,15 @@ def backbone_setting(backbone: str, dataset: str, protocol: str) -> dict[str, An
     )
 
 
+def load_data(dataset: str, protocol: str, seed: int) -> Any:
+    if protocol == USER_SPLIT:
+        return prepare_user_split(load_raw(dataset, FLAGS.data_dir))
+    return load_prepared(dataset, protocol, FLAGS.data_dir, seed=seed)
+
+
 def grid_for(model: str, dataset: str, protocol: str) -> list[dict[str, Any]]:
+    if protocol == USER_SPLIT and len(GRIDS.get(model, [])) > 1:
+        return [backbone_setting(model, dataset, RETRIEVAL)]
     if model in MECHANISMS:
         backbone, own = MECHANISMS[model]
         if (
@@ -135,7 +151,8 @@ def grid_for(model: str, dataset: str, protocol: str) -> list[dict[str, Any]]:
             # CS3 with memories tunes one value of its own in retrieval: whether the query user's
             # known positives are dropped as in-batch negatives (tfcs3.models.cs3).
             own = [{}, {"drop_known_positives": False}]
-        base = backbone_setting(backbone, dataset, protocol)
+        from_retrieval = protocol == USER_SPLIT and backbone in GRIDS
+        base = backbone_setting(backbone, dataset, RETRIEVAL if from_retrieval else protocol)
         return [{**base, **values} for values in own]
     return GRIDS.get(model, [{}])
 
@@ -175,6 +192,9 @@ def _run_one(model: str, dataset: str, protocol: str, seed: int, setting: dict[s
         verbose=0,
     )
     fit = result.get("fit", {})
+    if protocol == USER_SPLIT:
+        for split in ("validation", "test"):
+            result[split].update(evaluate(result["_model"], data, split, ks=USER_SPLIT_KS))
     extra = {"registered_model": registered, "fixed_hparams": fixed} if model in VARIANTS else {}
     if registered in POST_RUN:
         extra.update(POST_RUN[registered](result["_model"], data))
@@ -237,7 +257,7 @@ def main(argv: list[str]) -> None:
     seeds = [int(s) for s in FLAGS.seeds]
     for dataset in FLAGS.datasets:
         for protocol in FLAGS.protocols:
-            data = load_prepared(dataset, protocol, FLAGS.data_dir, seed=seeds[0])
+            data = load_data(dataset, protocol, seeds[0])
             metric = selection_metric(protocol)
             for model in FLAGS.models:
                 grid = grid_for(model, dataset, protocol)[: FLAGS.max_settings]

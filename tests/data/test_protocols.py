@@ -3,6 +3,7 @@ import pandas as pd
 import pytest
 
 from tfcs3.data import OOV, RawDataset, make_dataset, prepare
+from tfcs3.data.protocols import prepare_user_split
 
 
 def _raw(rows, users=("u1", "u2")):
@@ -103,3 +104,32 @@ def test_tf_data_pipeline(synthetic_preranking):
     assert batch["history"].shape == (32, 20)
     with pytest.raises(ValueError, match="batch_size"):
         make_dataset(synthetic_preranking.train, batch_size=0)
+
+
+def test_user_split_holds_out_whole_users_with_one_target_each(synthetic_raw):
+    data = prepare_user_split(synthetic_raw, max_history=10, targets_per_user=3, seed=1)
+    train, val, test = (set(data.split(s).users) for s in ("train", "validation", "test"))
+    assert not (train & val or train & test or val & test)
+    users = len(train | val | test)
+    assert users == synthetic_raw.interactions["user"].nunique()
+    assert abs(len(test) - 0.2 * users) <= 1 and abs(len(val) - 0.08 * users) <= 1
+    assert len(data.test) == len(test) and len(data.validation) == len(val)
+    assert max(np.unique(data.train.users, return_counts=True)[1]) <= 3
+    # New users: no user-id feature; nothing is excluded from the ranking.
+    assert "user_id" not in [f.name for f in data.spec.query]
+    assert data.test.exclusion_indptr is None and data.protocol == "retrieval"
+    # Each target has a full window of strictly earlier items when the user has one.
+    df = synthetic_raw.interactions.sort_values(["user", "timestamp"], kind="stable")
+    sizes = df.groupby("user").size()
+    hist = data.test.features["history"]
+    full = sizes.loc[data.test.users].to_numpy() > 10
+    assert (hist[full] != 0).all()
+    same = prepare_user_split(synthetic_raw, max_history=10, targets_per_user=3, seed=1)
+    np.testing.assert_array_equal(same.test.target, data.test.target)
+    other = prepare_user_split(synthetic_raw, max_history=10, targets_per_user=3, seed=2)
+    assert set(other.test.users) != test
+
+
+def test_user_split_rejects_bad_fractions(synthetic_raw):
+    with pytest.raises(ValueError, match="fractions"):
+        prepare_user_split(synthetic_raw, test_fraction=1.5)

@@ -12,6 +12,15 @@ Pre-ranking (``"preranking"``):
     by (timestamp, user, item) and split 80/10/10 by time. History is again strictly earlier
     items of the same user (earlier impressions of any split, as a live system would know them).
 
+User split (:func:`prepare_user_split`, T2Diff's published protocol):
+    Users are split at random into training, validation and test users (72/8/20: the paper's
+    80/20 split, with a tenth of the training users held out for model selection). A training
+    user gives up to 10 examples at random target positions that have a full history window (or,
+    with a shorter sequence, one example targeting the last item); a validation or test user gives
+    one example picked the same way. Ranking is over the full catalog with nothing excluded, as in
+    the paper. Models see it as retrieval data (``protocol == "retrieval"``); it tests
+    generalisation to users never seen in training, so the user-id feature is left out.
+
 Vocabularies (and item sampling probabilities) are learned from the training split only; values
 first seen later map to the OOV bucket.
 """
@@ -220,6 +229,23 @@ def _split_from(
     return split
 
 
+def _ordered(raw: RawDataset) -> tuple[pd.DataFrame, np.ndarray]:
+    """The interactions with their catalog ``row``, in per-user chronological order (timestamp,
+    then item id; this order defines histories in every protocol), and the catalog's raw ids
+    (every item that occurs, in id order)."""
+    df = raw.interactions.copy()
+    if df.empty:
+        raise ValueError(f"Dataset {raw.name!r} has no interactions")
+    df["_item_key"] = _id_sort_key(df["item"])
+    df["_user_key"] = _id_sort_key(df["user"])
+    unique_items = pd.Series(pd.unique(df["item"]))
+    catalog_ids = unique_items.iloc[np.argsort(_id_sort_key(unique_items).to_numpy(), kind="stable")]
+    catalog_ids = catalog_ids.to_numpy().astype(str)
+    df["row"] = pd.Series(np.arange(len(catalog_ids)), index=catalog_ids).loc[df["item"]].to_numpy()
+    df = df.sort_values(["_user_key", "timestamp", "_item_key"], kind="stable").reset_index(drop=True)
+    return df, catalog_ids
+
+
 def prepare(raw: RawDataset, protocol: str = RETRIEVAL, max_history: int = 50) -> PreparedData:
     """Splits and encodes ``raw`` under ``protocol`` (see the module docstring)."""
     if protocol not in PROTOCOLS:
@@ -231,20 +257,7 @@ def prepare(raw: RawDataset, protocol: str = RETRIEVAL, max_history: int = 50) -
         )
     if max_history < 0:
         raise ValueError(f"max_history must be >= 0, got {max_history}")
-    df = raw.interactions.copy()
-    if df.empty:
-        raise ValueError(f"Dataset {raw.name!r} has no interactions")
-    df["_item_key"] = _id_sort_key(df["item"])
-    df["_user_key"] = _id_sort_key(df["user"])
-
-    unique_items = pd.Series(pd.unique(df["item"]))
-    catalog_ids = unique_items.iloc[np.argsort(_id_sort_key(unique_items).to_numpy(), kind="stable")]
-    catalog_ids = catalog_ids.to_numpy().astype(str)
-    row_of = pd.Series(np.arange(len(catalog_ids)), index=catalog_ids)
-    df["row"] = row_of.loc[df["item"]].to_numpy()
-
-    # Per-user chronological order (timestamp, then item id): defines histories in both protocols.
-    df = df.sort_values(["_user_key", "timestamp", "_item_key"], kind="stable").reset_index(drop=True)
+    df, catalog_ids = _ordered(raw)
     position = df.groupby("user", sort=False).cumcount().to_numpy()
     count = df.groupby("user", sort=False)["item"].transform("size").to_numpy()
 
@@ -283,4 +296,78 @@ def prepare(raw: RawDataset, protocol: str = RETRIEVAL, max_history: int = 50) -
         validation=splits[1],
         test=splits[2],
         description=raw.description,
+    )
+
+
+def _pick_targets(count: int, window: int, size: int, rng: np.random.Generator) -> np.ndarray:
+    """Up to ``size`` distinct positions, in order, among those of a ``count``-long sequence with
+    ``window`` earlier items; the last position when there are none."""
+    eligible = np.arange(window, count)
+    if eligible.size == 0:
+        return np.array([count - 1])
+    return np.sort(rng.choice(eligible, size=min(size, eligible.size), replace=False))
+
+
+def prepare_user_split(
+    raw: RawDataset,
+    max_history: int = 50,
+    test_fraction: float = 0.2,
+    validation_fraction: float = 0.1,
+    targets_per_user: int = 10,
+    seed: int = 0,
+) -> PreparedData:
+    """Splits ``raw`` by user, T2Diff's protocol (see the module docstring).
+
+    Args:
+        raw: the dataset.
+        max_history: history window (the paper's ``n = 50``); a target position is eligible when
+            at least this many items precede it.
+        test_fraction: share of users held out for testing.
+        validation_fraction: share of the *remaining* users held out for validation.
+        targets_per_user: most training examples per training user.
+        seed: seeds the user split and the target positions.
+    """
+    if not 0 < test_fraction < 1 or not 0 < validation_fraction < 1:
+        raise ValueError(f"fractions must lie in (0, 1); got test {test_fraction}, validation {validation_fraction}")
+    if max_history < 1 or targets_per_user < 1:
+        raise ValueError(f"max_history and targets_per_user must be >= 1; got {max_history}, {targets_per_user}")
+    df, catalog_ids = _ordered(raw)
+
+    rng = np.random.default_rng(seed)
+    users = pd.unique(df["user"])
+    if len(users) < 3:
+        raise ValueError(f"Dataset {raw.name!r} has {len(users)} users; the user split needs at least 3")
+    order = rng.permutation(len(users))
+    n_test = max(1, int(round(test_fraction * len(users))))
+    n_val = max(1, int(round(validation_fraction * (len(users) - n_test))))
+    role = np.zeros(len(users), dtype=np.int8)  # 0 train, 1 validation, 2 test
+    role[order[:n_test]] = 2
+    role[order[n_test : n_test + n_val]] = 1
+    start = np.flatnonzero(np.r_[True, df["user"].to_numpy()[1:] != df["user"].to_numpy()[:-1]])
+    count = np.diff(np.r_[start, len(df)])
+    per_user = np.where(role == 0, targets_per_user, 1)
+    picks = [start[u] + _pick_targets(int(count[u]), max_history, int(per_user[u]), rng) for u in range(len(users))]
+    rows_by_role = [np.concatenate([picks[u] for u in np.flatnonzero(role == r)]) for r in range(3)]
+
+    # Every item a training user touched is known (the history embeds it with the item tables).
+    train_frame = df[df["user"].isin(set(users[role == 0]))]
+    spec = _build_spec(raw, train_frame, max_history)
+    # Test users are new users: their id is unknown by construction, so the id feature is dropped.
+    spec = FeatureSpec(query=[f for f in spec.query if f.name != spec.user_id], candidate=spec.candidate)
+    catalog = _encode_catalog(raw, spec, catalog_ids)
+    history, _ = _histories(df, catalog[spec.item_id], max_history)
+    counts = np.bincount(df["row"].to_numpy()[rows_by_role[0]], minlength=len(catalog_ids)).astype(np.float64)
+    splits = [_split_from(df, idx, raw, spec, catalog, history, None, False) for idx in rows_by_role]
+    return PreparedData(
+        name=f"{raw.name} user split",
+        protocol=RETRIEVAL,
+        spec=spec,
+        catalog_ids=catalog_ids,
+        catalog_titles=raw.items.loc[catalog_ids, "title"].to_numpy().astype(str),
+        catalog=catalog,
+        item_probability=counts / counts.sum(),
+        train=splits[0],
+        validation=splits[1],
+        test=splits[2],
+        description=f"{raw.description}; T2Diff's user split (72/8/20 users, seed {seed})",
     )
