@@ -27,7 +27,6 @@ from typing import Any
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from absl import app, flags, logging  # noqa: E402
 
@@ -39,7 +38,7 @@ from tfcs3.models import build_model  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from report import RESULTS_DIR, write_cs3_latency_md  # noqa: E402
-from serving import _time_calls  # noqa: E402
+from serving import interleaved_latency  # noqa: E402
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("backbone", "youtubednn", "Dot backbone (cs3_<backbone> must be registered).")
@@ -87,22 +86,14 @@ def main(argv: list[str]) -> None:
                 [{k: tf.constant(v[r : r + 1]) for k, v in raw.items()} for r in range(256)],
             ),
         }
-    p50s: dict[str, dict[str, list[float]]] = {label: {} for label in calls}
-    p99s: dict[str, dict[str, list[float]]] = {label: {} for label in calls}
-    for round_ in range(FLAGS.rounds):
-        for label, signatures in calls.items():
-            for name, (fn, batches) in signatures.items():
-                lat = np.array(_time_calls(lambda b, fn=fn: fn(**b), batches, FLAGS.seconds)) * 1000
-                p50s[label].setdefault(name, []).append(float(np.percentile(lat, 50)))
-                p99s[label].setdefault(name, []).append(float(np.percentile(lat, 99)))
-        logging.warning("round %d done", round_ + 1)
+    flat = {(label, name): call for label, signatures in calls.items() for name, call in signatures.items()}
+    timed = interleaved_latency(flat, FLAGS.rounds, FLAGS.seconds)
     rows = []
     for label in calls:
         row: dict[str, Any] = {"variant": label}
         for name in calls[label]:
-            p50 = float(np.median(p50s[label][name]))
-            base = float(np.median(p50s["backbone"][name]))
-            row[name] = {"p50_ms": p50, "p99_ms": float(np.median(p99s[label][name])), "ratio_to_backbone": p50 / base}
+            t = timed[(label, name)]
+            row[name] = {**t, "ratio_to_backbone": t["p50_ms"] / timed[("backbone", name)]["p50_ms"]}
         rows.append(row)
         logging.warning("%s: %s", label, row)
     out = {

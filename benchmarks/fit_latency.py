@@ -41,7 +41,7 @@ from tfcs3.models import build_model  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from report import RESULTS_DIR, write_fit_latency_md  # noqa: E402
-from serving import _time_calls  # noqa: E402
+from serving import interleaved_latency  # noqa: E402
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("dataset", "ml-1m", "Dataset whose pre-ranking spec and catalog are used.")
@@ -83,23 +83,14 @@ def main(argv: list[str]) -> None:
             for r in range(n_requests)
         ]
         calls[label] = (loaded.signatures["score_candidates"], batches)
-    p50s: dict[str, list[float]] = {label: [] for label in calls}
-    p99s: dict[str, list[float]] = {label: [] for label in calls}
-    for round_ in range(FLAGS.rounds):
-        for label, (fn, batches) in calls.items():
-            lat = np.array(_time_calls(lambda b, fn=fn: fn(**b), batches, FLAGS.seconds)) * 1000
-            p50s[label].append(float(np.percentile(lat, 50)))
-            p99s[label].append(float(np.percentile(lat, 99)))
-        logging.warning("round %d done", round_ + 1)
-    base = float(np.median(p50s[BASELINE]))
+    timed = interleaved_latency(calls, FLAGS.rounds, FLAGS.seconds)
     rows = [
         {
             "variant": label,
             "model": VARIANTS[label][0],
             "hparams": {**setting, **VARIANTS[label][1]},
-            "p50_ms": float(np.median(p50s[label])),
-            "p99_ms": float(np.median(p99s[label])),
-            "ratio_to_two_tower": float(np.median(p50s[label])) / base,
+            **timed[label],
+            "ratio_to_two_tower": timed[label]["p50_ms"] / timed[BASELINE]["p50_ms"],
         }
         for label in calls
     ]

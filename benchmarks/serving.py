@@ -28,6 +28,7 @@ import os
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Hashable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -78,6 +79,25 @@ def _time_calls(fn, batches: list, seconds: float) -> list[float]:
         fn(b)
         latencies.append(time.perf_counter() - t)
     return latencies
+
+
+def interleaved_latency(
+    calls: Mapping[Hashable, tuple[Callable[..., Any], list[dict[str, Any]]]], rounds: int, seconds: float
+) -> dict[Hashable, dict[str, float]]:
+    """Times ``{label: (signature, request batches)}`` round-robin, ``rounds`` times for about
+    ``seconds`` each, so machine noise is shared; per label the median over rounds of the per-round
+    p50 and p99 latency (ms): ``{"p50_ms", "p99_ms"}``."""
+    p50s: dict[Hashable, list[float]] = {label: [] for label in calls}
+    p99s: dict[Hashable, list[float]] = {label: [] for label in calls}
+    for round_ in range(rounds):
+        for label, (fn, batches) in calls.items():
+            lat = np.array(_time_calls(lambda b, fn=fn: fn(**b), batches, seconds)) * 1000
+            p50s[label].append(float(np.percentile(lat, 50)))
+            p99s[label].append(float(np.percentile(lat, 99)))
+        logging.warning("round %d of %d done", round_ + 1, rounds)
+    return {
+        label: {"p50_ms": float(np.median(p50s[label])), "p99_ms": float(np.median(p99s[label]))} for label in calls
+    }
 
 
 def serving_latency() -> tuple[dict[str, Any], np.ndarray, np.ndarray]:

@@ -30,7 +30,6 @@ from typing import Any
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from absl import app, flags, logging  # noqa: E402
 
@@ -44,7 +43,7 @@ from tfcs3.training import train  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from report import RESULTS_DIR, write_sparcode_md  # noqa: E402
-from serving import _time_calls  # noqa: E402
+from serving import interleaved_latency  # noqa: E402
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("dataset", "ml-1m", "Dataset (retrieval protocol).")
@@ -90,17 +89,13 @@ def main(argv: list[str]) -> None:
     add("SparCode index (full)", model, "sparse_code")
     for t in FLAGS.top_t:
         add(f"SparCode index, T = {int(t)}", model, "sparse_code", int(t))
-    p50s: dict[str, list[float]] = {label: [] for label in exports}
-    for round_ in range(FLAGS.rounds):
-        for label, (fn, _) in exports.items():
-            lat = np.array(_time_calls(lambda b, fn=fn: fn(**b), batches, FLAGS.seconds)) * 1000
-            p50s[label].append(float(np.percentile(lat, 50)))
-        logging.warning("round %d done", round_ + 1)
-    base = float(np.median(p50s[BASELINE]))
+    timed = interleaved_latency(
+        {label: (fn, batches) for label, (fn, _) in exports.items()}, FLAGS.rounds, FLAGS.seconds
+    )
     rows = []
     for label, (_, sparse) in exports.items():
-        row = {"variant": label, "p50_ms": float(np.median(p50s[label]))}
-        row["ratio_to_two_tower_brute_force"] = row["p50_ms"] / base
+        row = {"variant": label, **timed[label]}
+        row["ratio_to_two_tower_brute_force"] = row["p50_ms"] / timed[BASELINE]["p50_ms"]
         row.update({k: sparse[k] for k in ("nnz", "density", "top_t") if k in sparse})
         rows.append(row)
         logging.warning("%s", row)

@@ -116,3 +116,14 @@ def test_unet_keeps_the_length_and_configs_round_trip():
     gen = DiffusionIntentGenerator(steps=7, drift=False, seed=4)
     clone = DiffusionIntentGenerator.from_config(gen.get_config())
     assert (clone.steps, clone.drift, clone.seed) == (7, False, 4)
+
+
+def test_reverse_chain_is_a_graph_loop_without_autograph():
+    # Keras's SavedModel export traces layers without AutoGraph: the chain must still be a loop.
+    gen = DiffusionIntentGenerator(steps=4, width=4)
+    seq, ids = tf.random.normal([2, 6, 4], seed=1), tf.constant([[0, 1, 2, 3, 4, 5]] * 2)
+    gen.build((seq.shape, ids.shape))
+    traced = tf.function(gen.sample, autograph=False)
+    np.testing.assert_allclose(traced(seq, ids).numpy(), gen.sample(seq, ids).numpy(), rtol=1e-5, atol=1e-6)
+    ops = {op.type for op in traced.get_concrete_function(seq, ids).graph.get_operations()}
+    assert "While" in ops or "StatelessWhile" in ops

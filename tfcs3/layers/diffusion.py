@@ -211,12 +211,17 @@ class DiffusionIntentGenerator(tf_keras.layers.Layer):
         """The reverse chain: ``x_hat_{n+1}`` ``[B, d]`` (or the final ``z_0`` ``[B, n, d]``)."""
         condition, mask = self._inputs(sequence, ids)
         shape = tf.shape(condition)
-        z = self._noise(shape, self.steps + 1)
-        for t in tf.range(self.steps, 0, -1):
-            steps = tf.fill(shape[:1], t)
-            clean_hat = self.denoise(z, condition, steps) * mask
+
+        def reverse_step(t: tf.Tensor, z: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+            clean_hat = self.denoise(z, condition, tf.fill(shape[:1], t)) * mask
             mean = tf.gather(self._posterior_x0, t - 1) * clean_hat + tf.gather(self._posterior_xt, t - 1) * z
             z = mean + tf.gather(self._posterior_std, t - 1) * self._noise(shape, t) * tf.cast(t > 1, z.dtype)
+            return t - 1, z
+
+        # An explicit while loop (not a Python loop left to AutoGraph): the chain must stay a
+        # loop in every tracing context, including Keras's SavedModel export of the layer.
+        start = (tf.constant(self.steps), self._noise(shape, self.steps + 1))
+        _, z = tf.while_loop(lambda t, _: t > 0, reverse_step, start, maximum_iterations=self.steps)
         z = tf.stop_gradient(z * mask)
         return z if return_drift else self._intent(condition, z)
 
