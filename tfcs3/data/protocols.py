@@ -277,15 +277,29 @@ def prepare(raw: RawDataset, protocol: str = RETRIEVAL, max_history: int = 50) -
     spec = _build_spec(raw, train_frame, max_history)
     catalog = _encode_catalog(raw, spec, catalog_ids)
     history, earlier = _histories(df, catalog[spec.item_id], max_history)
-    counts = np.bincount(train_frame["row"].to_numpy(), minlength=len(catalog_ids)).astype(np.float64)
-
     labels = protocol == PRERANKING
     excl = earlier if protocol == RETRIEVAL else None
     splits = [_split_from(df, idx, raw, spec, catalog, history, excl, labels) for idx in (train_idx, val_idx, test_idx)]
     if protocol == RETRIEVAL:
         splits[0].exclusion_indptr = splits[0].exclusion_rows = None
+    return _assemble(raw, protocol, spec, catalog_ids, catalog, train_frame["row"].to_numpy(), splits)
+
+
+def _assemble(
+    raw: RawDataset,
+    protocol: str,
+    spec: FeatureSpec,
+    catalog_ids: np.ndarray,
+    catalog: dict[str, np.ndarray],
+    train_rows: np.ndarray,
+    splits: list[Split],
+    name: str | None = None,
+    description: str | None = None,
+) -> PreparedData:
+    """The :class:`PreparedData`; item probabilities are the frequencies of ``train_rows``."""
+    counts = np.bincount(train_rows, minlength=len(catalog_ids)).astype(np.float64)
     return PreparedData(
-        name=raw.name,
+        name=name or raw.name,
         protocol=protocol,
         spec=spec,
         catalog_ids=catalog_ids,
@@ -295,7 +309,7 @@ def prepare(raw: RawDataset, protocol: str = RETRIEVAL, max_history: int = 50) -
         train=splits[0],
         validation=splits[1],
         test=splits[2],
-        description=raw.description,
+        description=raw.description if description is None else description,
     )
 
 
@@ -356,18 +370,7 @@ def prepare_user_split(
     spec = FeatureSpec(query=[f for f in spec.query if f.name != spec.user_id], candidate=spec.candidate)
     catalog = _encode_catalog(raw, spec, catalog_ids)
     history, _ = _histories(df, catalog[spec.item_id], max_history)
-    counts = np.bincount(df["row"].to_numpy()[rows_by_role[0]], minlength=len(catalog_ids)).astype(np.float64)
     splits = [_split_from(df, idx, raw, spec, catalog, history, None, False) for idx in rows_by_role]
-    return PreparedData(
-        name=f"{raw.name} user split",
-        protocol=RETRIEVAL,
-        spec=spec,
-        catalog_ids=catalog_ids,
-        catalog_titles=raw.items.loc[catalog_ids, "title"].to_numpy().astype(str),
-        catalog=catalog,
-        item_probability=counts / counts.sum(),
-        train=splits[0],
-        validation=splits[1],
-        test=splits[2],
-        description=f"{raw.description}; T2Diff's user split (72/8/20 users, seed {seed})",
-    )
+    name, description = f"{raw.name} user split", f"{raw.description}; T2Diff's user split (72/8/20 users, seed {seed})"
+    train_rows = df["row"].to_numpy()[rows_by_role[0]]
+    return _assemble(raw, RETRIEVAL, spec, catalog_ids, catalog, train_rows, splits, name, description)
