@@ -37,6 +37,20 @@ def test_query_representations_are_codewords(trained, synthetic_retrieval):
     assert trained.query_codes(q).shape == (20, 4)
 
 
+def test_catalog_scorer_ranks_exactly_like_the_network(trained, synthetic_retrieval):
+    # Evaluation ranks the catalog through a code x item table: the same scores as the network.
+    items = represent(trained.candidate_model, synthetic_retrieval.catalog)
+    q = represent(trained.query_model, {k: v[:50] for k, v in synthetic_retrieval.test.features.items()})
+    exact = trained.score(q, items).numpy()
+    np.testing.assert_allclose(trained.catalog_scorer(items)(q).numpy(), exact, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(trained.catalog_scorer(items, max_table_bytes=0)(q).numpy(), exact, rtol=1e-6)
+    unquantized = build_model("all_to_all", synthetic_retrieval, **SMALL)
+    unquantized(_batch(synthetic_retrieval, 2))
+    items = represent(unquantized.candidate_model, synthetic_retrieval.catalog)
+    q = represent(unquantized.query_model, {k: v[:5] for k, v in synthetic_retrieval.test.features.items()})
+    np.testing.assert_allclose(unquantized.catalog_scorer(items)(q).numpy(), unquantized.score(q, items).numpy())
+
+
 def test_warmup_trains_continuous_tokens_then_initialises_the_codebooks(synthetic_retrieval):
     data = synthetic_retrieval
     model = build_model("sparcode", data, warmup_epochs=1.0, **SMALL)

@@ -35,6 +35,9 @@ def catalog_scores_fn(model: Any, data: PreparedData, split: Split):
         return lambda start, end: model.score_catalog(end - start)
     candidates = represent(model.candidate_model, data.catalog)
     queries = represent(model.query_model, split.features)
+    if hasattr(model, "catalog_scorer"):  # e.g. SparCode: per-code score tables, computed once
+        scorer = model.catalog_scorer(candidates)
+        return lambda start, end: scorer(queries[start:end]).numpy()
     return lambda start, end: model.score(queries[start:end], candidates).numpy()
 
 

@@ -87,17 +87,12 @@ class SparseCodeIndex(tf.Module):
         if top_t is not None and top_t < 1:
             raise ValueError(f"top_t must be >= 1 or None, got {top_t}")
         h = model.hparams
-        items = tf.reshape(tf.convert_to_tensor(item_representations), [-1, h["num_item_tokens"], h["token_dim"]])
-        n_items = int(items.shape[0])
-        codes = quantizer.all_codes()
-        tokens = quantizer.decode(tf.constant(codes))  # [N^M, d]
-        step = max(1, budget // (n_items * max(h["interaction_units"])))
-        bar = tf_keras.utils.Progbar(len(codes), unit_name="code") if verbose else None
+        n_items = int(item_representations.shape[0])
+        n_codes = quantizer.num_codes
+        bar = tf_keras.utils.Progbar(n_codes, unit_name="code") if verbose else None
         counts, rows, vals = [], [], []
-        for lo in range(0, len(codes), step):
-            block = tokens[lo : lo + step, None, :]  # [b, 1, d]
-            s = tf.nn.relu(model.interaction.all_pairs(block, items)[:, 0] + model.bias).numpy()
-            for row in s:
+        for block in model.code_item_scores(item_representations, budget):
+            for row in block:
                 keep = np.flatnonzero(row > 0)
                 if top_t is not None and len(keep) > top_t:
                     keep = keep[np.argpartition(-row[keep], top_t - 1)[:top_t]]
@@ -106,8 +101,8 @@ class SparseCodeIndex(tf.Module):
                 rows.append(keep.astype(np.int32))
                 vals.append(row[keep].astype(np.float32))
             if bar is not None:
-                bar.update(min(lo + step, len(codes)))
-        indptr = np.zeros(len(codes) + 1, np.int64)
+                bar.add(len(block))
+        indptr = np.zeros(n_codes + 1, np.int64)
         np.cumsum(counts, out=indptr[1:])
         return cls(
             indptr,
