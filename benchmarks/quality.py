@@ -142,12 +142,9 @@ def grid_for(model: str, dataset: str, protocol: str) -> list[dict[str, Any]]:
         return [backbone_setting(model, dataset, RETRIEVAL)]
     if model in MECHANISMS:
         backbone, own = MECHANISMS[model]
-        if (
-            model in VARIANTS
-            and protocol == "retrieval"
-            and VARIANTS[model][1].get("cts", True) is not False
-            or (model in VARIANTS and protocol == "retrieval" and VARIANTS[model][1].get("cms", True) is not False)
-        ):
+        registered, fixed = VARIANTS.get(model, (model, {}))
+        memories = fixed.get("cts", True) is not False or fixed.get("cms", True) is not False
+        if registered.startswith("cs3_") and protocol == "retrieval" and memories:
             # CS3 with memories tunes one value of its own in retrieval: whether the query user's
             # known positives are dropped as in-batch negatives (tfcs3.models.cs3).
             own = [{}, {"drop_known_positives": False}]

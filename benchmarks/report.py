@@ -459,6 +459,8 @@ README_MODELS = {
     "cs3_youtubednn": "CS3 (YouTubeDNN backbone)",
     "all_to_all": "all-to-all scorer (SparCode's network, not indexable)",
     "sparcode": "SparCode (YouTubeDNN query encoder)",
+    "t2diff-no_diffusion": "T2Diff without diffusion (mixed attention only)",
+    "t2diff": "T2Diff (diffusion next intent + mixed attention)",
 }
 
 
