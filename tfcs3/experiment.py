@@ -19,6 +19,7 @@ import json
 import platform
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,7 @@ import numpy as np
 from tfcs3.data.datasets import load_prepared
 from tfcs3.data.protocols import RETRIEVAL, PreparedData
 from tfcs3.evaluation.evaluate import evaluate
+from tfcs3.evaluation.retrieval import KS
 from tfcs3.models.registry import build_model, is_trainable, load_model, save_model
 from tfcs3.training import selection_metric, train
 
@@ -64,8 +66,10 @@ def run_experiment(
     data: PreparedData | None = None,
     download: bool = False,
     verbose: int = 1,
+    ks: Sequence[int] = KS,
 ) -> dict[str, Any]:
-    """Trains and evaluates one model; returns (and writes, with ``output_dir``) its metrics."""
+    """Trains and evaluates one model; returns (and writes, with ``output_dir``) its metrics
+    (retrieval metrics at the cut-offs ``ks``)."""
     hparams = dict(hparams or {})
     started = time.time()
     if data is None:
@@ -106,8 +110,8 @@ def run_experiment(
         )
         if out is not None:
             save_model(model, out, model_name, hparams)
-    result["validation"] = evaluate(model, data, "validation")
-    result["test"] = evaluate(model, data, "test")
+    result["validation"] = evaluate(model, data, "validation", ks)
+    result["test"] = evaluate(model, data, "test", ks)
     result["wall_seconds"] = time.time() - started
     result["versions"] = environment_info()
     result["command"] = " ".join(sys.argv)

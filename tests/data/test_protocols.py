@@ -118,12 +118,23 @@ def test_user_split_holds_out_whole_users_with_one_target_each(synthetic_raw):
     # New users: no user-id feature; nothing is excluded from the ranking.
     assert "user_id" not in [f.name for f in data.spec.query]
     assert data.test.exclusion_indptr is None and data.protocol == "retrieval"
-    # Each target has a full window of strictly earlier items when the user has one.
-    df = synthetic_raw.interactions.sort_values(["user", "timestamp"], kind="stable")
+    # Each target has a full window of earlier items when the user has one, ending with the item
+    # just before the target in time order.
+    df = synthetic_raw.interactions.copy()
+    df["_item"] = df["item"].astype(int)
+    df = df.sort_values(["user", "timestamp", "_item"], kind="stable")
     sizes = df.groupby("user").size()
     hist = data.test.features["history"]
     full = sizes.loc[data.test.users].to_numpy() > 10
     assert (hist[full] != 0).all()
+    item_ids = list(data.catalog_ids)
+    for k, (user, target) in enumerate(zip(data.test.users, data.test.target, strict=True)):
+        items = df.loc[df["user"] == user, "item"].tolist()
+        position = items.index(item_ids[target])
+        if position:
+            assert hist[k, -1] == data.catalog["item_id"][item_ids.index(items[position - 1])]
+    # The item vocabulary is exactly what training users interacted with (the rest maps to OOV).
+    assert set(data.spec.item_vocabulary.values) == set(df.loc[df["user"].isin(train), "item"])
     same = prepare_user_split(synthetic_raw, max_history=10, targets_per_user=3, seed=1)
     np.testing.assert_array_equal(same.test.target, data.test.target)
     other = prepare_user_split(synthetic_raw, max_history=10, targets_per_user=3, seed=2)
@@ -133,3 +144,5 @@ def test_user_split_holds_out_whole_users_with_one_target_each(synthetic_raw):
 def test_user_split_rejects_bad_fractions(synthetic_raw):
     with pytest.raises(ValueError, match="fractions"):
         prepare_user_split(synthetic_raw, test_fraction=1.5)
+    with pytest.raises(ValueError, match="no training users"):
+        prepare_user_split(synthetic_raw, test_fraction=0.9, validation_fraction=0.99)

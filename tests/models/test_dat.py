@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from tfcs3.data.protocols import prepare_user_split
 from tfcs3.evaluation import evaluate, represent, retrieval_ranks
 from tfcs3.export import export_model, raw_requests
 from tfcs3.models import AugmentedTower, DATModel, build_model, load_model, save_model
@@ -75,3 +76,11 @@ def test_category_feature_default_and_errors(synthetic_retrieval):
     assert default_category_feature(synthetic_retrieval.spec) == "tags"
     with pytest.raises(KeyError, match="nope"):
         DATModel(synthetic_retrieval.spec, category_feature="nope")
+
+
+def test_models_keyed_by_user_id_refuse_data_without_it(synthetic_raw):
+    data = prepare_user_split(synthetic_raw, max_history=10)  # held-out users: no user id
+    for name in ("dat", "cs3_youtubednn"):
+        with pytest.raises(ValueError, match="user id"):
+            build_model(name, data)
+    build_model("youtubednn", data)  # a model without per-user state is fine

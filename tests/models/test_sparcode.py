@@ -38,17 +38,27 @@ def test_query_representations_are_codewords(trained, synthetic_retrieval):
 
 
 def test_catalog_scorer_ranks_exactly_like_the_network(trained, synthetic_retrieval):
-    # Evaluation ranks the catalog through a code x item table: the same scores as the network.
+    # Evaluation ranks large user sets through a code x item table: the same scores as the network.
     items = represent(trained.candidate_model, synthetic_retrieval.catalog)
     q = represent(trained.query_model, {k: v[:50] for k, v in synthetic_retrieval.test.features.items()})
-    exact = trained.score(q, items).numpy()
-    np.testing.assert_allclose(trained.catalog_scorer(items)(q).numpy(), exact, rtol=1e-5, atol=1e-5)
-    np.testing.assert_allclose(trained.catalog_scorer(items, max_table_bytes=0)(q).numpy(), exact, rtol=1e-6)
+    bias = float(trained.bias.numpy())
+    trained.bias.assign(-0.5)  # some per-token scores fall below zero, so the ReLU matters
+    try:
+        table = np.concatenate(list(trained.code_item_scores(items)))
+        assert (table == 0).any() and (table > 0).any()
+        scorer, width = trained.catalog_scorer(items)
+        assert width == trained.hparams["num_query_tokens"]
+        np.testing.assert_allclose(scorer(q).numpy(), trained.score(q, items).numpy(), rtol=1e-5, atol=1e-5)
+        # Fewer query tokens than codes, or a table over budget: the network, with its own width.
+        assert trained.catalog_scorer(items, num_queries=3)[1] == trained.score_width
+        assert trained.catalog_scorer(items, max_table_bytes=0)[1] == trained.score_width
+    finally:
+        trained.bias.assign(bias)
     unquantized = build_model("all_to_all", synthetic_retrieval, **SMALL)
     unquantized(_batch(synthetic_retrieval, 2))
-    items = represent(unquantized.candidate_model, synthetic_retrieval.catalog)
-    q = represent(unquantized.query_model, {k: v[:5] for k, v in synthetic_retrieval.test.features.items()})
-    np.testing.assert_allclose(unquantized.catalog_scorer(items)(q).numpy(), unquantized.score(q, items).numpy())
+    assert unquantized.catalog_scorer(represent(unquantized.candidate_model, synthetic_retrieval.catalog))[1] == (
+        unquantized.score_width
+    )
 
 
 def test_warmup_trains_continuous_tokens_then_initialises_the_codebooks(synthetic_retrieval):

@@ -354,6 +354,10 @@ def prepare_user_split(
     order = rng.permutation(len(users))
     n_test = max(1, int(round(test_fraction * len(users))))
     n_val = max(1, int(round(validation_fraction * (len(users) - n_test))))
+    if len(users) - n_test - n_val < 1:
+        raise ValueError(
+            f"the user split leaves no training users: {len(users)} users, {n_test} test, {n_val} validation"
+        )
     role = np.zeros(len(users), dtype=np.int8)  # 0 train, 1 validation, 2 test
     role[order[:n_test]] = 2
     role[order[n_test : n_test + n_val]] = 1
@@ -363,7 +367,9 @@ def prepare_user_split(
     picks = [start[u] + _pick_targets(int(count[u]), max_history, int(per_user[u]), rng) for u in range(len(users))]
     rows_by_role = [np.concatenate([picks[u] for u in np.flatnonzero(role == r)]) for r in range(3)]
 
-    # Every item a training user touched is known (the history embeds it with the item tables).
+    # The vocabulary is every item a training user interacted with. An item that falls in no
+    # training example (target or history window) keeps an untrained row, as the OOV row does
+    # here (no training example holds an OOV item); items only held-out users saw map to OOV.
     train_frame = df[df["user"].isin(set(users[role == 0]))]
     spec = _build_spec(raw, train_frame, max_history)
     # Test users are new users: their id is unknown by construction, so the id feature is dropped.
@@ -371,6 +377,8 @@ def prepare_user_split(
     catalog = _encode_catalog(raw, spec, catalog_ids)
     history, _ = _histories(df, catalog[spec.item_id], max_history)
     splits = [_split_from(df, idx, raw, spec, catalog, history, None, False) for idx in rows_by_role]
-    name, description = f"{raw.name} user split", f"{raw.description}; T2Diff's user split (72/8/20 users, seed {seed})"
+    shares = (1 - test_fraction) * (1 - validation_fraction), (1 - test_fraction) * validation_fraction, test_fraction
+    name = f"{raw.name} user split"
+    description = f"{raw.description}; T2Diff's user split ({'/'.join(f'{x:.0%}' for x in shares)} users, seed {seed})"
     train_rows = df["row"].to_numpy()[rows_by_role[0]]
     return _assemble(raw, RETRIEVAL, spec, catalog_ids, catalog, train_rows, splits, name, description)

@@ -29,27 +29,29 @@ def represent(tower: tf.keras.Model, features: Mapping[str, np.ndarray], batch_s
     return tf.concat(parts, axis=0)
 
 
-def catalog_scores_fn(model: Any, data: PreparedData, split: Split):
-    """``score_fn(start, end)`` over the full catalog, for :func:`target_ranks`."""
+def catalog_scores_fn(model: Any, data: PreparedData, split: Split) -> tuple[Any, int]:
+    """``(score_fn(start, end), floats per (query, item) pair)`` over the full catalog, for
+    :func:`target_ranks` (the second sizes its blocks)."""
     if isinstance(model, PopularityRecommender):
-        return lambda start, end: model.score_catalog(end - start)
+        return (lambda start, end: model.score_catalog(end - start)), 1
     candidates = represent(model.candidate_model, data.catalog)
     queries = represent(model.query_model, split.features)
     if hasattr(model, "catalog_scorer"):  # e.g. SparCode: per-code score tables, computed once
-        scorer = model.catalog_scorer(candidates)
-        return lambda start, end: scorer(queries[start:end]).numpy()
-    return lambda start, end: model.score(queries[start:end], candidates).numpy()
+        scorer, width = model.catalog_scorer(candidates, num_queries=len(split))
+        return (lambda start, end: scorer(queries[start:end]).numpy()), width
+    return (lambda start, end: model.score(queries[start:end], candidates).numpy()), getattr(model, "score_width", 1)
 
 
 def retrieval_ranks(model: Any, data: PreparedData, split: str = "test") -> np.ndarray:
     """0-based full-catalog rank of every example's target in ``split``."""
     part = data.split(split)
+    score_fn, width = catalog_scores_fn(model, data, part)
     return target_ranks(
-        catalog_scores_fn(model, data, part),
+        score_fn,
         part.target,
         part.exclusion_indptr,
         part.exclusion_rows,
-        batch_size=default_batch_size(data.num_items * getattr(model, "score_width", 1)),
+        batch_size=default_batch_size(data.num_items * width),
     )
 
 

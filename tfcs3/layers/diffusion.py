@@ -215,8 +215,8 @@ class DiffusionIntentGenerator(tf_keras.layers.Layer):
         def reverse_step(t: tf.Tensor, z: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
             clean_hat = self.denoise(z, condition, tf.fill(shape[:1], t)) * mask
             mean = tf.gather(self._posterior_x0, t - 1) * clean_hat + tf.gather(self._posterior_xt, t - 1) * z
-            z = mean + tf.gather(self._posterior_std, t - 1) * self._noise(shape, t) * tf.cast(t > 1, z.dtype)
-            return t - 1, z
+            noise = tf.gather(self._posterior_std, t - 1) * self._noise(shape, t) * tf.cast(t > 1, z.dtype)
+            return t - 1, tf.ensure_shape(mean + noise, z.shape)  # the U-Net crop loses the static length
 
         # An explicit while loop (not a Python loop left to AutoGraph): the chain must stay a
         # loop in every tracing context, including Keras's SavedModel export of the layer.

@@ -82,6 +82,11 @@ def build_model(name: str, data: PreparedData, **hparams: Any) -> Any:
     """Builds registered model ``name`` for ``data``."""
     if name not in _BUILDERS:
         raise ValueError(f"Unknown model {name!r}; registered models: {model_names()}")
+    if name in KEYED_BY_USER_ID and data.spec.user_id not in {f.name for f in data.spec.query}:
+        raise ValueError(
+            f"{name} keeps per-user state keyed by the user id feature {data.spec.user_id!r}, which this data "
+            "does not have (the user split leaves it out: its test users are new)"
+        )
     protocols = protocols_of(name)
     if data.protocol not in protocols:
         kind = " / ".join("pre-ranking" if p == "preranking" else p for p in protocols)
@@ -102,6 +107,8 @@ def _dot_model(model_cls: Callable[..., TwoTowerModel], tower: str, extra_hparam
     return build
 
 
+# Models whose towers keep per-user state (DAT's augmented vectors, CS3's memories).
+KEYED_BY_USER_ID: set[str] = {"dat", "dat_youtubednn", *(f"cs3_{b}" for b in CS3_BACKBONES)}
 register("dssm")(_dot_model(TwoTowerModel, "dssm"))
 register("youtubednn")(_dot_model(TwoTowerModel, "youtubednn"))
 _DAT_HPARAMS = ("amm_weight", "cal_weight", "category_feature")

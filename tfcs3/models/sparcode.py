@@ -192,10 +192,7 @@ class SparCodeModel(TwoTowerModel):
         self.restarts = tf.Variable(0, trainable=False, name="codeword_restarts")
         if quantize:
             self.perplexity = tf_keras.metrics.Mean(name="code_perplexity")
-        # Floats per (query, item) pair when ranking a catalog (sizes evaluation blocks): the
-        # network's hidden width per token, or one gathered table entry per token with codes.
-        hidden = max(int(u) for u in interaction_units)
-        self.score_width = int(num_query_tokens) * (1 if quantize else hidden)
+        self.score_width = int(num_query_tokens) * max(int(u) for u in interaction_units)
 
     def build_towers(
         self,
@@ -269,21 +266,29 @@ class SparCodeModel(TwoTowerModel):
             yield tf.nn.relu(pairs + self.bias).numpy()
 
     def catalog_scorer(
-        self, candidate_repr: tf.Tensor, max_table_bytes: int = 1 << 31
-    ) -> Callable[[tf.Tensor], tf.Tensor]:
-        """``queries -> score(queries, candidate_repr)`` for one fixed catalog.
+        self, candidate_repr: tf.Tensor, num_queries: int | None = None, max_table_bytes: int = 1 << 30
+    ) -> tuple[Callable[[tf.Tensor], tf.Tensor], int]:
+        """``(queries -> score(queries, candidate_repr), floats per (query, item) pair)`` for one
+        fixed catalog (evaluation sizes its blocks from the second).
 
-        With codes, every code's scores are computed once into a dense ``[N^M, C]`` table (the
-        untruncated index, densely) and a query costs ``K_u`` row gathers instead of ``K_u x C``
-        network calls; exact, since quantized query tokens are codewords. Evaluation ranks the
-        catalog this way (far cheaper per epoch on a large user set). Without codes, or when the
-        table would exceed ``max_table_bytes``, it scores exactly through the network.
+        With codes, when ``num_queries`` (if given) query tokens outnumber the ``N^M`` codes and
+        the table fits ``max_table_bytes``, every code's scores are computed once into a dense
+        ``[N^M, C]`` table (the untruncated index, densely) and a query costs ``K_u`` row gathers
+        instead of ``K_u x C`` network calls; exact, since quantized query tokens are codewords.
+        Evaluation ranks large user sets this way. Otherwise it scores through the network.
         """
+        k, n_items = self.hparams["num_query_tokens"], int(candidate_repr.shape[0])
         n_codes = self.quantizer.num_codes if self.quantizer is not None else 0
-        if not n_codes or 4 * n_codes * int(candidate_repr.shape[0]) > max_table_bytes:
-            return lambda queries: self.score(queries, candidate_repr)
-        table = tf.constant(np.concatenate(list(self.code_item_scores(candidate_repr))))
-        return lambda queries: tf.reduce_sum(tf.gather(table, self.query_codes(queries)), axis=1)
+        fits = 0 < 4 * n_codes * n_items <= max_table_bytes
+        if not fits or (num_queries is not None and num_queries * k <= n_codes):
+            return (lambda queries: self.score(queries, candidate_repr)), self.score_width
+        table = np.empty((n_codes, n_items), np.float32)
+        row = 0
+        for block in self.code_item_scores(candidate_repr):
+            table[row : row + len(block)] = block
+            row += len(block)
+        table = tf.constant(table)
+        return (lambda queries: tf.reduce_sum(tf.gather(table, self.query_codes(queries)), axis=1)), k
 
     def score_candidates(self, query_repr: tf.Tensor, candidate_repr: tf.Tensor) -> tf.Tensor:
         """Per-query lists: ``[B, K_u * d]`` x ``[B, C, K_i * d]`` -> ``[B, C]``."""
