@@ -32,8 +32,7 @@ from absl import app, flags, logging  # noqa: E402
 
 import tfcs3  # noqa: E402, F401
 from tfcs3.data import load_prepared  # noqa: E402
-from tfcs3.data.datasets import load_raw  # noqa: E402
-from tfcs3.data.protocols import RETRIEVAL, prepare_user_split  # noqa: E402
+from tfcs3.data.protocols import RETRIEVAL, USER_SPLIT  # noqa: E402
 from tfcs3.evaluation.retrieval import KS  # noqa: E402
 from tfcs3.experiment import environment_info, run_experiment  # noqa: E402
 from tfcs3.training import selection_metric  # noqa: E402
@@ -111,7 +110,6 @@ TRAINING_KEYS = ("learning_rate", "batch_size")
 # mechanisms' backbones reuse the settings selected under the retrieval protocol (no grid); a
 # mechanism's own values are still chosen on this protocol's validation users. Models keyed by the
 # user id (DAT, CS3) do not apply: the split has no user id.
-USER_SPLIT = "user_split"
 USER_SPLIT_KS = (2, 20)
 # Extra measurements of a trained model, stored in its run: {registered model: fn(model, data)}
 # (benchmarks/sparcode.py adds the inverted-index evaluation of SparCode).
@@ -131,12 +129,6 @@ def backbone_setting(backbone: str, dataset: str, protocol: str) -> dict[str, An
     raise ValueError(
         f"no selected {backbone} run for {dataset}/{protocol} in {RESULTS_DIR}: benchmark the backbone first"
     )
-
-
-def load_data(dataset: str, protocol: str, seed: int) -> Any:
-    if protocol == USER_SPLIT:
-        return prepare_user_split(load_raw(dataset, FLAGS.data_dir, seed=seed))
-    return load_prepared(dataset, protocol, FLAGS.data_dir, seed=seed)
 
 
 def grid_for(model: str, dataset: str, protocol: str) -> list[dict[str, Any]]:
@@ -254,7 +246,7 @@ def main(argv: list[str]) -> None:
     seeds = [int(s) for s in FLAGS.seeds]
     for dataset in FLAGS.datasets:
         for protocol in FLAGS.protocols:
-            data = load_data(dataset, protocol, seeds[0])
+            data = load_prepared(dataset, protocol, FLAGS.data_dir, seed=seeds[0])
             metric = selection_metric(protocol)
             for model in FLAGS.models:
                 grid = grid_for(model, dataset, protocol)[: FLAGS.max_settings]

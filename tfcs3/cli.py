@@ -25,7 +25,7 @@ from absl import app, flags, logging
 
 import tfcs3  # noqa: F401  (selects Keras 2 before TensorFlow loads)
 from tfcs3.data.datasets import DATASETS, find_data_dir, load_prepared
-from tfcs3.data.protocols import PROTOCOLS, RETRIEVAL, PreparedData
+from tfcs3.data.protocols import DATA_PROTOCOLS, RETRIEVAL, PreparedData
 from tfcs3.evaluation.evaluate import evaluate, represent
 from tfcs3.evaluation.retrieval import top_k_with_exclusions
 from tfcs3.experiment import load_run, run_experiment
@@ -39,7 +39,9 @@ COMMANDS = ("train", "evaluate", "export", "online", "demo")
 FLAGS = flags.FLAGS
 flags.DEFINE_string("model", "youtubednn", f"Registered model: one of {model_names()}.")
 flags.DEFINE_enum("dataset", "ml-100k", list(DATASETS), "Dataset to train and evaluate on.")
-flags.DEFINE_enum("protocol", RETRIEVAL, list(PROTOCOLS), "Evaluation protocol (see DESIGN.md).")
+flags.DEFINE_enum(
+    "protocol", RETRIEVAL, list(DATA_PROTOCOLS), "Evaluation protocol (see DESIGN.md); user_split is T2Diff's."
+)
 flags.DEFINE_string(
     "data_dir", None, "Folder with the dataset files (or their parent); default $TFCS3_DATA_DIR, then ~/.cache/tfcs3."
 )

@@ -2,7 +2,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tfcs3.data import OOV, RawDataset, make_dataset, prepare
+from tfcs3.data import OOV, RawDataset, load_prepared, make_dataset, prepare
 from tfcs3.data.protocols import prepare_user_split
 
 
@@ -146,3 +146,16 @@ def test_user_split_rejects_bad_fractions(synthetic_raw):
         prepare_user_split(synthetic_raw, test_fraction=1.5)
     with pytest.raises(ValueError, match="no training users"):
         prepare_user_split(synthetic_raw, test_fraction=0.9, validation_fraction=0.99)
+
+
+def test_load_prepared_knows_the_user_split(ml100k_dir):
+    # Cached per split seed: the same seed gives the same held-out users, another seed others.
+    first = load_prepared("ml-100k", "user_split", ml100k_dir, seed=0)
+    again = load_prepared("ml-100k", "user_split", ml100k_dir, seed=0)
+    other = load_prepared("ml-100k", "user_split", ml100k_dir, seed=1)
+    assert first.protocol == "retrieval" and first.name.endswith("user split")
+    np.testing.assert_array_equal(first.test.users, again.test.users)
+    assert set(first.test.users) != set(other.test.users)
+    assert "user_id" not in [f.name for f in first.spec.query]
+    with pytest.raises(ValueError, match="protocol must be one of"):
+        load_prepared("synthetic", "leave_one_out")

@@ -24,7 +24,7 @@ from pathlib import Path
 from tfcs3.data.amazon import load_amazon
 from tfcs3.data.download import RELEASES, download_movielens
 from tfcs3.data.movielens import PARTIAL_ML1M_RATINGS, load_movielens_1m, load_movielens_100k
-from tfcs3.data.protocols import RETRIEVAL, PreparedData, prepare
+from tfcs3.data.protocols import DATA_PROTOCOLS, RETRIEVAL, USER_SPLIT, PreparedData, prepare, prepare_user_split
 from tfcs3.data.raw import DataFormatError, RawDataset
 from tfcs3.data.synthetic import generate_synthetic
 
@@ -88,6 +88,12 @@ def _fingerprint(directory: Path) -> str:
     return h.hexdigest()[:16]
 
 
+def _prepare(raw: RawDataset, protocol: str, max_history: int, seed: int) -> PreparedData:
+    if protocol == USER_SPLIT:
+        return prepare_user_split(raw, max_history, seed=seed)
+    return prepare(raw, protocol, max_history)
+
+
 def load_prepared(
     name: str,
     protocol: str = RETRIEVAL,
@@ -97,11 +103,19 @@ def load_prepared(
     use_cache: bool = True,
     seed: int = 0,
 ) -> PreparedData:
-    """Loads ``name`` and prepares it under ``protocol``, reusing the on-disk cache when valid."""
+    """Loads ``name`` and prepares it under ``protocol``, reusing the on-disk cache when valid.
+
+    ``protocol`` is ``"retrieval"``, ``"preranking"`` or ``"user_split"`` (T2Diff's held-out
+    users, :func:`~tfcs3.data.protocols.prepare_user_split`, whose split and target positions
+    ``seed`` draws; the result is retrieval data). ``seed`` also seeds the synthetic dataset.
+    """
+    if protocol not in DATA_PROTOCOLS:
+        raise ValueError(f"protocol must be one of {DATA_PROTOCOLS}, got {protocol!r}")
     if name == "synthetic":
-        return prepare(generate_synthetic(seed=seed), protocol, max_history)
+        return _prepare(generate_synthetic(seed=seed), protocol, max_history, seed)
     directory = find_data_dir(name, data_dir, download)
-    key = f"{name}-{protocol}-h{max_history}-{_fingerprint(directory)}.pkl"
+    seeded = f"-s{seed}" if protocol == USER_SPLIT else ""
+    key = f"{name}-{protocol}{seeded}-h{max_history}-{_fingerprint(directory)}.pkl"
     path = cache_dir() / "prepared" / key
     if use_cache and path.is_file():
         try:
@@ -109,7 +123,7 @@ def load_prepared(
                 return pickle.load(fh)
         except Exception:  # noqa: BLE001 - a stale or broken cache is rebuilt, never fatal
             pass
-    data = prepare(_REGISTRY[name][2](directory), protocol, max_history)
+    data = _prepare(_REGISTRY[name][2](directory), protocol, max_history, seed)
     if use_cache:
         try:
             path.parent.mkdir(parents=True, exist_ok=True)

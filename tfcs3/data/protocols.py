@@ -12,7 +12,7 @@ Pre-ranking (``"preranking"``):
     by (timestamp, user, item) and split 80/10/10 by time. History is again strictly earlier
     items of the same user (earlier impressions of any split, as a live system would know them).
 
-User split (:func:`prepare_user_split`, T2Diff's published protocol):
+User split (``"user_split"``, :func:`prepare_user_split`, T2Diff's published protocol):
     Users are split at random into training, validation and test users (72/8/20: the paper's
     80/20 split, with a tenth of the training users held out for model selection). A training
     user gives up to 10 examples at random target positions that have a full history window (or,
@@ -45,6 +45,9 @@ from tfcs3.data.raw import RawDataset
 RETRIEVAL = "retrieval"
 PRERANKING = "preranking"
 PROTOCOLS = (RETRIEVAL, PRERANKING)
+#: T2Diff's user split (:func:`prepare_user_split`): a way of preparing data, evaluated as retrieval.
+USER_SPLIT = "user_split"
+DATA_PROTOCOLS = (*PROTOCOLS, USER_SPLIT)
 HISTORY = "history"
 
 
