@@ -145,25 +145,9 @@ def cs3_ablation_tables() -> str:
 
     cells = sorted({(d, p, backbone_of(m)) for (m, d, p) in runs if backbone_of(m)})
     for dataset, protocol, backbone in cells:
-        cols = main[protocol]
         out.append(f"#### {dataset} — {protocol} — {backbone} backbone\n")
-        out.append("| variant | seeds | " + " | ".join(cols) + f" | Δ {cols[0]} vs backbone |")
-        out.append("|---|---|" + "---|" * len(cols) + "---|")
-        base = runs.get((backbone, dataset, protocol), [])
-        base_mean = np.mean([r["test"][cols[0]] for r in base]) if base else None
-        for suffix, label in CS3_STEPS:
-            name = f"cs3_{backbone}" if suffix == "cs3_" else f"{backbone}{suffix}"
-            rs = runs.get((name, dataset, protocol), [])
-            if not rs:
-                continue
-            values = [_cell([r["test"][c] for r in rs]) for c in cols]
-            mean = np.mean([r["test"][cols[0]] for r in rs])
-            delta = (
-                "—"
-                if base_mean is None or not suffix
-                else f"{mean - base_mean:+.4f} ({(mean / base_mean - 1) * 100:+.1f}%)"
-            )
-            out.append(f"| {label} | {len(rs)} | " + " | ".join(values) + f" | {delta} |")
+        rows = tuple((f"cs3_{backbone}" if s == "cs3_" else f"{backbone}{s}", label) for s, label in CS3_STEPS)
+        out += _comparison_table(runs, dataset, protocol, rows, main[protocol], backbone)
         out.append("")
     return "\n".join(out) if out else "_No results yet._\n"
 
@@ -188,7 +172,7 @@ def _comparison_table(
     baseline: str,
 ) -> list[str]:
     """Markdown rows: one per (model, label) present, test mean ± std over seeds, the change of the
-    first column's mean against ``baseline``, and the setting."""
+    first column's mean against ``baseline`` (absolute and relative), and the setting."""
     out = ["| model | seeds | " + " | ".join(cols) + f" | Δ {cols[0]} vs {baseline} | setting |"]
     out.append("|---|---|" + "---|" * len(cols) + "---|---|")
     base = runs.get((baseline, dataset, protocol), [])
@@ -199,7 +183,11 @@ def _comparison_table(
             continue
         values = [_cell([r["test"][c] for r in rs]) for c in cols]
         mean = np.mean([r["test"][cols[0]] for r in rs])
-        delta = "—" if base_mean is None or name == baseline else f"{mean - base_mean:+.4f}"
+        delta = (
+            "—"
+            if base_mean is None or name == baseline
+            else f"{mean - base_mean:+.4f} ({(mean / base_mean - 1) * 100:+.1f}%)"
+        )
         setting = json.dumps(rs[0]["setting"])
         out.append(f"| {label} | {len(rs)} | " + " | ".join(values) + f" | {delta} | `{setting}` |")
     return out
