@@ -17,7 +17,6 @@ Run it on an otherwise idle machine.
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import tempfile
@@ -32,13 +31,12 @@ from absl import app, flags, logging  # noqa: E402
 
 import tfcs3  # noqa: E402, F401
 from tfcs3.data import load_prepared  # noqa: E402
-from tfcs3.experiment import environment_info  # noqa: E402
 from tfcs3.export import export_model, raw_requests  # noqa: E402
 from tfcs3.models import build_model  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from report import RESULTS_DIR, write_cs3_latency_md  # noqa: E402
-from serving import interleaved_latency  # noqa: E402
+from report import write_cs3_latency_md  # noqa: E402
+from serving import interleaved_latency, write_latency_result  # noqa: E402
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("backbone", "youtubednn", "Dot backbone (cs3_<backbone> must be registered).")
@@ -95,19 +93,14 @@ def main(argv: list[str]) -> None:
             t = timed[(label, name)]
             row[name] = {**t, "ratio_to_backbone": t["p50_ms"] / timed[("backbone", name)]["p50_ms"]}
         rows.append(row)
-        logging.warning("%s: %s", label, row)
-    out = {
-        "backbone": FLAGS.backbone,
-        "dataset": data.name,
-        "setting": setting,
-        "rounds": FLAGS.rounds,
-        "rows": rows,
-        "cpu_count": os.cpu_count(),
-        "versions": environment_info(),
-        "command": "python " + " ".join(sys.argv),
-    }
-    path = RESULTS_DIR / f"cs3-latency-{FLAGS.backbone}.json"
-    path.write_text(json.dumps(out, indent=1))
+    path = write_latency_result(
+        f"cs3-latency-{FLAGS.backbone}",
+        rows,
+        backbone=FLAGS.backbone,
+        dataset=data.name,
+        setting=setting,
+        rounds=FLAGS.rounds,
+    )
     write_cs3_latency_md()
     print(f"Wrote {path} and BENCHMARKS.md")
 

@@ -19,7 +19,6 @@ Run it on an otherwise idle machine.
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import tempfile
@@ -35,13 +34,12 @@ from absl import app, flags, logging  # noqa: E402
 
 import tfcs3  # noqa: E402, F401
 from tfcs3.data import load_prepared  # noqa: E402
-from tfcs3.experiment import environment_info  # noqa: E402
 from tfcs3.export import export_model, raw_requests  # noqa: E402
 from tfcs3.models import build_model  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from report import RESULTS_DIR, write_fit_latency_md  # noqa: E402
-from serving import interleaved_latency  # noqa: E402
+from report import write_fit_latency_md  # noqa: E402
+from serving import interleaved_latency, write_latency_result  # noqa: E402
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("dataset", "ml-1m", "Dataset whose pre-ranking spec and catalog are used.")
@@ -94,19 +92,9 @@ def main(argv: list[str]) -> None:
         }
         for label in calls
     ]
-    for row in rows:
-        logging.warning("%s", row)
-    out = {
-        "dataset": data.name,
-        "candidates": FLAGS.candidates,
-        "rounds": FLAGS.rounds,
-        "rows": rows,
-        "cpu_count": os.cpu_count(),
-        "versions": environment_info(),
-        "command": "python " + " ".join(sys.argv),
-    }
-    path = RESULTS_DIR / "fit-latency.json"
-    path.write_text(json.dumps(out, indent=1))
+    path = write_latency_result(
+        "fit-latency", rows, dataset=data.name, candidates=FLAGS.candidates, rounds=FLAGS.rounds
+    )
     write_fit_latency_md()
     print(f"Wrote {path} and BENCHMARKS.md")
 

@@ -100,6 +100,23 @@ def interleaved_latency(
     }
 
 
+def write_latency_result(name: str, rows: list[dict[str, Any]], **fields: Any) -> Path:
+    """Logs ``rows`` and writes ``benchmarks/results/<name>.json``: ``fields``, the rows, the CPU
+    count, library versions and the command line; returns the path."""
+    for row in rows:
+        logging.warning("%s", row)
+    out = {
+        **fields,
+        "rows": rows,
+        "cpu_count": os.cpu_count(),
+        "versions": environment_info(),
+        "command": "python " + " ".join(sys.argv),
+    }
+    path = RESULTS_DIR / f"{name}.json"
+    path.write_text(json.dumps(out, indent=1))
+    return path
+
+
 def serving_latency() -> tuple[dict[str, Any], np.ndarray, np.ndarray]:
     """Latency of the exported baseline; also returns its item and query embeddings."""
     if FLAGS.run_dir:

@@ -36,14 +36,13 @@ from absl import app, flags, logging  # noqa: E402
 import tfcs3  # noqa: E402, F401
 from tfcs3.data import load_prepared  # noqa: E402
 from tfcs3.evaluation import evaluate  # noqa: E402
-from tfcs3.experiment import environment_info  # noqa: E402
 from tfcs3.export import export_model, raw_requests  # noqa: E402
 from tfcs3.models import build_model  # noqa: E402
 from tfcs3.training import train  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from report import RESULTS_DIR, write_sparcode_md  # noqa: E402
-from serving import interleaved_latency  # noqa: E402
+from serving import interleaved_latency, write_latency_result  # noqa: E402
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("dataset", "ml-1m", "Dataset (retrieval protocol).")
@@ -98,21 +97,15 @@ def main(argv: list[str]) -> None:
         row["ratio_to_two_tower_brute_force"] = row["p50_ms"] / timed[BASELINE]["p50_ms"]
         row.update({k: sparse[k] for k in ("nnz", "density", "top_t") if k in sparse})
         rows.append(row)
-        logging.warning("%s", row)
-    out = {
+    fields = {
         "dataset": data.name,
         "num_items": data.num_items,
         "setting": setting,
         "epochs": FLAGS.epochs,
         "sparcode_test_ndcg@10": evaluate(model, data, "test")["ndcg@10"],
         "rounds": FLAGS.rounds,
-        "rows": rows,
-        "cpu_count": os.cpu_count(),
-        "versions": environment_info(),
-        "command": "python " + " ".join(sys.argv),
     }
-    path = RESULTS_DIR / "sparcode-latency.json"
-    path.write_text(json.dumps(out, indent=1))
+    path = write_latency_result("sparcode-latency", rows, **fields)
     write_sparcode_md()
     print(f"Wrote {path} and BENCHMARKS.md")
 

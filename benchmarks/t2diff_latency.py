@@ -18,7 +18,6 @@ Run it on an otherwise idle machine.
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import tempfile
@@ -33,13 +32,12 @@ from absl import app, flags, logging  # noqa: E402
 
 import tfcs3  # noqa: E402, F401
 from tfcs3.data import load_prepared  # noqa: E402
-from tfcs3.experiment import environment_info  # noqa: E402
 from tfcs3.export import export_model, raw_requests  # noqa: E402
 from tfcs3.models import build_model  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from report import RESULTS_DIR, write_t2diff_latency_md  # noqa: E402
-from serving import interleaved_latency  # noqa: E402
+from report import write_t2diff_latency_md  # noqa: E402
+from serving import interleaved_latency, write_latency_result  # noqa: E402
 
 FLAGS = flags.FLAGS
 flags.DEFINE_integer("rounds", 5, "Round-robin measurement rounds.")
@@ -80,17 +78,7 @@ def main(argv: list[str]) -> None:
             t = timed[(label, signature)]
             row[signature] = {**t, "ratio_to_two_tower": t["p50_ms"] / timed[(BASELINE, signature)]["p50_ms"]}
         rows.append(row)
-        logging.warning("%s", row)
-    out = {
-        "dataset": data.name,
-        "rounds": FLAGS.rounds,
-        "rows": rows,
-        "cpu_count": os.cpu_count(),
-        "versions": environment_info(),
-        "command": "python " + " ".join(sys.argv),
-    }
-    path = RESULTS_DIR / "t2diff-latency.json"
-    path.write_text(json.dumps(out, indent=1))
+    path = write_latency_result("t2diff-latency", rows, dataset=data.name, rounds=FLAGS.rounds)
     write_t2diff_latency_md()
     print(f"Wrote {path} and BENCHMARKS.md")
 
