@@ -51,6 +51,12 @@ flags.DEFINE_integer("patience", 3, "Early-stopping patience (epochs).")
 flags.DEFINE_integer("batch_size", 512, "Training batch size.")
 flags.DEFINE_string("data_dir", None, "Data folder (default $TFCS3_DATA_DIR).")
 flags.DEFINE_integer("max_settings", 4, "Most hyperparameter settings per model (<= 4 by the protocol).")
+flags.DEFINE_integer(
+    "validation_sample",
+    None,
+    "Judge epochs (early stopping) on this many random validation examples; selection between "
+    "settings and the reported validation metrics still use the whole split.",
+)
 
 # Hyperparameter grids (at most 4 settings). Keys learning_rate/batch_size go to training, the
 # rest to the model builder.
@@ -182,6 +188,7 @@ def _run_one(model: str, dataset: str, protocol: str, seed: int, setting: dict[s
         data=data,
         verbose=0,
         ks=sorted({*KS, *USER_SPLIT_KS}) if protocol == USER_SPLIT else KS,
+        validation_sample=FLAGS.validation_sample,
     )
     fit = result.get("fit", {})
     extra = {"registered_model": registered, "fixed_hparams": fixed} if model in VARIANTS else {}
@@ -203,6 +210,7 @@ def _run_one(model: str, dataset: str, protocol: str, seed: int, setting: dict[s
         "test": result["test"],
         "best_epoch": fit.get("best_epoch"),
         "epochs_run": fit.get("epochs_run"),
+        "validation_sample": FLAGS.validation_sample,
         "train_seconds": fit.get("train_seconds", 0.0),
         "wall_seconds": result["wall_seconds"],
         "selection_metric": result["selection_metric"],

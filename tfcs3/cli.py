@@ -48,6 +48,9 @@ flags.DEFINE_string(
 flags.DEFINE_bool("download", False, "Download MovieLens from GroupLens if it is not found locally.")
 flags.DEFINE_integer("epochs", 30, "Most training epochs (early stopping on validation may stop sooner).")
 flags.DEFINE_integer("patience", 3, "Epochs without validation improvement before stopping.")
+flags.DEFINE_integer(
+    "validation_sample", None, "train: judge epochs on this many random validation examples (default: all)."
+)
 flags.DEFINE_integer("seed", 0, "Random seed (weights, shuffling, synthetic data).")
 flags.DEFINE_string("output_dir", None, "Run directory to write (default runs/<dataset>-<model>-<time>).")
 flags.DEFINE_integer("batch_size", 512, "Training batch size (= in-batch negatives for retrieval).")
@@ -140,7 +143,13 @@ def _default_output_dir(name: str) -> Path:
 def cmd_train() -> None:
     out = Path(FLAGS.output_dir) if FLAGS.output_dir else _default_output_dir(FLAGS.model)
     result = run_experiment(
-        FLAGS.model, FLAGS.dataset, FLAGS.protocol, output_dir=out, hparams=_hparams(), **_training_flags()
+        FLAGS.model,
+        FLAGS.dataset,
+        FLAGS.protocol,
+        output_dir=out,
+        hparams=_hparams(),
+        validation_sample=FLAGS.validation_sample,
+        **_training_flags(),
     )
     print(f"\n{result['dataset_description']} - {FLAGS.model}, {result['protocol']} protocol")
     print(format_metrics({"validation": _summary(result["validation"]), "test": _summary(result["test"])}))

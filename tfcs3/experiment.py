@@ -67,9 +67,12 @@ def run_experiment(
     download: bool = False,
     verbose: int = 1,
     ks: Sequence[int] = KS,
+    validation_sample: int | None = None,
 ) -> dict[str, Any]:
     """Trains and evaluates one model; returns (and writes, with ``output_dir``) its metrics
-    (retrieval metrics at the cut-offs ``ks``)."""
+    (retrieval metrics at the cut-offs ``ks``). ``validation_sample`` is passed to
+    :func:`~tfcs3.training.train` (epochs judged on that many validation examples); the reported
+    validation metrics always cover the whole split."""
     hparams = dict(hparams or {})
     started = time.time()
     if data is None:
@@ -88,6 +91,7 @@ def run_experiment(
             "learning_rate": learning_rate,
             "patience": patience,
             "max_history": max_history,
+            "validation_sample": validation_sample,
         },
         "selection_metric": selection_metric(data.protocol),
     }
@@ -106,7 +110,16 @@ def run_experiment(
         (out / "run_config.json").write_text(json.dumps(run_config, indent=2))
     if is_trainable(model):
         result["fit"] = train(
-            model, data, epochs, batch_size, learning_rate, seed, patience, output_dir=out, verbose=verbose
+            model,
+            data,
+            epochs,
+            batch_size,
+            learning_rate,
+            seed,
+            patience,
+            output_dir=out,
+            verbose=verbose,
+            validation_sample=validation_sample,
         )
         if out is not None:
             save_model(model, out, model_name, hparams)

@@ -86,13 +86,20 @@ class Split:
         return np.argsort(self.timestamps, kind="stable")
 
     def subset(self, rows: np.ndarray) -> Split:
-        """The examples ``rows`` of this split, in that order (exclusion lists are dropped)."""
+        """The examples ``rows`` of this split, in that order, with their exclusion lists."""
+        indptr = excluded = None
+        if self.exclusion_indptr is not None and self.exclusion_rows is not None:
+            lists = [self.exclusions(int(k)) for k in rows]
+            indptr = np.r_[0, np.cumsum([len(x) for x in lists])].astype(np.int64)
+            excluded = np.concatenate(lists).astype(np.int64) if lists else np.zeros(0, dtype=np.int64)
         return Split(
             features={k: v[rows] for k, v in self.features.items()},
             target=self.target[rows],
             users=self.users[rows],
             labels=None if self.labels is None else self.labels[rows],
             timestamps=None if self.timestamps is None else self.timestamps[rows],
+            exclusion_indptr=indptr,
+            exclusion_rows=excluded,
         )
 
     def exclusions(self, k: int) -> np.ndarray:

@@ -1,0 +1,34 @@
+import numpy as np
+import pytest
+
+from tfcs3.evaluation import evaluate
+from tfcs3.models import build_model
+from tfcs3.training import ValidationEarlyStopping, train
+
+
+def test_validation_sample_judges_epochs_on_a_fixed_subset(synthetic_retrieval):
+    data = synthetic_retrieval
+    stopper = ValidationEarlyStopping(data, sample=60, seed=4)
+    sample = stopper.data.validation
+    assert len(sample) == 60 and len(stopper.data.test) == len(data.test)
+    assert set(sample.users) < set(data.validation.users)
+    # The same seed draws the same examples; a sample as large as the split is the split.
+    again = ValidationEarlyStopping(data, sample=60, seed=4).data.validation
+    np.testing.assert_array_equal(again.target, sample.target)
+    assert ValidationEarlyStopping(data, sample=10**6).data.validation is data.validation
+    with pytest.raises(ValueError, match="validation sample"):
+        ValidationEarlyStopping(data, sample=0)
+
+    model = build_model("youtubednn", data, embedding_dim=16)
+    fit = train(model, data, epochs=1, batch_size=128, seed=4, verbose=0, validation_sample=60)
+    # One epoch: the kept weights are that epoch's, judged on the sample, not the whole split.
+    assert fit["best_validation"]["ndcg@10"] == pytest.approx(evaluate(model, stopper.data, "validation")["ndcg@10"])
+
+
+def test_subset_keeps_each_examples_exclusions(synthetic_retrieval):
+    split = synthetic_retrieval.validation
+    rows = np.array([5, 0, 7])
+    sub = split.subset(rows)
+    for k, row in enumerate(rows):
+        np.testing.assert_array_equal(sub.exclusions(k), split.exclusions(row))
+    assert synthetic_retrieval.train.subset(rows).exclusion_indptr is None
