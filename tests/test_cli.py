@@ -16,7 +16,8 @@ def _cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
 
 def test_helpfull_documents_every_flag():
     proc = _cli("--helpfull")  # absl exits with status 1 after printing help
-    for flag in ("--model", "--dataset", "--data_dir", "--epochs", "--seed", "--output_dir", "--protocol"):
+    for flag in ("--model", "--dataset", "--data_dir", "--epochs", "--seed", "--output_dir", "--protocol",
+                 "--validation_sample"):  # fmt: skip
         assert flag in proc.stdout
 
 
@@ -24,6 +25,12 @@ def test_unknown_command_is_a_usage_error():
     proc = _cli("fly")
     assert proc.returncode != 0
     assert "usage" in (proc.stdout + proc.stderr).lower()
+
+
+def test_online_refuses_the_user_split():
+    proc = _cli("online", "--dataset=synthetic", "--protocol=user_split")
+    assert proc.returncode != 0
+    assert "time order" in proc.stdout + proc.stderr
 
 
 def test_train_then_evaluate_reproduces_metrics(tmp_path):

@@ -25,7 +25,7 @@ from absl import app, flags, logging
 
 import tfcs3  # noqa: F401  (selects Keras 2 before TensorFlow loads)
 from tfcs3.data.datasets import DATASETS, find_data_dir, load_prepared
-from tfcs3.data.protocols import DATA_PROTOCOLS, RETRIEVAL, PreparedData
+from tfcs3.data.protocols import DATA_PROTOCOLS, RETRIEVAL, USER_SPLIT, PreparedData
 from tfcs3.evaluation.evaluate import evaluate, represent
 from tfcs3.evaluation.retrieval import top_k_with_exclusions
 from tfcs3.experiment import load_run, run_experiment
@@ -233,6 +233,8 @@ def cmd_export() -> None:
 
 def cmd_online() -> None:
     """One time-ordered pass with prequential evaluation (tfcs3.online), optional periodic exports."""
+    if FLAGS.protocol == USER_SPLIT:
+        raise app.UsageError("online learns in time order: use --protocol=retrieval or preranking, not user_split")
     flags_ = _training_flags()
     data = load_prepared(
         FLAGS.dataset, FLAGS.protocol, flags_["data_dir"], FLAGS.max_history, FLAGS.download, seed=FLAGS.seed
