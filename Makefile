@@ -28,7 +28,7 @@ demo: $(STAMP)
 	$(PY) -m tfcs3 demo $(ARGS)
 
 test: $(STAMP)
-	$(PY) -m pytest -q -m "not slow" tests
+	$(PY) -m pytest -q --durations=15 -m "not slow" tests
 
 test-all: $(STAMP)
 	$(PY) -m pytest -q tests

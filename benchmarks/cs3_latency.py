@@ -31,12 +31,13 @@ from absl import app, flags, logging  # noqa: E402
 
 import tfcs3  # noqa: E402, F401
 from tfcs3.data import load_prepared  # noqa: E402
+from tfcs3.evaluation import interleaved_latency  # noqa: E402
 from tfcs3.export import export_model, raw_requests  # noqa: E402
 from tfcs3.models import build_model  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from report import write_cs3_latency_md  # noqa: E402
-from serving import interleaved_latency, write_latency_result  # noqa: E402
+from serving import write_latency_result  # noqa: E402
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("backbone", "youtubednn", "Dot backbone (cs3_<backbone> must be registered).")
@@ -85,7 +86,7 @@ def main(argv: list[str]) -> None:
             ),
         }
     flat = {(label, name): call for label, signatures in calls.items() for name, call in signatures.items()}
-    timed = interleaved_latency(flat, FLAGS.rounds, FLAGS.seconds)
+    timed = interleaved_latency(flat, FLAGS.rounds, FLAGS.seconds, verbose=True)
     rows = []
     for label in calls:
         row: dict[str, Any] = {"variant": label}

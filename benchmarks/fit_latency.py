@@ -34,12 +34,13 @@ from absl import app, flags, logging  # noqa: E402
 
 import tfcs3  # noqa: E402, F401
 from tfcs3.data import load_prepared  # noqa: E402
+from tfcs3.evaluation import interleaved_latency  # noqa: E402
 from tfcs3.export import export_model, raw_requests  # noqa: E402
 from tfcs3.models import build_model  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from report import write_fit_latency_md  # noqa: E402
-from serving import interleaved_latency, write_latency_result  # noqa: E402
+from serving import write_latency_result  # noqa: E402
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("dataset", "ml-1m", "Dataset whose pre-ranking spec and catalog are used.")
@@ -81,7 +82,7 @@ def main(argv: list[str]) -> None:
             for r in range(n_requests)
         ]
         calls[label] = (loaded.signatures["score_candidates"], batches)
-    timed = interleaved_latency(calls, FLAGS.rounds, FLAGS.seconds)
+    timed = interleaved_latency(calls, FLAGS.rounds, FLAGS.seconds, verbose=True)
     rows = [
         {
             "variant": label,

@@ -28,7 +28,6 @@ import os
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Hashable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +40,7 @@ from absl import app, flags, logging  # noqa: E402
 
 import tfcs3  # noqa: E402, F401
 from tfcs3.data import load_prepared  # noqa: E402
-from tfcs3.evaluation import represent  # noqa: E402
+from tfcs3.evaluation import latency_summary, represent, time_calls  # noqa: E402
 from tfcs3.experiment import environment_info, load_run, run_experiment  # noqa: E402
 from tfcs3.export import export_model, raw_requests  # noqa: E402
 from tfcs3.retrieval import BruteForceIndex, ScannIndex, ScannOptions  # noqa: E402
@@ -65,39 +64,6 @@ def _catalog_like(items: np.ndarray, n: int, seed: int = 1) -> np.ndarray:
     """``n`` vectors from the Gaussian with the mean and covariance of ``items``."""
     rng = np.random.default_rng(seed)
     return rng.multivariate_normal(items.mean(axis=0), np.cov(items.T), size=n).astype(np.float32)
-
-
-def _time_calls(fn, batches: list, seconds: float) -> list[float]:
-    """Per-call latencies (s) cycling over ``batches`` for about ``seconds`` (after a warm-up)."""
-    for b in batches[:3]:
-        fn(b)
-    latencies: list[float] = []
-    start = time.perf_counter()
-    while time.perf_counter() - start < seconds or len(latencies) < 20:
-        b = batches[len(latencies) % len(batches)]
-        t = time.perf_counter()
-        fn(b)
-        latencies.append(time.perf_counter() - t)
-    return latencies
-
-
-def interleaved_latency(
-    calls: Mapping[Hashable, tuple[Callable[..., Any], list[dict[str, Any]]]], rounds: int, seconds: float
-) -> dict[Hashable, dict[str, float]]:
-    """Times ``{label: (signature, request batches)}`` round-robin, ``rounds`` times for about
-    ``seconds`` each, so machine noise is shared; per label the median over rounds of the per-round
-    p50 and p99 latency (ms): ``{"p50_ms", "p99_ms"}``."""
-    p50s: dict[Hashable, list[float]] = {label: [] for label in calls}
-    p99s: dict[Hashable, list[float]] = {label: [] for label in calls}
-    for round_ in range(rounds):
-        for label, (fn, batches) in calls.items():
-            lat = np.array(_time_calls(lambda b, fn=fn: fn(**b), batches, seconds)) * 1000
-            p50s[label].append(float(np.percentile(lat, 50)))
-            p99s[label].append(float(np.percentile(lat, 99)))
-        logging.warning("round %d of %d done", round_ + 1, rounds)
-    return {
-        label: {"p50_ms": float(np.median(p50s[label])), "p99_ms": float(np.median(p99s[label]))} for label in calls
-    }
 
 
 def write_latency_result(name: str, rows: list[dict[str, Any]], **fields: Any) -> Path:
@@ -135,13 +101,8 @@ def serving_latency() -> tuple[dict[str, Any], np.ndarray, np.ndarray]:
             {key: tf.constant(values[s : s + batch]) for key, values in raw.items()}
             for s in range(0, n - batch + 1, batch)
         ]
-        lat = np.array(_time_calls(lambda b: f(**b), batches, FLAGS.seconds)) * 1000
-        out[f"batch_{batch}"] = {
-            "p50_ms": float(np.percentile(lat, 50)),
-            "p99_ms": float(np.percentile(lat, 99)),
-            "calls": len(lat),
-            "queries_per_second": float(batch * len(lat) / (lat.sum() / 1000)),
-        }
+        summary = latency_summary(time_calls(lambda b: f(**b), batches, FLAGS.seconds), batch)
+        out[f"batch_{batch}"] = {k: summary[k] for k in ("p50_ms", "p99_ms", "calls", "queries_per_second")}
         logging.warning("serving_default batch %d: %s", batch, out[f"batch_{batch}"])
     items = represent(model.candidate_model, data.catalog).numpy()
     queries = represent(model.query_model, data.test.features).numpy()
@@ -172,9 +133,9 @@ def index_comparison(n: int, learned_items: np.ndarray, queries: np.ndarray) -> 
         row[name] = {"build_seconds": build}
         for batch in (1, 64):
             batches = [tf.constant(queries[s : s + batch]) for s in range(0, len(queries) - batch + 1, batch)]
-            lat = np.array(_time_calls(fn, batches, FLAGS.seconds))
-            row[name][f"qps_batch_{batch}"] = float(batch * len(lat) / lat.sum())
-            row[name][f"p50_ms_batch_{batch}"] = float(np.percentile(lat, 50) * 1000)
+            summary = latency_summary(time_calls(fn, batches, FLAGS.seconds), batch)
+            row[name][f"qps_batch_{batch}"] = summary["queries_per_second"]
+            row[name][f"p50_ms_batch_{batch}"] = summary["p50_ms"]
     for batch in (1, 64):
         row[f"speedup_batch_{batch}"] = row["scann"][f"qps_batch_{batch}"] / row["brute_force"][f"qps_batch_{batch}"]
     logging.warning("catalog %d: %s", n, json.dumps(row))
@@ -204,8 +165,8 @@ def model_latency(names: list[str], candidates: int = 500) -> list[dict[str, Any
         row: dict[str, Any] = {"model": name, "candidates": candidates, "score_width": getattr(model, "score_width", 1)}
         for signature, batches in (("score_candidates", score_batches), ("serving_default", top_batches)):
             fn = loaded.signatures[signature]
-            lat = np.array(_time_calls(lambda b, fn=fn: fn(**b), batches, FLAGS.seconds / 2)) * 1000
-            row[signature] = {"p50_ms": float(np.percentile(lat, 50)), "p99_ms": float(np.percentile(lat, 99))}
+            summary = latency_summary(time_calls(lambda b, fn=fn: fn(**b), batches, FLAGS.seconds / 2))
+            row[signature] = {"p50_ms": summary["p50_ms"], "p99_ms": summary["p99_ms"]}
         logging.warning("latency %s: %s", name, row)
         rows.append(row)
     return rows

@@ -35,14 +35,17 @@ from absl import app, flags, logging  # noqa: E402
 
 import tfcs3  # noqa: E402, F401
 from tfcs3.data import load_prepared  # noqa: E402
-from tfcs3.evaluation import evaluate  # noqa: E402
+from tfcs3.evaluation import (
+    evaluate,  # noqa: E402
+    interleaved_latency,  # noqa: E402
+)
 from tfcs3.export import export_model, raw_requests  # noqa: E402
 from tfcs3.models import build_model  # noqa: E402
 from tfcs3.training import train  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from report import RESULTS_DIR, write_sparcode_md  # noqa: E402
-from serving import interleaved_latency, write_latency_result  # noqa: E402
+from serving import write_latency_result  # noqa: E402
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("dataset", "ml-1m", "Dataset (retrieval protocol).")
@@ -89,7 +92,7 @@ def main(argv: list[str]) -> None:
     for t in FLAGS.top_t:
         add(f"SparCode index, T = {int(t)}", model, "sparse_code", int(t))
     timed = interleaved_latency(
-        {label: (fn, batches) for label, (fn, _) in exports.items()}, FLAGS.rounds, FLAGS.seconds
+        {label: (fn, batches) for label, (fn, _) in exports.items()}, FLAGS.rounds, FLAGS.seconds, verbose=True
     )
     rows = []
     for label, (_, sparse) in exports.items():

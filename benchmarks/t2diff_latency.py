@@ -32,12 +32,13 @@ from absl import app, flags, logging  # noqa: E402
 
 import tfcs3  # noqa: E402, F401
 from tfcs3.data import load_prepared  # noqa: E402
+from tfcs3.evaluation import interleaved_latency  # noqa: E402
 from tfcs3.export import export_model, raw_requests  # noqa: E402
 from tfcs3.models import build_model  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from report import write_t2diff_latency_md  # noqa: E402
-from serving import interleaved_latency, write_latency_result  # noqa: E402
+from serving import write_latency_result  # noqa: E402
 
 FLAGS = flags.FLAGS
 flags.DEFINE_integer("rounds", 5, "Round-robin measurement rounds.")
@@ -70,7 +71,7 @@ def main(argv: list[str]) -> None:
             inputs = raw if signature.startswith("serving_default") else queries
             batches = [{k: tf.constant(v[r : r + batch]) for k, v in inputs.items()} for r in range(0, 256, batch)]
             calls[(label, signature)] = (loaded.signatures[signature.split()[0]], batches)
-    timed = interleaved_latency(calls, FLAGS.rounds, FLAGS.seconds)
+    timed = interleaved_latency(calls, FLAGS.rounds, FLAGS.seconds, verbose=True)
     rows = []
     for label, (name, extra) in VARIANTS.items():
         row: dict[str, Any] = {"variant": label, "model": name, "hparams": {**setting, **extra}}

@@ -55,6 +55,13 @@ def test_train_then_evaluate_reproduces_metrics(tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     meta = json.loads((tmp_path / "exports" / "youtubednn" / "2" / "assets.extra" / "tfcs3_export.json").read_text())
     assert meta["index"] == "scann" and meta["index_options"]["reorder"] == 50
+    proc = _cli("benchmark", f"--run_dir={run}", "--seconds=0.05", "--candidates=20")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    latency = json.loads((run / "latency.json").read_text())
+    timed = {(r["signature"], r["batch"]) for r in latency["rows"]}
+    assert timed == {(s, b) for s in ("serving_default", "query_embedding", "score_candidates") for b in (1, 64)}
+    assert all(r["calls"] >= 20 and 0 < r["p50_ms"] <= r["p99_ms"] for r in latency["rows"])
+    assert "serving_default" in proc.stdout
 
 
 def test_demo_falls_back_to_synthetic_with_a_clear_message(tmp_path):

@@ -4,6 +4,8 @@ Commands:
     train     train a registered model on a dataset and write a run directory
     evaluate  re-evaluate a run directory (``--run_dir``) on a split
     export    export a run directory as a SavedModel for TF Serving (``--export_dir``, ``--index``)
+    benchmark export a run directory (same flags) and time every signature at batch 1 and 64 on
+              raw requests of test users; prints p50 / p99 and writes ``latency.json`` to the run
     online    learn one time-ordered pass, predicting each batch before learning it (prequential
               metrics), exporting a new version every ``--export_every`` steps
     demo      train YouTubeDNN on MovieLens-100K, evaluate, export, and query the export for one user
@@ -15,26 +17,30 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import sys
+import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from absl import app, flags, logging
 
 import tfcs3  # noqa: F401  (selects Keras 2 before TensorFlow loads)
 from tfcs3.data.datasets import DATASETS, find_data_dir, load_prepared
 from tfcs3.data.protocols import DATA_PROTOCOLS, RETRIEVAL, USER_SPLIT, PreparedData
 from tfcs3.evaluation.evaluate import evaluate, represent
+from tfcs3.evaluation.latency import latency_summary, time_calls
 from tfcs3.evaluation.retrieval import top_k_with_exclusions
-from tfcs3.experiment import load_run, run_experiment
+from tfcs3.experiment import environment_info, load_run, run_experiment
 from tfcs3.export import export_model, raw_requests
 from tfcs3.models.registry import build_model, model_names
 from tfcs3.online import learn_online
 from tfcs3.retrieval import ScannOptions
 
-COMMANDS = ("train", "evaluate", "export", "online", "demo")
+COMMANDS = ("train", "evaluate", "export", "benchmark", "online", "demo")
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("model", "youtubednn", f"Registered model: one of {model_names()}.")
@@ -83,6 +89,8 @@ flags.DEFINE_integer("scann_leaves", None, "export --index=scann: tree leaves (0
 flags.DEFINE_integer("scann_leaves_to_search", None, "export --index=scann: leaves searched per query.")
 flags.DEFINE_integer("scann_reorder", None, "export --index=scann: candidates re-scored exactly (0 = none).")
 flags.DEFINE_integer("sparse_top_t", None, "export --index=sparse_code: posting-list cap per code (default: exact).")
+flags.DEFINE_float("seconds", 2.0, "benchmark: timing budget per signature and batch size.")
+flags.DEFINE_integer("candidates", 500, "benchmark: candidates per request for score_candidates.")
 flags.DEFINE_integer(
     "verbose",
     None,
@@ -204,10 +212,8 @@ def recommend_for_user(saved_model_dir: Path, model: Any, data: PreparedData, us
     return "\n".join(lines)
 
 
-def cmd_export() -> None:
-    if not FLAGS.run_dir:
-        raise app.UsageError("export needs --run_dir (a directory written by `python -m tfcs3 train`)")
-    model, data, config = load_run(FLAGS.run_dir, FLAGS.data_dir)
+def _export(model: Any, data: PreparedData, export_dir: str | Path, model_name: str) -> Path:
+    """Exports ``model`` with the index chosen by the export flags."""
     options = None
     if FLAGS.index == "scann":
         options = ScannOptions.for_catalog(data.num_items, FLAGS.k)
@@ -217,18 +223,72 @@ def cmd_export() -> None:
             "reorder": FLAGS.scann_reorder,
         }
         options = dataclasses.replace(options, **{k: v for k, v in overrides.items() if v is not None})
-    path = export_model(
-        model,
-        data,
-        FLAGS.export_dir,
-        FLAGS.model_name or config["model"],
-        FLAGS.version,
-        FLAGS.index,
-        FLAGS.k,
-        options,
-        FLAGS.sparse_top_t,
+    return export_model(
+        model, data, export_dir, model_name, FLAGS.version, FLAGS.index, FLAGS.k, options, FLAGS.sparse_top_t
     )
+
+
+def cmd_export() -> None:
+    if not FLAGS.run_dir:
+        raise app.UsageError("export needs --run_dir (a directory written by `python -m tfcs3 train`)")
+    model, data, config = load_run(FLAGS.run_dir, FLAGS.data_dir)
+    path = _export(model, data, FLAGS.export_dir, FLAGS.model_name or config["model"])
     print(f"Exported {config['model']} ({FLAGS.index} index, top-{FLAGS.k}) to {path}")
+
+
+def export_latency(path: str | Path, model: Any, data: PreparedData, seconds: float, candidates: int) -> list[dict]:
+    """Latency of the SavedModel at ``path`` (exported from ``model``) on raw requests of test
+    examples: every signature at batch 1 and 64, one row each (p50 / p99 ms, queries per second)."""
+    import tensorflow as tf
+
+    loaded = tf.saved_model.load(str(path))
+    n = min(256, len(data.test))
+    raw = raw_requests(data, model.query_feature_names, "test", rows=range(n))
+    rng = np.random.default_rng(0)
+    rows = []
+    for signature in ("serving_default", "query_embedding", "score_candidates"):
+        fn = loaded.signatures[signature]
+        for batch in sorted({1, min(64, n)}):
+            requests = []
+            for start in range(0, n - batch + 1, batch):
+                request = {k: tf.constant(v[start : start + batch]) for k, v in raw.items()}
+                if signature != "serving_default":
+                    request.pop("exclude")
+                if signature == "score_candidates":
+                    ids = data.catalog_ids[rng.integers(data.num_items, size=(batch, candidates))]
+                    request["candidate_ids"] = tf.constant(ids.astype(str))
+                requests.append(request)
+            summary = latency_summary(time_calls(lambda r, fn=fn: fn(**r), requests, seconds), batch)
+            rows.append({"signature": signature, "batch": batch, **summary})
+    return rows
+
+
+def cmd_benchmark() -> None:
+    """Exports the run (export flags) to a temporary directory and times every signature."""
+    if not FLAGS.run_dir:
+        raise app.UsageError("benchmark needs --run_dir (a directory written by `python -m tfcs3 train`)")
+    model, data, config = load_run(FLAGS.run_dir, FLAGS.data_dir)
+    with tempfile.TemporaryDirectory(prefix="tfcs3-benchmark-") as tmp:
+        path = _export(model, data, tmp, config["model"])
+        print(f"Timing {config['model']} exported with the {FLAGS.index} index ({data.num_items} items) ...")
+        rows = export_latency(path, model, data, FLAGS.seconds, FLAGS.candidates)
+    lines = [f"{'signature':18s} {'batch':>5s} {'p50 ms':>9s} {'p99 ms':>9s} {'queries/s':>10s}"]
+    for r in rows:
+        timing = f"{r['p50_ms']:9.3f} {r['p99_ms']:9.3f} {r['queries_per_second']:10.0f}"
+        lines.append(f"{r['signature']:18s} {r['batch']:5d} {timing}")
+    print("\n".join(lines))
+    report = {
+        "index": FLAGS.index,
+        "k": FLAGS.k,
+        "candidates": FLAGS.candidates,
+        "rows": rows,
+        "cpu_count": os.cpu_count(),
+        "versions": environment_info(),
+        "command": " ".join(sys.argv),
+    }
+    out = Path(FLAGS.run_dir) / "latency.json"
+    out.write_text(json.dumps(report, indent=2))
+    print(f"\nWritten to {out} (timings share the CPU with everything else running)")
 
 
 def cmd_online() -> None:
@@ -298,7 +358,13 @@ def main(argv: Sequence[str]) -> None:
     if len(argv) != 2 or argv[1] not in COMMANDS:
         raise app.UsageError(f"usage: python -m tfcs3 {{{','.join(COMMANDS)}}} [--flags]; see --helpfull")
     logging.set_verbosity(logging.WARNING)
-    commands = {"train": cmd_train, "evaluate": cmd_evaluate, "export": cmd_export, "online": cmd_online}
+    commands = {
+        "train": cmd_train,
+        "evaluate": cmd_evaluate,
+        "export": cmd_export,
+        "benchmark": cmd_benchmark,
+        "online": cmd_online,
+    }
     {**commands, "demo": cmd_demo}[argv[1]]()
 
 
