@@ -155,7 +155,10 @@ def grid_for(model: str, dataset: str, protocol: str) -> list[dict[str, Any]]:
 
 
 def _key(run: dict[str, Any]) -> str:
-    return json.dumps([run["model"], run["dataset_arg"], run["protocol"], run["seed"], run["setting"]], sort_keys=True)
+    key = [run["model"], run["dataset_arg"], run["protocol"], run["seed"], run["setting"]]
+    if run.get("validation_sample") is not None:  # judged on a sample: a different run
+        key.append(run["validation_sample"])
+    return json.dumps(key, sort_keys=True)
 
 
 def _load(path: Path) -> dict[str, Any]:
@@ -223,7 +226,14 @@ def _run_or_reuse(
 ) -> dict[str, Any]:
     """Returns the stored run for (cell, seed, setting), or trains it and saves it at once."""
     model, dataset, protocol, data = cell
-    probe = {"model": model, "dataset_arg": dataset, "protocol": protocol, "seed": seed, "setting": setting}
+    probe = {
+        "model": model,
+        "dataset_arg": dataset,
+        "protocol": protocol,
+        "seed": seed,
+        "setting": setting,
+        "validation_sample": FLAGS.validation_sample,
+    }
     for r in results["runs"]:
         if _key(r) == _key(probe):
             r["selected"] = r.get("selected", False) or selected
@@ -251,6 +261,8 @@ def main(argv: list[str]) -> None:
     results["command"] = "python " + " ".join(sys.argv)
     results["versions"] = environment_info()
     results["budget"] = {"epochs": FLAGS.epochs, "patience": FLAGS.patience, "batch_size": FLAGS.batch_size}
+    if FLAGS.validation_sample is not None:
+        results["budget"]["validation_sample"] = FLAGS.validation_sample
     seeds = [int(s) for s in FLAGS.seeds]
     for dataset in FLAGS.datasets:
         for protocol in FLAGS.protocols:

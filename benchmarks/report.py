@@ -183,11 +183,10 @@ def _comparison_table(
             continue
         values = [_cell([r["test"][c] for r in rs]) for c in cols]
         mean = np.mean([r["test"][cols[0]] for r in rs])
-        delta = (
-            "—"
-            if base_mean is None or name == baseline
-            else f"{mean - base_mean:+.4f} ({(mean / base_mean - 1) * 100:+.1f}%)"
-        )
+        if base_mean is None or name == baseline:
+            delta = "—"
+        else:
+            delta = f"{mean - base_mean:+.4f}" + (f" ({(mean / base_mean - 1) * 100:+.1f}%)" if base_mean else "")
         setting = json.dumps(rs[0]["setting"])
         out.append(f"| {label} | {len(rs)} | " + " | ".join(values) + f" | {delta} | `{setting}` |")
     return out

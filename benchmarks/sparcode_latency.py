@@ -35,10 +35,7 @@ from absl import app, flags, logging  # noqa: E402
 
 import tfcs3  # noqa: E402, F401
 from tfcs3.data import load_prepared  # noqa: E402
-from tfcs3.evaluation import (
-    evaluate,  # noqa: E402
-    interleaved_latency,  # noqa: E402
-)
+from tfcs3.evaluation import evaluate, interleaved_latency  # noqa: E402
 from tfcs3.export import export_model, raw_requests  # noqa: E402
 from tfcs3.models import build_model  # noqa: E402
 from tfcs3.training import train  # noqa: E402

@@ -1,3 +1,5 @@
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -32,3 +34,14 @@ def test_subset_keeps_each_examples_exclusions(synthetic_retrieval):
     for k, row in enumerate(rows):
         np.testing.assert_array_equal(sub.exclusions(k), split.exclusions(row))
     assert synthetic_retrieval.train.subset(rows).exclusion_indptr is None
+    mask = np.zeros(len(split), dtype=bool)
+    mask[rows] = True  # a boolean mask selects the same examples, in split order
+    np.testing.assert_array_equal(split.subset(mask).target, split.target[np.sort(rows)])
+
+
+def test_validation_sample_refuses_a_single_class_sample_in_preranking(synthetic_preranking):
+    labels = synthetic_preranking.validation.labels
+    one_class = synthetic_preranking.validation.subset(np.flatnonzero(labels == 1)[:50])
+    data = dataclasses.replace(synthetic_preranking, validation=one_class)
+    with pytest.raises(ValueError, match="one label class"):
+        ValidationEarlyStopping(data, sample=10)

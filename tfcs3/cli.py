@@ -159,7 +159,7 @@ def cmd_train() -> None:
         validation_sample=FLAGS.validation_sample,
         **_training_flags(),
     )
-    print(f"\n{result['dataset_description']} - {FLAGS.model}, {result['protocol']} protocol")
+    print(f"\n{result['dataset_description']} - {FLAGS.model}, {FLAGS.protocol} protocol")
     print(format_metrics({"validation": _summary(result["validation"]), "test": _summary(result["test"])}))
     print(f"\nRun written to {out} (metrics.json, weights, tensorboard/)")
 
@@ -238,9 +238,14 @@ def cmd_export() -> None:
 
 def export_latency(path: str | Path, model: Any, data: PreparedData, seconds: float, candidates: int) -> list[dict]:
     """Latency of the SavedModel at ``path`` (exported from ``model``) on raw requests of test
-    examples: every signature at batch 1 and 64, one row each (p50 / p99 ms, queries per second)."""
+    examples: every signature at batch 1 and 64 (the test split's size if smaller), one row each
+    (p50 / p99 ms, queries per second)."""
     import tensorflow as tf
 
+    if candidates < 1 or seconds < 0:
+        raise app.UsageError(f"--candidates must be >= 1 and --seconds >= 0; got {candidates}, {seconds}")
+    if len(data.test) == 0:
+        raise app.UsageError(f"{data.name} has no test examples to build requests from")
     loaded = tf.saved_model.load(str(path))
     n = min(256, len(data.test))
     raw = raw_requests(data, model.query_feature_names, "test", rows=range(n))

@@ -74,6 +74,8 @@ def run_experiment(
     :func:`~tfcs3.training.train` (epochs judged on that many validation examples); the reported
     validation metrics always cover the whole split."""
     hparams = dict(hparams or {})
+    if validation_sample is not None and validation_sample < 1:
+        raise ValueError(f"validation_sample must be >= 1 examples, got {validation_sample}")
     started = time.time()
     if data is None:
         data = load_prepared(dataset, protocol, data_dir, max_history=max_history, download=download, seed=seed)

@@ -44,6 +44,9 @@ class ValidationEarlyStopping(tf_keras.callbacks.Callback):
         if sample is not None and sample < len(data.validation):
             rows = np.sort(np.random.default_rng(seed).choice(len(data.validation), sample, replace=False))
             data = dataclasses.replace(data, validation=data.validation.subset(rows))
+            labels = data.validation.labels
+            if labels is not None and len(np.unique(labels)) < 2:
+                raise ValueError(f"a validation sample of {sample} examples holds one label class: AUC is undefined")
         self.data = data
         self.metric = selection_metric(data.protocol)
         self.patience = patience
@@ -132,7 +135,8 @@ def train(
         output_dir: where to write ``checkpoints/`` and ``tensorboard/`` (optional).
         verbose: Keras verbosity (1 = progress bar).
         validation_sample: judge epochs on this many validation examples drawn at random (fixed
-            by ``seed``) instead of all of them; ``None`` (default) uses the whole split.
+            by ``seed``) instead of all of them (``best_validation`` is then the sample's);
+            ``None`` (default) uses the whole split.
 
     A model with a ``before_training(data, seed, verbose)`` method gets it called first (CS3 trains
     its ranker there). A model with memories (``has_memories``, CS3's CTS / CMS) has them rebuilt

@@ -157,5 +157,9 @@ def test_load_prepared_knows_the_user_split(ml100k_dir):
     np.testing.assert_array_equal(first.test.users, again.test.users)
     assert set(first.test.users) != set(other.test.users)
     assert "user_id" not in [f.name for f in first.spec.query]
+
+
+def test_load_prepared_rejects_an_unknown_protocol():
+    assert load_prepared("synthetic", "user_split").name.endswith("user split")
     with pytest.raises(ValueError, match="protocol must be one of"):
         load_prepared("synthetic", "leave_one_out")

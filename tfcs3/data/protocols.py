@@ -86,7 +86,11 @@ class Split:
         return np.argsort(self.timestamps, kind="stable")
 
     def subset(self, rows: np.ndarray) -> Split:
-        """The examples ``rows`` of this split, in that order, with their exclusion lists."""
+        """The examples ``rows`` (integer positions or a boolean mask) of this split, in that
+        order, with their exclusion lists."""
+        rows = np.asarray(rows)
+        if rows.dtype == bool:
+            rows = np.flatnonzero(rows)
         indptr = excluded = None
         if self.exclusion_indptr is not None and self.exclusion_rows is not None:
             lists = [self.exclusions(int(k)) for k in rows]
