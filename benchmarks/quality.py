@@ -213,6 +213,7 @@ def _run_one(model: str, dataset: str, protocol: str, seed: int, setting: dict[s
         "test": result["test"],
         "best_epoch": fit.get("best_epoch"),
         "epochs_run": fit.get("epochs_run"),
+        "max_epochs": FLAGS.epochs,
         "validation_sample": FLAGS.validation_sample,
         "train_seconds": fit.get("train_seconds", 0.0),
         "wall_seconds": result["wall_seconds"],

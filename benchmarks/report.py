@@ -245,8 +245,8 @@ def sparcode_tables() -> str:
     out, sweeps = [], {}
     for dataset in sorted({d for (m, d, p) in runs if m == "sparcode" and p == "retrieval"}):
         out.append(f"#### {dataset} — retrieval\n")
-        out.append("| model | seeds | " + " | ".join(cols) + " | setting |")
-        out.append("|---|---|" + "---|" * len(cols) + "---|")
+        out.append("| model | seeds | " + " | ".join(cols) + " | epochs (best / run / cap) | setting |")
+        out.append("|---|---|" + "---|" * len(cols) + "---|---|")
         rows = [
             ("YouTubeDNN two-tower (dot)", runs.get(("youtubednn", dataset, "retrieval"), []), None),
             ("all-to-all (continuous tokens, not indexable)", runs.get(("all_to_all", dataset, "retrieval"), []), None),
@@ -259,7 +259,9 @@ def sparcode_tables() -> str:
             if not rs:
                 continue
             values = [_cell([r["test"][c] for r in rs]) for c in cols]
-            out.append(f"| {label} | {len(rs)} | " + " | ".join(values) + f" | `{json.dumps(rs[0]['setting'])}` |")
+            epochs = ", ".join(f"{r['best_epoch']} / {r['epochs_run']} / {r.get('max_epochs', 30)}" for r in rs)
+            setting = json.dumps(rs[0]["setting"])
+            out.append(f"| {label} | {len(rs)} | " + " | ".join(values) + f" | {epochs} | `{setting}` |")
         seed0 = [r for r in runs.get(("sparcode", dataset, "retrieval"), []) if r["seed"] == 0 and "index" in r]
         if seed0:
             index = seed0[0]["index"]
