@@ -25,17 +25,15 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from absl import app, flags, logging
 
 import tfcs3  # noqa: F401  (selects Keras 2 before TensorFlow loads)
 from tfcs3.data.datasets import DATASETS, find_data_dir, load_prepared
 from tfcs3.data.protocols import DATA_PROTOCOLS, RETRIEVAL, USER_SPLIT, PreparedData
 from tfcs3.evaluation.evaluate import evaluate, represent
-from tfcs3.evaluation.latency import latency_summary, time_calls
 from tfcs3.evaluation.retrieval import top_k_with_exclusions
 from tfcs3.experiment import environment_info, load_run, run_experiment
-from tfcs3.export import export_model, raw_requests
+from tfcs3.export import export_latency, export_model, raw_requests
 from tfcs3.models.registry import build_model, model_names
 from tfcs3.online import learn_online
 from tfcs3.retrieval import ScannOptions
@@ -236,38 +234,6 @@ def cmd_export() -> None:
     print(f"Exported {config['model']} ({FLAGS.index} index, top-{FLAGS.k}) to {path}")
 
 
-def export_latency(path: str | Path, model: Any, data: PreparedData, seconds: float, candidates: int) -> list[dict]:
-    """Latency of the SavedModel at ``path`` (exported from ``model``) on raw requests of test
-    examples: every signature at batch 1 and 64 (the test split's size if smaller), one row each
-    (p50 / p99 ms, queries per second)."""
-    import tensorflow as tf
-
-    if candidates < 1 or seconds < 0:
-        raise app.UsageError(f"--candidates must be >= 1 and --seconds >= 0; got {candidates}, {seconds}")
-    if len(data.test) == 0:
-        raise app.UsageError(f"{data.name} has no test examples to build requests from")
-    loaded = tf.saved_model.load(str(path))
-    n = min(256, len(data.test))
-    raw = raw_requests(data, model.query_feature_names, "test", rows=range(n))
-    rng = np.random.default_rng(0)
-    rows = []
-    for signature in ("serving_default", "query_embedding", "score_candidates"):
-        fn = loaded.signatures[signature]
-        for batch in sorted({1, min(64, n)}):
-            requests = []
-            for start in range(0, n - batch + 1, batch):
-                request = {k: tf.constant(v[start : start + batch]) for k, v in raw.items()}
-                if signature != "serving_default":
-                    request.pop("exclude")
-                if signature == "score_candidates":
-                    ids = data.catalog_ids[rng.integers(data.num_items, size=(batch, candidates))]
-                    request["candidate_ids"] = tf.constant(ids.astype(str))
-                requests.append(request)
-            summary = latency_summary(time_calls(lambda r, fn=fn: fn(**r), requests, seconds), batch)
-            rows.append({"signature": signature, "batch": batch, **summary})
-    return rows
-
-
 def cmd_benchmark() -> None:
     """Exports the run (export flags) to a temporary directory and times every signature."""
     if not FLAGS.run_dir:
@@ -276,7 +242,10 @@ def cmd_benchmark() -> None:
     with tempfile.TemporaryDirectory(prefix="tfcs3-benchmark-") as tmp:
         path = _export(model, data, tmp, config["model"])
         print(f"Timing {config['model']} exported with the {FLAGS.index} index ({data.num_items} items) ...")
-        rows = export_latency(path, model, data, FLAGS.seconds, FLAGS.candidates)
+        try:
+            rows = export_latency(path, model, data, FLAGS.seconds, FLAGS.candidates)
+        except ValueError as err:
+            raise app.UsageError(str(err)) from err
     lines = [f"{'signature':18s} {'batch':>5s} {'p50 ms':>9s} {'p99 ms':>9s} {'queries/s':>10s}"]
     for r in rows:
         timing = f"{r['p50_ms']:9.3f} {r['p99_ms']:9.3f} {r['queries_per_second']:10.0f}"

@@ -1,6 +1,7 @@
 """SavedModel export in TF Serving's layout, with raw-feature signatures and top-k indices."""
 
+from tfcs3.export.latency import export_latency
 from tfcs3.export.requests import raw_requests
 from tfcs3.export.saved_model import INDEXES, ServingModule, export_model, next_version
 
-__all__ = ["INDEXES", "ServingModule", "export_model", "next_version", "raw_requests"]
+__all__ = ["INDEXES", "ServingModule", "export_latency", "export_model", "next_version", "raw_requests"]
