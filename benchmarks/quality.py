@@ -110,6 +110,12 @@ MECHANISMS["t2diff"] = ("youtubednn", [{"diffusion_weight": 1.0}])
 for _label, _fixed in {"t2diff-no_diffusion": {"use_diffusion": False}, "t2diff-no_drift": {"drift": False}}.items():
     VARIANTS[_label] = ("t2diff", _fixed)
     MECHANISMS[_label] = ("t2diff", [{}])
+# T2Diff with the paper's optional time lag: the same model on data prepared with the history's
+# time-gap buckets (load_prepared(history_gaps=True)), on T2Diff's setting. Variants listed here
+# load their data with these options.
+VARIANTS["t2diff-time_lag"] = ("t2diff", {})
+MECHANISMS["t2diff-time_lag"] = ("t2diff", [{}])
+DATA_OPTIONS: dict[str, dict[str, Any]] = {"t2diff-time_lag": {"history_gaps": True}}
 TRAINING_KEYS = ("learning_rate", "batch_size")
 # T2Diff's published protocol (tfcs3.data.protocols.prepare_user_split, split seed 0): retrieval
 # models on users never seen in training, also scored at the paper's cut-offs. Plain models and
@@ -192,9 +198,12 @@ def _run_one(model: str, dataset: str, protocol: str, seed: int, setting: dict[s
         verbose=0,
         ks=sorted({*KS, *USER_SPLIT_KS}) if protocol == USER_SPLIT else KS,
         validation_sample=FLAGS.validation_sample,
+        **DATA_OPTIONS.get(model, {}),
     )
     fit = result.get("fit", {})
     extra = {"registered_model": registered, "fixed_hparams": fixed} if model in VARIANTS else {}
+    if model in DATA_OPTIONS:
+        extra["data_options"] = DATA_OPTIONS[model]
     if registered in POST_RUN:
         extra.update(POST_RUN[registered](result["_model"], data))
     ranker = getattr(result["_model"], "ranker_report", None)
@@ -267,9 +276,11 @@ def main(argv: list[str]) -> None:
     seeds = [int(s) for s in FLAGS.seeds]
     for dataset in FLAGS.datasets:
         for protocol in FLAGS.protocols:
-            data = load_prepared(dataset, protocol, FLAGS.data_dir, seed=seeds[0])
+            plain = load_prepared(dataset, protocol, FLAGS.data_dir, seed=seeds[0])
             metric = selection_metric(protocol)
             for model in FLAGS.models:
+                options = DATA_OPTIONS.get(model, {})
+                data = load_prepared(dataset, protocol, FLAGS.data_dir, seed=seeds[0], **options) if options else plain
                 grid = grid_for(model, dataset, protocol)[: FLAGS.max_settings]
 
                 for r in results["runs"]:

@@ -335,6 +335,7 @@ T2DIFF_ROWS = (
     ("t2diff-no_diffusion", "T2Diff without diffusion (mixed attention only)"),
     ("t2diff-no_drift", "T2Diff without drift preparation"),
     ("t2diff", "T2Diff"),
+    ("t2diff-time_lag", "T2Diff with the time lag (history time-gap buckets)"),
 )
 # T2Diff's published ML-1M figures (specs/t2diff.md §9.2): full ML-1M (6,040 users), the authors'
 # preprocessing (no time sort), full softmax, best epoch picked on the test set.

@@ -6,12 +6,14 @@ T2Diff reuses the YouTubeDNN two-tower's selected setting (the baseline result f
 keeps the diffusion weight lambda = 1 (with the two stop-gradients and Adam it only rescales the
 U-Net's own gradient, so tuning it buys nothing); the ablations
 ``t2diff-no_diffusion`` (no intent token) and ``t2diff-no_drift`` (the raw shifted sequence is
-diffused) reuse T2Diff's selected setting.
+diffused) reuse T2Diff's selected setting; so does ``t2diff-time_lag`` (not run by default: the
+same model on data with the history's time-gap buckets, the paper's optional time lag).
 
 Examples:
 
     python benchmarks/t2diff.py --datasets=ml-100k --seeds=0,1,2
     python benchmarks/t2diff.py --datasets=ml-1m,beauty --seeds=0
+    python benchmarks/t2diff.py --name=t2diff-time-lag --models=t2diff-time_lag --datasets=ml-100k --seeds=0,1,2
 """
 
 from __future__ import annotations

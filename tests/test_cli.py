@@ -17,7 +17,7 @@ def _cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
 def test_helpfull_documents_every_flag():
     proc = _cli("--helpfull")  # absl exits with status 1 after printing help
     for flag in ("--model", "--dataset", "--data_dir", "--epochs", "--seed", "--output_dir", "--protocol",
-                 "--validation_sample"):  # fmt: skip
+                 "--validation_sample", "--[no]history_gaps"):  # fmt: skip
         assert flag in proc.stdout
 
 
@@ -34,12 +34,14 @@ def test_online_refuses_the_user_split():
 
 
 def test_train_then_evaluate_reproduces_metrics(tmp_path):
+    # With the optional time-gap feature, so its whole path (run config, reload, export) is covered.
     run = tmp_path / "run"
     proc = _cli("train", "--dataset=synthetic", "--epochs=2", "--batch_size=128", "--embedding_dim=16",
-                f"--output_dir={run}", "--verbose=0")  # fmt: skip
+                f"--output_dir={run}", "--verbose=0", "--history_gaps")  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-2000:]
     metrics = json.loads((run / "metrics.json").read_text())
     assert {"validation", "test", "versions", "command", "fit"} <= set(metrics)
+    assert metrics["training"]["history_gaps"] is True
     assert (run / "tensorboard").is_dir() and (run / "checkpoints").is_dir()
     proc = _cli("evaluate", f"--run_dir={run}", "--split=test")
     assert proc.returncode == 0, proc.stderr[-2000:]
@@ -55,6 +57,7 @@ def test_train_then_evaluate_reproduces_metrics(tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     meta = json.loads((tmp_path / "exports" / "youtubednn" / "2" / "assets.extra" / "tfcs3_export.json").read_text())
     assert meta["index"] == "scann" and meta["index_options"]["reorder"] == 50
+    assert "history_gap" in meta["inputs"], meta
     proc = _cli("benchmark", f"--run_dir={run}", "--seconds=0.05", "--candidates=20")
     assert proc.returncode == 0, proc.stderr[-2000:]
     latency = json.loads((run / "latency.json").read_text())

@@ -69,6 +69,9 @@ flags.DEFINE_string(
 )
 flags.DEFINE_integer("export_every", None, "online: export a new SavedModel version every N steps.")
 flags.DEFINE_integer("max_history", 50, "Most recent items kept in the history feature.")
+flags.DEFINE_bool(
+    "history_gaps", False, "Add the history's log-bucketised time gaps (feature history_gap; T2Diff's time lag)."
+)
 flags.DEFINE_string("run_dir", None, "evaluate: the run directory written by train.")
 flags.DEFINE_enum("split", "test", ["validation", "test"], "evaluate: split to score.")
 flags.DEFINE_string("user", None, "demo: raw user id to recommend for (default: the first test user).")
@@ -122,6 +125,7 @@ def _training_flags() -> dict[str, Any]:
         learning_rate=FLAGS.learning_rate,
         patience=FLAGS.patience,
         max_history=FLAGS.max_history,
+        history_gaps=FLAGS.history_gaps,
         download=FLAGS.download,
         verbose=FLAGS.verbose if FLAGS.verbose is not None else (1 if sys.stdout.isatty() else 2),
     )
@@ -271,7 +275,13 @@ def cmd_online() -> None:
         raise app.UsageError("online learns in time order: use --protocol=retrieval or preranking, not user_split")
     flags_ = _training_flags()
     data = load_prepared(
-        FLAGS.dataset, FLAGS.protocol, flags_["data_dir"], FLAGS.max_history, FLAGS.download, seed=FLAGS.seed
+        FLAGS.dataset,
+        FLAGS.protocol,
+        flags_["data_dir"],
+        FLAGS.max_history,
+        FLAGS.download,
+        seed=FLAGS.seed,
+        history_gaps=FLAGS.history_gaps,
     )
     model = build_model(FLAGS.model, data, **_hparams())
     export_dir = Path(FLAGS.export_dir) if FLAGS.export_every else None

@@ -68,17 +68,19 @@ def run_experiment(
     verbose: int = 1,
     ks: Sequence[int] = KS,
     validation_sample: int | None = None,
+    history_gaps: bool = False,
 ) -> dict[str, Any]:
     """Trains and evaluates one model; returns (and writes, with ``output_dir``) its metrics
     (retrieval metrics at the cut-offs ``ks``). ``validation_sample`` is passed to
     :func:`~tfcs3.training.train` (epochs judged on that many validation examples); the reported
-    validation metrics always cover the whole split."""
+    validation metrics always cover the whole split. ``history_gaps`` prepares the data with the
+    history's time-gap feature (:func:`~tfcs3.data.load_prepared`)."""
     hparams = dict(hparams or {})
     if validation_sample is not None and validation_sample < 1:
         raise ValueError(f"validation_sample must be >= 1 examples, got {validation_sample}")
     started = time.time()
     if data is None:
-        data = load_prepared(dataset, protocol, data_dir, max_history=max_history, download=download, seed=seed)
+        data = load_prepared(dataset, protocol, data_dir, max_history, download, seed=seed, history_gaps=history_gaps)
     model = build_model(model_name, data, **hparams)
     result: dict[str, Any] = {
         "model": model_name,
@@ -93,6 +95,7 @@ def run_experiment(
             "learning_rate": learning_rate,
             "patience": patience,
             "max_history": max_history,
+            "history_gaps": history_gaps,
             "validation_sample": validation_sample,
         },
         "selection_metric": selection_metric(data.protocol),
@@ -106,6 +109,7 @@ def run_experiment(
             "protocol": protocol,
             "data_dir": data_dir,
             "max_history": max_history,
+            "history_gaps": history_gaps,
             "seed": seed,
             "hparams": hparams,
         }
@@ -150,6 +154,7 @@ def load_run(run_dir: str | Path, data_dir: str | None = None) -> tuple[Any, Pre
         data_dir or config["data_dir"],
         config["max_history"],
         seed=config["seed"],
+        history_gaps=config.get("history_gaps", False),
     )
     if (run_dir / "model_config.json").is_file():
         model = load_model(run_dir, data)

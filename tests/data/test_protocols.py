@@ -163,3 +163,47 @@ def test_load_prepared_rejects_an_unknown_protocol():
     assert load_prepared("synthetic", "user_split").name.endswith("user split")
     with pytest.raises(ValueError, match="protocol must be one of"):
         load_prepared("synthetic", "leave_one_out")
+
+
+def test_gap_buckets_are_log2_minutes():
+    from tfcs3.data.sequences import GAP_BUCKETS, gap_buckets
+
+    minutes = np.array([0, 0.99, 1, 2.99, 3, 6.99, 7, 1e9])
+    np.testing.assert_array_equal(gap_buckets(minutes * 60), [0, 0, 1, 1, 2, 2, 3, GAP_BUCKETS - 1])
+    with pytest.raises(ValueError, match="time gaps must be >= 0"):
+        gap_buckets(np.array([-1]))
+
+
+@pytest.mark.parametrize("protocol", ["retrieval", "preranking"])
+def test_history_gaps_are_aligned_with_the_history(protocol):
+    # u1 rates at minutes 0, 1, 3 and 10 (plus a last item); every history slot carries the
+    # bucket of (example time - that item's time), padding stays 0.
+    minute = 60
+    rows = [("u1", "1", 5, 0), ("u1", "2", 4, 1 * minute), ("u1", "3", 5, 3 * minute), ("u1", "4", 4, 10 * minute),
+            ("u1", "5", 5, 30 * minute), ("u2", "1", 5, 0), ("u2", "2", 5, 5), ("u2", "3", 5, 10)]  # fmt: skip
+    data = prepare(_raw(rows), protocol, max_history=3, history_gaps=True)
+    spec = data.spec.feature("history_gap")
+    assert spec.kind == "multi" and spec.max_len == 3
+    for split in (data.train, data.validation, data.test):
+        hist, gaps = split.features["history"], split.features["history_gap"]
+        np.testing.assert_array_equal(hist == 0, gaps == 0)
+    # The u1 example at minute 30 (its last) has history items 2, 3, 4 at gaps of 29, 27 and 20 minutes.
+    k = [i for i, t in enumerate(data.test.target) if data.catalog_ids[t] == "5"]
+    assert len(k) == 1  # the last test example in either protocol
+    got = spec.vocabulary.raw(data.test.features["history_gap"][k[0]])
+    assert got == [str(int(np.log2(1 + m))) for m in (29, 27, 20)]
+    without = prepare(_raw(rows), protocol, max_history=3)
+    assert "history_gap" not in without.spec.names and "history_gap" not in without.train.features
+
+
+def test_history_gaps_need_real_timestamps():
+    rows = [("u1", "1", 5, 0), ("u1", "2", 4, 1), ("u1", "3", 5, 2), ("u2", "1", 5, 0), ("u2", "2", 5, 1)]
+    raw = _raw(rows)
+    raw.timestamps_are_times = False
+    with pytest.raises(ValueError, match="no timestamps"):
+        prepare(raw, "retrieval", max_history=3, history_gaps=True)
+    with pytest.raises(ValueError, match="no timestamps"):
+        prepare_user_split(raw, max_history=1, history_gaps=True)
+    raw.timestamps_are_times = True
+    with pytest.raises(ValueError, match="needs a history"):
+        prepare(raw, "retrieval", max_history=0, history_gaps=True)

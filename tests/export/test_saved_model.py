@@ -218,3 +218,22 @@ def test_export_rejects_bad_arguments(trained, tmp_path):
         export_model(model, data, tmp_path, "../evil")
     with pytest.raises(TypeError, match="towers"):
         export_model(build_model("popularity", data), data, tmp_path, "m")
+
+
+@pytest.mark.parametrize("name", ["fit", "sparcode"])
+def test_an_untrained_model_with_a_learned_scorer_exports(name, synthetic_retrieval, synthetic_preranking, tmp_path):
+    # The scorer's own variables (FIT's LSS, SparCode's interaction network) are built lazily; the
+    # export builds them before tracking them, so a never-run model exports and scores as in process.
+    data = synthetic_preranking if name == "fit" else synthetic_retrieval
+    model = build_model(name, data, embedding_dim=8, hidden_units=[16])
+    loaded = tf.saved_model.load(str(export_model(model, data, tmp_path, name, k=5)))
+    names = model.query_feature_names
+    raw = raw_requests(data, names, "test", rows=range(3), exclude_earlier=False)
+    rows = data.test.target[:3]
+    candidates = [[str(data.catalog_ids[r])] for r in rows]
+    served = loaded.signatures["score_candidates"](
+        **{k: tf.constant(raw[k]) for k in names}, candidate_ids=tf.constant(candidates)
+    )["scores"].numpy()[:, 0]
+    q = represent(model.query_model, {k: v[:3] for k, v in data.test.features.items()})
+    c = represent(model.candidate_model, {k: v[rows] for k, v in data.catalog.items()})
+    np.testing.assert_allclose(served, np.diag(model.score(q, c).numpy()), rtol=1e-4, atol=1e-5)

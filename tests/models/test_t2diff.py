@@ -88,3 +88,53 @@ def test_ablations_train(switch, synthetic_retrieval):
     model = build_model("t2diff", synthetic_retrieval, **SMALL, **switch)
     assert np.isfinite(float(model.compute_loss(_batch(synthetic_retrieval), training=True)))
     assert (model.generator is None) == ("use_diffusion" in switch)
+
+
+@pytest.fixture(scope="module")
+def with_gaps(synthetic_raw):
+    from tfcs3.data import prepare
+
+    return prepare(synthetic_raw, "retrieval", max_history=20, history_gaps=True)
+
+
+def test_time_gaps_enter_the_history_attention_only_at_real_positions(with_gaps):
+    model = build_model("t2diff", with_gaps, **SMALL)
+    assert "history_gap" in model.query_feature_names
+    batch = _batch(with_gaps, 16)
+    hist, gaps = batch["history"].numpy(), batch["history_gap"].numpy()
+    base = model.query_model(batch).numpy()
+
+    def changed(mask):
+        altered = dict(batch, history_gap=tf.constant(np.where(mask, 5, gaps)))
+        return np.abs(model.query_model(altered).numpy() - base).max(axis=1)
+
+    history_part = np.zeros_like(hist, bool)
+    history_part[:, : -SMALL["session_length"]] = True
+    padded = hist == 0
+    # Padding is masked: a bucket there changes nothing (the id of padding stays 0 in real data).
+    np.testing.assert_allclose(changed(padded & history_part), 0, atol=1e-6)
+    # The session's gaps are not used either (the time lag enters the target attention only).
+    np.testing.assert_allclose(changed(~padded & ~history_part), 0, atol=1e-6)
+    real = ~padded & history_part
+    rows = real.any(axis=1)
+    assert rows.any() and (changed(real)[rows] > 1e-5).all()
+
+
+def test_time_gaps_export_and_reload(with_gaps, tmp_path):
+    model = build_model("t2diff", with_gaps, **SMALL)
+    train(model, with_gaps, epochs=1, batch_size=128, learning_rate=1e-2, verbose=0)
+    path = export_model(model, with_gaps, tmp_path, "t2diff", k=5)
+    loaded = tf.saved_model.load(str(path))
+    raw = raw_requests(with_gaps, model.query_feature_names, "test", rows=range(6))
+    assert len(raw["history_gap"][0]) == len(raw["history"][0])
+    names = model.query_feature_names
+    exported = loaded.signatures["query_embedding"](**{k: tf.constant(raw[k]) for k in names})["embedding"]
+    in_process = represent(model.query_model, {k: v[:6] for k, v in with_gaps.test.features.items()})
+    np.testing.assert_allclose(exported.numpy(), in_process.numpy(), rtol=1e-4, atol=1e-5)
+    # Padding may sit anywhere in a request: moved to the front together with the history.
+    shuffled = {k: [[""] + row for row in raw[k]] if k in ("history", "history_gap") else raw[k] for k in names}
+    again = loaded.signatures["query_embedding"](**{k: tf.constant(shuffled[k]) for k in names})["embedding"]
+    np.testing.assert_allclose(again.numpy(), exported.numpy(), atol=1e-6)
+    bad = dict({k: tf.constant(raw[k]) for k in names}, history_gap=tf.constant([r[:-1] for r in raw["history_gap"]]))
+    with pytest.raises(tf.errors.InvalidArgumentError, match="one bucket per history entry"):
+        loaded.signatures["query_embedding"](**bad)

@@ -69,4 +69,5 @@ def load_amazon(data_dir: str | Path, name: str = "beauty") -> RawDataset:
         item_features=[],
         item_multi_features=["attributes"],
         description=f"Amazon {stem} (S3-Rec 5-core; order only, no timestamps or ratings)",
+        timestamps_are_times=False,
     )

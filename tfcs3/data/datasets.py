@@ -9,7 +9,7 @@ Where data is looked for, in order:
 
 Prepared datasets (splits, vocabularies, histories) are pickled under
 ``$TFCS3_CACHE_DIR/prepared/`` keyed by the source files' sizes and modification times, the
-protocol, the history length and the preparation code's version, so repeated runs skip parsing.
+protocol, the history length (and time gaps), the preparation code's version, so repeated runs skip parsing.
 """
 
 from __future__ import annotations
@@ -88,10 +88,10 @@ def _fingerprint(directory: Path) -> str:
     return h.hexdigest()[:16]
 
 
-def _prepare(raw: RawDataset, protocol: str, max_history: int, seed: int) -> PreparedData:
+def _prepare(raw: RawDataset, protocol: str, max_history: int, seed: int, history_gaps: bool) -> PreparedData:
     if protocol == USER_SPLIT:
-        return prepare_user_split(raw, max_history, seed=seed)
-    return prepare(raw, protocol, max_history)
+        return prepare_user_split(raw, max_history, seed=seed, history_gaps=history_gaps)
+    return prepare(raw, protocol, max_history, history_gaps)
 
 
 def load_prepared(
@@ -102,20 +102,23 @@ def load_prepared(
     download: bool = False,
     use_cache: bool = True,
     seed: int = 0,
+    history_gaps: bool = False,
 ) -> PreparedData:
     """Loads ``name`` and prepares it under ``protocol``, reusing the on-disk cache when valid.
 
     ``protocol`` is ``"retrieval"``, ``"preranking"`` or ``"user_split"`` (T2Diff's held-out
     users, :func:`~tfcs3.data.protocols.prepare_user_split`, whose split and target positions
     ``seed`` draws; the result is retrieval data). ``seed`` also seeds the synthetic dataset.
+    ``history_gaps`` adds the history's time-gap buckets (``history_gap``; needs real timestamps).
     """
     if protocol not in DATA_PROTOCOLS:
         raise ValueError(f"protocol must be one of {DATA_PROTOCOLS}, got {protocol!r}")
     if name == "synthetic":
-        return _prepare(generate_synthetic(seed=seed), protocol, max_history, seed)
+        return _prepare(generate_synthetic(seed=seed), protocol, max_history, seed, history_gaps)
     directory = find_data_dir(name, data_dir, download)
     seeded = f"-s{seed}" if protocol == USER_SPLIT else ""
-    key = f"{name}-{protocol}{seeded}-h{max_history}-{_fingerprint(directory)}.pkl"
+    gaps = "-gaps" if history_gaps else ""
+    key = f"{name}-{protocol}{seeded}-h{max_history}{gaps}-{_fingerprint(directory)}.pkl"
     path = cache_dir() / "prepared" / key
     if use_cache and path.is_file():
         try:
@@ -123,7 +126,7 @@ def load_prepared(
                 return pickle.load(fh)
         except Exception:  # noqa: BLE001 - a stale or broken cache is rebuilt, never fatal
             pass
-    data = _prepare(_REGISTRY[name][2](directory), protocol, max_history, seed)
+    data = _prepare(_REGISTRY[name][2](directory), protocol, max_history, seed, history_gaps)
     if use_cache:
         try:
             path.parent.mkdir(parents=True, exist_ok=True)

@@ -23,6 +23,13 @@ User split (``"user_split"``, :func:`prepare_user_split`, T2Diff's published pro
 
 Vocabularies (and item sampling probabilities) are learned from the training split only; values
 first seen later map to the OOV bucket.
+
+With ``history_gaps=True`` every protocol adds the query feature ``history_gap``
+(:data:`~tfcs3.data.sequences.HISTORY_GAP`, kind ``multi``): for each history position, the
+log-scale bucket (:func:`~tfcs3.data.sequences.gap_buckets`) of the time between that item and
+the example's own timestamp (the moment of the request), aligned with ``history`` (0 where it is
+padding). T2Diff adds it to the history in its target attention; other towers pool it like any
+multi-valued feature.
 """
 
 from __future__ import annotations
@@ -41,6 +48,7 @@ from tfcs3.data.features import (
     Vocabulary,
 )
 from tfcs3.data.raw import RawDataset
+from tfcs3.data.sequences import GAP_BUCKETS, HISTORY_GAP, gap_buckets
 
 RETRIEVAL = "retrieval"
 PRERANKING = "preranking"
@@ -155,13 +163,16 @@ def _id_sort_key(ids: pd.Series) -> pd.Series:
     return numeric if numeric.notna().all() else ids
 
 
-def _build_spec(raw: RawDataset, train: pd.DataFrame, max_history: int) -> FeatureSpec:
+def _build_spec(raw: RawDataset, train: pd.DataFrame, max_history: int, history_gaps: bool = False) -> FeatureSpec:
     train_users = raw.users.loc[pd.unique(train["user"])]
     train_items = raw.items.loc[pd.unique(train["item"])]
     query = [Feature("user_id", CATEGORICAL, Vocabulary(train_users.index))]
     query += [Feature(c, CATEGORICAL, Vocabulary(train_users[c])) for c in raw.user_features]
     if max_history > 0:
         query.append(Feature(HISTORY, SEQUENCE, None, max_len=max_history))
+        if history_gaps:
+            buckets = Vocabulary(str(b) for b in range(GAP_BUCKETS))
+            query.append(Feature(HISTORY_GAP, MULTI, buckets, max_len=max_history))
     candidate = [Feature("item_id", CATEGORICAL, Vocabulary(train_items.index))]
     candidate += [Feature(c, CATEGORICAL, Vocabulary(train_items[c])) for c in raw.item_features]
     for c in raw.item_multi_features:
@@ -185,14 +196,19 @@ def _encode_catalog(raw: RawDataset, spec: FeatureSpec, catalog_ids: np.ndarray)
     return out
 
 
-def _histories(frame: pd.DataFrame, item_index: np.ndarray, max_len: int) -> tuple[np.ndarray, list[np.ndarray]]:
+def _histories(
+    frame: pd.DataFrame, item_index: np.ndarray, max_len: int, gaps: bool = False
+) -> tuple[np.ndarray, list[np.ndarray], np.ndarray | None]:
     """For rows of ``frame`` (sorted by user, then time), the left-padded earlier item indices.
 
-    Returns the padded matrix and, per row, the catalog rows of *all* earlier items.
+    Returns the padded matrix, per row the catalog rows of *all* earlier items, and with ``gaps``
+    the aligned ``history_gap`` vocabulary indices (bucket + 2; 0 on padding), else ``None``.
     """
     users = frame["user"].to_numpy()
     rows = frame["row"].to_numpy()
+    times = frame["timestamp"].to_numpy().astype(np.int64)
     out = np.zeros((len(frame), max_len), dtype=np.int32)
+    gap_out = np.zeros((len(frame), max_len), dtype=np.int32) if gaps else None
     earlier: list[np.ndarray] = []
     boundaries = np.flatnonzero(np.r_[True, users[1:] != users[:-1], True])
     for start, end in zip(boundaries[:-1], boundaries[1:], strict=True):
@@ -204,7 +220,10 @@ def _histories(frame: pd.DataFrame, item_index: np.ndarray, max_len: int) -> tup
                 hist = encoded[max(0, k - max_len) : k]
                 if len(hist):
                     out[start + k, max_len - len(hist) :] = hist
-    return out, earlier
+                    if gap_out is not None:
+                        user_times = times[start + max(0, k - max_len) : start + k]
+                        gap_out[start + k, max_len - len(hist) :] = 2 + gap_buckets(times[start + k] - user_times)
+    return out, earlier, gap_out
 
 
 def _split_from(
@@ -216,6 +235,7 @@ def _split_from(
     history: np.ndarray,
     earlier: list[np.ndarray] | None,
     labels: bool,
+    gaps: np.ndarray | None = None,
 ) -> Split:
     part = frame.iloc[idx]
     users = part["user"].to_numpy()
@@ -226,6 +246,8 @@ def _split_from(
         assert f.kind == SEQUENCE or f.vocabulary is not None
         if f.kind == SEQUENCE:
             features[f.name] = history[idx]
+        elif f.name == HISTORY_GAP and gaps is not None:
+            features[f.name] = gaps[idx]
         elif f.name == spec.user_id:
             features[f.name] = f.vocabulary.lookup(users)
         else:
@@ -260,8 +282,18 @@ def _ordered(raw: RawDataset) -> tuple[pd.DataFrame, np.ndarray]:
     return df, catalog_ids
 
 
-def prepare(raw: RawDataset, protocol: str = RETRIEVAL, max_history: int = 50) -> PreparedData:
-    """Splits and encodes ``raw`` under ``protocol`` (see the module docstring)."""
+def _check_gaps(raw: RawDataset, max_history: int, history_gaps: bool) -> None:
+    if history_gaps and not raw.timestamps_are_times:
+        raise ValueError(f"Dataset {raw.name!r} has order but no timestamps: it has no time gaps (history_gaps=True)")
+    if history_gaps and max_history < 1:
+        raise ValueError(f"history_gaps=True needs a history (max_history >= 1), got max_history={max_history}")
+
+
+def prepare(
+    raw: RawDataset, protocol: str = RETRIEVAL, max_history: int = 50, history_gaps: bool = False
+) -> PreparedData:
+    """Splits and encodes ``raw`` under ``protocol`` (see the module docstring); ``history_gaps``
+    adds the time-gap buckets of the history (``history_gap``)."""
     if protocol not in PROTOCOLS:
         raise ValueError(f"protocol must be one of {PROTOCOLS}, got {protocol!r}")
     if protocol == PRERANKING and not raw.has_ratings:
@@ -271,6 +303,7 @@ def prepare(raw: RawDataset, protocol: str = RETRIEVAL, max_history: int = 50) -
         )
     if max_history < 0:
         raise ValueError(f"max_history must be >= 0, got {max_history}")
+    _check_gaps(raw, max_history, history_gaps)
     df, catalog_ids = _ordered(raw)
     position = df.groupby("user", sort=False).cumcount().to_numpy()
     count = df.groupby("user", sort=False)["item"].transform("size").to_numpy()
@@ -288,12 +321,14 @@ def prepare(raw: RawDataset, protocol: str = RETRIEVAL, max_history: int = 50) -
         train_idx, val_idx, test_idx = np.sort(order[:cut1]), order[cut1:cut2], order[cut2:]
 
     train_frame = df.iloc[train_idx]
-    spec = _build_spec(raw, train_frame, max_history)
+    spec = _build_spec(raw, train_frame, max_history, history_gaps)
     catalog = _encode_catalog(raw, spec, catalog_ids)
-    history, earlier = _histories(df, catalog[spec.item_id], max_history)
+    history, earlier, gaps = _histories(df, catalog[spec.item_id], max_history, history_gaps)
     labels = protocol == PRERANKING
     excl = earlier if protocol == RETRIEVAL else None
-    splits = [_split_from(df, idx, raw, spec, catalog, history, excl, labels) for idx in (train_idx, val_idx, test_idx)]
+    splits = [
+        _split_from(df, idx, raw, spec, catalog, history, excl, labels, gaps) for idx in (train_idx, val_idx, test_idx)
+    ]
     if protocol == RETRIEVAL:
         splits[0].exclusion_indptr = splits[0].exclusion_rows = None
     return _assemble(raw, protocol, spec, catalog_ids, catalog, train_frame["row"].to_numpy(), splits)
@@ -343,6 +378,7 @@ def prepare_user_split(
     validation_fraction: float = 0.1,
     targets_per_user: int = 10,
     seed: int = 0,
+    history_gaps: bool = False,
 ) -> PreparedData:
     """Splits ``raw`` by user, T2Diff's protocol (see the module docstring).
 
@@ -354,11 +390,13 @@ def prepare_user_split(
         validation_fraction: share of the *remaining* users held out for validation.
         targets_per_user: most training examples per training user.
         seed: seeds the user split and the target positions.
+        history_gaps: add the time-gap buckets of the history (``history_gap``).
     """
     if not 0 < test_fraction < 1 or not 0 < validation_fraction < 1:
         raise ValueError(f"fractions must lie in (0, 1); got test {test_fraction}, validation {validation_fraction}")
     if max_history < 1 or targets_per_user < 1:
         raise ValueError(f"max_history and targets_per_user must be >= 1; got {max_history}, {targets_per_user}")
+    _check_gaps(raw, max_history, history_gaps)
     df, catalog_ids = _ordered(raw)
 
     rng = np.random.default_rng(seed)
@@ -385,12 +423,12 @@ def prepare_user_split(
     # training example (target or history window) keeps an untrained row, as the OOV row does
     # here (no training example holds an OOV item); items only held-out users saw map to OOV.
     train_frame = df[df["user"].isin(set(users[role == 0]))]
-    spec = _build_spec(raw, train_frame, max_history)
+    spec = _build_spec(raw, train_frame, max_history, history_gaps)
     # Test users are new users: their id is unknown by construction, so the id feature is dropped.
     spec = FeatureSpec(query=[f for f in spec.query if f.name != spec.user_id], candidate=spec.candidate)
     catalog = _encode_catalog(raw, spec, catalog_ids)
-    history, _ = _histories(df, catalog[spec.item_id], max_history)
-    splits = [_split_from(df, idx, raw, spec, catalog, history, None, False) for idx in rows_by_role]
+    history, _, gaps = _histories(df, catalog[spec.item_id], max_history, history_gaps)
+    splits = [_split_from(df, idx, raw, spec, catalog, history, None, False, gaps) for idx in rows_by_role]
     shares = (1 - test_fraction) * (1 - validation_fraction), (1 - test_fraction) * validation_fraction, test_fraction
     name = f"{raw.name} user split"
     description = f"{raw.description}; T2Diff's user split ({'/'.join(f'{x:.0%}' for x in shares)} users, seed {seed})"

@@ -31,6 +31,8 @@ class RawDataset:
         item_features: names of the categorical columns of ``items``.
         item_multi_features: names of the list-valued columns of ``items``.
         description: one line saying what the data is (and which subset).
+        timestamps_are_times: ``False`` when ``timestamp`` is only a position (order-only data),
+            so time gaps mean nothing.
         extras: anything a generator wants to hand to tests (e.g. the synthetic ground truth).
     """
 
@@ -42,6 +44,7 @@ class RawDataset:
     item_features: list[str]
     item_multi_features: list[str]
     description: str = ""
+    timestamps_are_times: bool = True
     extras: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     @property

@@ -15,7 +15,9 @@ Fallbacks, never errors: an unknown categorical value uses the OOV bucket; an em
 (all ``""``) pools to zero; an unknown ``exclude`` id is ignored; an unknown candidate id is
 scored as the "unknown item" (the candidate tower applied to OOV features). The history feature
 is read in time order, most recent last, with ``""`` padding anywhere; only its last ``max_len``
-real entries are used (as in training).
+real entries are used (as in training). The time-gap feature ``history_gap`` (when the data has
+it) lists one bucket per history entry, aligned with ``history`` (same width, ``""`` where the
+history has ``""``); an unknown bucket uses the OOV row.
 """
 
 from __future__ import annotations
@@ -32,7 +34,8 @@ import numpy as np
 import tensorflow as tf
 
 from tfcs3.data.features import CATEGORICAL, OOV, PAD, SEQUENCE, Feature
-from tfcs3.data.protocols import PreparedData
+from tfcs3.data.protocols import HISTORY, PreparedData
+from tfcs3.data.sequences import HISTORY_GAP
 from tfcs3.evaluation.evaluate import represent
 from tfcs3.retrieval.brute_force import BruteForceIndex
 from tfcs3.retrieval.scann_index import ScannIndex, ScannOptions
@@ -90,8 +93,15 @@ class ServingModule(tf.Module):
         self.query_model = model.query_model
         self.query_features = [spec.feature(n) for n in model.query_feature_names]
         self.max_len = {f.name: f.max_len for f in self.query_features if f.kind == SEQUENCE}
+        for f in self.query_features:
+            if f.kind not in (CATEGORICAL, SEQUENCE) and f.name != HISTORY_GAP:
+                raise ValueError(f"query feature {f.name!r} of kind {f.kind!r} cannot be exported")
+            if f.name == HISTORY_GAP and HISTORY not in self.max_len:
+                raise ValueError(f"query feature {HISTORY_GAP!r} is aligned with {HISTORY!r}, which the model lacks")
         self.tables = {
-            f.name: _vocab_table(f, empty_is_padding=False) for f in self.query_features if f.kind == CATEGORICAL
+            f.name: _vocab_table(f, empty_is_padding=f.name == HISTORY_GAP)
+            for f in self.query_features
+            if f.kind == CATEGORICAL or f.name == HISTORY_GAP
         }
         if self.max_len:
             self.history_table = _vocab_table(spec.feature(spec.item_id), empty_is_padding=True)
@@ -113,7 +123,11 @@ class ServingModule(tf.Module):
         self.item_embeddings = tf.Variable(embeddings, trainable=False, name="item_embeddings")
         self.item_ids = tf.Variable(data.catalog_ids.astype(str), trainable=False, name="item_ids")
         self.score_candidate_lists = model.score_candidates
-        # A learned scorer (FIT's LSS) has variables of its own outside the towers.
+        # A learned scorer (FIT's LSS) has variables of its own outside the towers; one call builds
+        # them in a model that has never run (an untrained export), so that they can be tracked.
+        if hasattr(model, "scorer_variables"):
+            one = {name: values[:1] for name, values in data.train.features.items()}
+            model.score(represent(model.query_model, one), tf.constant(embeddings[:1]))
         self.scorer_variables = list(getattr(model, "scorer_variables", []))
         if index == "brute_force":
             self.index = BruteForceIndex(self.item_embeddings, None if model.is_dot else model.score)
@@ -140,21 +154,37 @@ class ServingModule(tf.Module):
 
     def _encode(self, features: dict[str, tf.Tensor]) -> tf.Tensor:
         encoded = {}
+        orders = {}
         for f in self.query_features:
             raw = features[f.name]
             if f.kind == CATEGORICAL:
                 encoded[f.name] = tf.cast(self.tables[f.name].lookup(raw), tf.int32)
-            else:
+            elif f.kind == SEQUENCE:
                 ids = tf.cast(self.history_table.lookup(raw), tf.int32)
                 # Move padding to the front (stably), so the last columns are the most recent items.
-                order = tf.argsort(tf.cast(ids != PAD, tf.int32), axis=1, stable=True)
-                ids = tf.gather(ids, order, batch_dims=1)
-                width = self.max_len[f.name]
-                padded = tf.concat([tf.zeros([tf.shape(ids)[0], width], tf.int32), ids], axis=1)
-                encoded[f.name] = padded[:, -width:]
+                orders[f.name] = tf.argsort(tf.cast(ids != PAD, tf.int32), axis=1, stable=True)
+                encoded[f.name] = self._last(ids, orders[f.name], self.max_len[f.name])
+        if HISTORY_GAP in self.tables:  # one bucket per history entry: reordered as the history
+            history = features[HISTORY]
+            check = tf.debugging.assert_equal(
+                tf.shape(features[HISTORY_GAP]),
+                tf.shape(history),
+                message=f"{HISTORY_GAP} must give one bucket per {HISTORY} entry (same shape)",
+            )
+            with tf.control_dependencies([check]):
+                gaps = tf.cast(self.tables[HISTORY_GAP].lookup(features[HISTORY_GAP]), tf.int32)
+            gaps = tf.where(tf.equal(history, ""), tf.zeros_like(gaps), gaps)
+            encoded[HISTORY_GAP] = self._last(gaps, orders[HISTORY], self.max_len[HISTORY])
         for (key, feature), table in zip(self.table_keys.items(), self.serving_tables, strict=True):
             encoded[key] = tf.gather(table, encoded[feature])
         return self.query_model(encoded, training=False)
+
+    @staticmethod
+    def _last(ids: tf.Tensor, order: tf.Tensor, width: int) -> tf.Tensor:
+        """``ids`` reordered by ``order`` (padding first), left-padded or cut to ``width``."""
+        ids = tf.gather(ids, order, batch_dims=1)
+        padded = tf.concat([tf.zeros([tf.shape(ids)[0], width], tf.int32), ids], axis=1)
+        return padded[:, -width:]
 
     def _query_embedding(self, features: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
         return {"embedding": self._encode(features)}

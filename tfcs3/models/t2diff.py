@@ -19,6 +19,11 @@ INTERPRETATIONS: the user's categorical features join ``[h_l ; h_s]`` before the
 the YouTubeDNN baseline; the paper's towers read behaviour only); in-batch negatives with logQ
 instead of a full softmax; ablations ``use_diffusion=False`` (the session is encoded without an
 intent token) and ``drift=False`` (the generator diffuses the shifted sequence, not differences).
+
+Time lag (optional; the paper's text has it, its code does not): when the data carries the
+``history_gap`` feature (``load_prepared(..., history_gaps=True)``), each history item entering
+the target attention becomes ``x_j + g[b_j]``, ``b_j`` the log-bucket of the time from ``x_j`` to
+the request and ``g`` a learned table (zero on padding).
 """
 
 from __future__ import annotations
@@ -31,7 +36,7 @@ import tensorflow as tf
 import tf_keras
 
 from tfcs3.data.features import FeatureSpec
-from tfcs3.data.sequences import split_session
+from tfcs3.data.sequences import HISTORY_GAP, split_session
 from tfcs3.layers import MLP, FeatureEmbedding
 from tfcs3.layers.diffusion import DiffusionIntentGenerator
 from tfcs3.layers.mixed_attention import MixedAttention
@@ -44,7 +49,9 @@ class T2DiffUserTower(BehaviourTower):
     """``e_u = MLP([MixedAttention(session, x_hat, history) ; profile])``.
 
     Called on features alone it generates ``x_hat`` with the reverse chain; ``intent=[B, D]``
-    supplies it (training's one-shot estimate).
+    supplies it (training's one-shot estimate). A ``history_gap`` feature among ``features`` (or
+    ``gap_feature``) is not pooled into the profile: its bucket embeddings are added to the history
+    items of the target attention.
 
     Args:
         features, embedding_dim, hidden_units, output_dim, dropout, embeddings_regularizer: as for
@@ -53,6 +60,7 @@ class T2DiffUserTower(BehaviourTower):
         session_length: ``k``.
         generator: the :class:`DiffusionIntentGenerator` (``None``: no intent token).
         num_heads, ffn_units, attention_units: :class:`MixedAttention` sizes.
+        gap_feature: the ``history_gap`` feature's config, when ``features`` leaves it out.
     """
 
     def __init__(
@@ -70,8 +78,11 @@ class T2DiffUserTower(BehaviourTower):
         num_heads: int = 2,
         ffn_units: int = 64,
         attention_units: int = 32,
+        gap_feature: Mapping[str, Any] | None = None,
         **kwargs: Any,
     ):
+        gap_feature = next((f for f in features if f["name"] == HISTORY_GAP), gap_feature)
+        features = [f for f in features if f["name"] != HISTORY_GAP]
         config = dict(
             hidden_units=list(hidden_units),
             output_dim=output_dim,
@@ -80,6 +91,7 @@ class T2DiffUserTower(BehaviourTower):
             num_heads=num_heads,
             ffn_units=ffn_units,
             attention_units=attention_units,
+            gap_feature=None if gap_feature is None else dict(gap_feature),
         )
         kwargs.pop("l2_normalize", None)
         super().__init__(
@@ -89,6 +101,11 @@ class T2DiffUserTower(BehaviourTower):
         self.generator = generator
         self.mixed = MixedAttention(num_heads, ffn_units, attention_units, name="mixed_attention")
         self.mlp = MLP(hidden_units, output_dim, dropout)
+        self.gap_embedding = None
+        if gap_feature is not None:
+            self.feature_names.append(HISTORY_GAP)
+            width = len(self.item_embedding.features) * self.item_embedding.embedding_dim
+            self.gap_embedding = tf_keras.layers.Embedding(int(gap_feature["input_dim"]), width, name="gap_embedding")
 
     def call(
         self, inputs: Mapping[str, tf.Tensor], training: bool | None = None, intent: tf.Tensor | None = None
@@ -98,6 +115,9 @@ class T2DiffUserTower(BehaviourTower):
             intent = self.generator.sample(behaviours, ids)
         session, history = split_session(behaviours, self.session_length)
         session_ids, history_ids = split_session(ids, self.session_length)
+        if self.gap_embedding is not None:
+            _, gaps = split_session(tf.cast(inputs[HISTORY_GAP], tf.int32), self.session_length)
+            history = history + self.gap_embedding(gaps) * tf.cast(gaps != 0, history.dtype)[..., None]
         mixed = self.mixed((session, session_ids, intent, history, history_ids))
         return self.mlp(tf.concat([mixed, self.embed(inputs)], axis=-1), training=training)
 
