@@ -27,6 +27,7 @@ import numpy as np
 
 from tfcs3.data.datasets import load_prepared
 from tfcs3.data.protocols import RETRIEVAL, PreparedData
+from tfcs3.data.sequences import HISTORY_GAP
 from tfcs3.evaluation.evaluate import evaluate
 from tfcs3.evaluation.retrieval import KS
 from tfcs3.models.registry import build_model, is_trainable, load_model, save_model
@@ -81,6 +82,7 @@ def run_experiment(
     started = time.time()
     if data is None:
         data = load_prepared(dataset, protocol, data_dir, max_history, download, seed=seed, history_gaps=history_gaps)
+    history_gaps = HISTORY_GAP in data.spec.names  # what the data holds (also when passed in)
     model = build_model(model_name, data, **hparams)
     result: dict[str, Any] = {
         "model": model_name,

@@ -176,22 +176,23 @@ def test_gap_buckets_are_log2_minutes():
 
 @pytest.mark.parametrize("protocol", ["retrieval", "preranking"])
 def test_history_gaps_are_aligned_with_the_history(protocol):
-    # u1 rates at minutes 0, 1, 3 and 10 (plus a last item); every history slot carries the
-    # bucket of (example time - that item's time), padding stays 0.
+    # u1 rates at minutes 0, 1, 3, 10 and 12; every history slot carries the bucket of
+    # (example time - that item's time), padding stays 0.
     minute = 60
     rows = [("u1", "1", 5, 0), ("u1", "2", 4, 1 * minute), ("u1", "3", 5, 3 * minute), ("u1", "4", 4, 10 * minute),
-            ("u1", "5", 5, 30 * minute), ("u2", "1", 5, 0), ("u2", "2", 5, 5), ("u2", "3", 5, 10)]  # fmt: skip
+            ("u1", "5", 5, 12 * minute), ("u2", "1", 5, 0), ("u2", "2", 5, 5), ("u2", "3", 5, 10)]  # fmt: skip
     data = prepare(_raw(rows), protocol, max_history=3, history_gaps=True)
     spec = data.spec.feature("history_gap")
     assert spec.kind == "multi" and spec.max_len == 3
     for split in (data.train, data.validation, data.test):
         hist, gaps = split.features["history"], split.features["history_gap"]
         np.testing.assert_array_equal(hist == 0, gaps == 0)
-    # The u1 example at minute 30 (its last) has history items 2, 3, 4 at gaps of 29, 27 and 20 minutes.
+    # The u1 example at minute 12 (its last) has history items 2, 3, 4 at gaps of 11, 9 and 2
+    # minutes: buckets 3, 3, 1 (a reversed or shifted window would give 1, 3, 3 or 3, 3, 3).
     k = [i for i, t in enumerate(data.test.target) if data.catalog_ids[t] == "5"]
     assert len(k) == 1  # the last test example in either protocol
     got = spec.vocabulary.raw(data.test.features["history_gap"][k[0]])
-    assert got == [str(int(np.log2(1 + m))) for m in (29, 27, 20)]
+    assert got == ["3", "3", "1"]
     without = prepare(_raw(rows), protocol, max_history=3)
     assert "history_gap" not in without.spec.names and "history_gap" not in without.train.features
 

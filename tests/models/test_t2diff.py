@@ -131,10 +131,15 @@ def test_time_gaps_export_and_reload(with_gaps, tmp_path):
     exported = loaded.signatures["query_embedding"](**{k: tf.constant(raw[k]) for k in names})["embedding"]
     in_process = represent(model.query_model, {k: v[:6] for k, v in with_gaps.test.features.items()})
     np.testing.assert_allclose(exported.numpy(), in_process.numpy(), rtol=1e-4, atol=1e-5)
-    # Padding may sit anywhere in a request: moved to the front together with the history.
-    shuffled = {k: [[""] + row for row in raw[k]] if k in ("history", "history_gap") else raw[k] for k in names}
-    again = loaded.signatures["query_embedding"](**{k: tf.constant(shuffled[k]) for k in names})["embedding"]
-    np.testing.assert_allclose(again.numpy(), exported.numpy(), atol=1e-6)
+    # Padding may sit anywhere in a request and older entries beyond the window are cut: both
+    # lists are reordered and cropped together (rows with a full window, so the extra item is cut).
+    full = [r for r in range(len(with_gaps.test)) if (with_gaps.test.features["history"][r] != 0).all()][:4]
+    raw = raw_requests(with_gaps, names, "test", rows=full)
+    reference = loaded.signatures["query_embedding"](**{k: tf.constant(raw[k]) for k in names})["embedding"]
+    old = {"history": str(with_gaps.spec.item_vocabulary.values[0]), "history_gap": "20"}
+    messy = {k: [[old[k], "", *row[:5], "", *row[5:]] for row in raw[k]] if k in old else raw[k] for k in names}
+    again = loaded.signatures["query_embedding"](**{k: tf.constant(messy[k]) for k in names})["embedding"]
+    np.testing.assert_allclose(again.numpy(), reference.numpy(), atol=1e-6)
     bad = dict({k: tf.constant(raw[k]) for k in names}, history_gap=tf.constant([r[:-1] for r in raw["history_gap"]]))
     with pytest.raises(tf.errors.InvalidArgumentError, match="one bucket per history entry"):
         loaded.signatures["query_embedding"](**bad)

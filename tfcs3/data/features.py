@@ -24,7 +24,9 @@ OOV = 1
 NUM_RESERVED = 2
 
 CATEGORICAL = "categorical"  # one id per example, int32 [batch]
-MULTI = "multi"  # a set of ids per example (genres, attributes), int32 [batch, max_len], 0-padded
+# a set of ids per example (genres, attributes), int32 [batch, max_len], 0-padded; history_gap is
+# the one multi feature aligned position by position with the (left-padded) history
+MULTI = "multi"
 SEQUENCE = "sequence"  # the user's earlier items in time order, int32 [batch, max_len], left-padded
 KINDS = (CATEGORICAL, MULTI, SEQUENCE)
 

@@ -28,7 +28,9 @@ With ``history_gaps=True`` every protocol adds the query feature ``history_gap``
 (:data:`~tfcs3.data.sequences.HISTORY_GAP`, kind ``multi``): for each history position, the
 log-scale bucket (:func:`~tfcs3.data.sequences.gap_buckets`) of the time between that item and
 the example's own timestamp (the moment of the request), aligned with ``history`` (0 where it is
-padding). T2Diff adds it to the history in its target attention; other towers pool it like any
+padding). The last gap thus spans the time from the latest behaviour to the interaction being
+predicted, as a live request would measure it from the latest behaviour to the request. T2Diff
+adds the gaps to the history in its target attention; other towers pool them like any
 multi-valued feature.
 """
 

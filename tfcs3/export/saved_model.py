@@ -154,7 +154,7 @@ class ServingModule(tf.Module):
 
     def _encode(self, features: dict[str, tf.Tensor]) -> tf.Tensor:
         encoded = {}
-        orders = {}
+        orders, padding = {}, {}
         for f in self.query_features:
             raw = features[f.name]
             if f.kind == CATEGORICAL:
@@ -162,18 +162,18 @@ class ServingModule(tf.Module):
             elif f.kind == SEQUENCE:
                 ids = tf.cast(self.history_table.lookup(raw), tf.int32)
                 # Move padding to the front (stably), so the last columns are the most recent items.
-                orders[f.name] = tf.argsort(tf.cast(ids != PAD, tf.int32), axis=1, stable=True)
+                padding[f.name] = tf.equal(ids, PAD)
+                orders[f.name] = tf.argsort(tf.cast(~padding[f.name], tf.int32), axis=1, stable=True)
                 encoded[f.name] = self._last(ids, orders[f.name], self.max_len[f.name])
         if HISTORY_GAP in self.tables:  # one bucket per history entry: reordered as the history
-            history = features[HISTORY]
             check = tf.debugging.assert_equal(
                 tf.shape(features[HISTORY_GAP]),
-                tf.shape(history),
+                tf.shape(features[HISTORY]),
                 message=f"{HISTORY_GAP} must give one bucket per {HISTORY} entry (same shape)",
             )
             with tf.control_dependencies([check]):
                 gaps = tf.cast(self.tables[HISTORY_GAP].lookup(features[HISTORY_GAP]), tf.int32)
-            gaps = tf.where(tf.equal(history, ""), tf.zeros_like(gaps), gaps)
+            gaps = tf.where(padding[HISTORY], tf.zeros_like(gaps), gaps)
             encoded[HISTORY_GAP] = self._last(gaps, orders[HISTORY], self.max_len[HISTORY])
         for (key, feature), table in zip(self.table_keys.items(), self.serving_tables, strict=True):
             encoded[key] = tf.gather(table, encoded[feature])

@@ -105,7 +105,10 @@ class T2DiffUserTower(BehaviourTower):
         if gap_feature is not None:
             self.feature_names.append(HISTORY_GAP)
             width = len(self.item_embedding.features) * self.item_embedding.embedding_dim
-            self.gap_embedding = tf_keras.layers.Embedding(int(gap_feature["input_dim"]), width, name="gap_embedding")
+            reg = tf_keras.regularizers.l2(embeddings_regularizer) if embeddings_regularizer else None
+            self.gap_embedding = tf_keras.layers.Embedding(
+                int(gap_feature["input_dim"]), width, embeddings_regularizer=reg, name="gap_embedding"
+            )
 
     def call(
         self, inputs: Mapping[str, tf.Tensor], training: bool | None = None, intent: tf.Tensor | None = None
