@@ -451,6 +451,7 @@ README_MODELS = {
     "sparcode": "SparCode (YouTubeDNN query encoder)",
     "t2diff-no_diffusion": "T2Diff without diffusion (mixed attention only)",
     "t2diff": "T2Diff (diffusion next intent + mixed attention)",
+    "t2diff-time_lag": "T2Diff with the optional time lag",
 }
 
 
