@@ -19,7 +19,11 @@ def test_lookup_lists_pads_and_truncates():
 
 def test_spec_json_round_trip():
     spec = FeatureSpec(
-        query=[Feature("user_id", "categorical", Vocabulary(["1", "2"])), Feature("history", "sequence", max_len=5)],
+        query=[
+            Feature("user_id", "categorical", Vocabulary(["1", "2"])),
+            Feature("history", "sequence", max_len=5),
+            Feature("gaps", "multi", Vocabulary(["0", "1"]), 5, aligned_with="history"),
+        ],
         candidate=[
             Feature("item_id", "categorical", Vocabulary(["9"])),
             Feature("genres", "multi", Vocabulary(["g"]), 3),
@@ -28,6 +32,7 @@ def test_spec_json_round_trip():
     again = FeatureSpec.from_json(spec.to_json())
     assert again.to_json() == spec.to_json()
     assert again.feature("genres").max_len == 3
+    assert again.feature("gaps").aligned_with == "history" and again.feature("genres").aligned_with is None
     assert again.item_vocabulary.values == ["9"]
 
 
@@ -39,3 +44,18 @@ def test_spec_rejects_duplicates_and_bad_kinds():
         Feature("x", "dense", v)
     with pytest.raises(ValueError, match="vocabulary"):
         Feature("x", "categorical", None)
+
+
+def test_aligned_features_must_match_a_query_sequence():
+    v = Vocabulary(["a"])
+    items = [Feature("item_id", "categorical", v)]
+    history = Feature("history", "sequence", max_len=4)
+    with pytest.raises(ValueError, match="only a multi feature"):
+        Feature("x", "categorical", v, aligned_with="history")
+    for query, candidate in [
+        ([history, Feature("x", "multi", v, 3, aligned_with="history")], items),  # wrong length
+        ([history, Feature("x", "multi", v, 4, aligned_with="session")], items),  # no such sequence
+        ([history], [*items, Feature("x", "multi", v, 4, aligned_with="history")]),  # candidate side
+    ]:
+        with pytest.raises(ValueError, match="'x' is aligned with"):
+            FeatureSpec(query=query, candidate=candidate)

@@ -99,3 +99,14 @@ def test_bad_arguments_are_clear_errors(synthetic_retrieval):
         TwoTowerModel(spec, item_probability=np.ones(3))
     with pytest.raises(ValueError, match="temperature"):
         TwoTowerModel(spec, temperature=0)
+
+
+def test_dssm_drops_the_sequences_and_what_is_aligned_with_them(synthetic_raw):
+    from tfcs3.data import prepare
+
+    data = prepare(synthetic_raw, "retrieval", max_history=5, history_gaps=True)
+    assert data.spec.feature("history_gap").aligned_with == "history"
+    dssm = build_model("dssm", data, **SMALL)
+    assert {"history", "history_gap"}.isdisjoint(dssm.query_feature_names)
+    youtube = build_model("youtubednn", data, **SMALL)
+    assert {"history", "history_gap"} <= set(youtube.query_feature_names)

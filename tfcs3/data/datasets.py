@@ -28,7 +28,7 @@ from tfcs3.data.protocols import DATA_PROTOCOLS, RETRIEVAL, USER_SPLIT, Prepared
 from tfcs3.data.raw import DataFormatError, RawDataset
 from tfcs3.data.synthetic import generate_synthetic
 
-PREPARE_VERSION = 2
+PREPARE_VERSION = 3  # bump when PreparedData changes (3: Feature.aligned_with)
 
 # name -> (folder, files that identify it (any one suffices), loader)
 _REGISTRY: dict[str, tuple[str, tuple[str, ...], Callable[[Path], RawDataset]]] = {

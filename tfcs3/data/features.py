@@ -84,18 +84,24 @@ class Feature:
         vocabulary: the raw values seen in training (``None`` for a sequence feature, which shares
             the item-id vocabulary).
         max_len: width of ``multi`` and ``sequence`` features (1 for categorical).
+        aligned_with: for a ``multi`` feature that describes a sequence feature entry by entry (the
+            history's time gaps), that sequence's name: position ``t`` belongs to the sequence's
+            entry ``t``, so whatever reorders, crops or drops the sequence does the same to it.
     """
 
     name: str
     kind: str
     vocabulary: Vocabulary | None = None
     max_len: int = 1
+    aligned_with: str | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
             raise ValueError(f"Feature {self.name!r}: kind must be one of {KINDS}, got {self.kind!r}")
         if self.kind != SEQUENCE and self.vocabulary is None:
             raise ValueError(f"Feature {self.name!r} of kind {self.kind!r} needs a vocabulary")
+        if self.aligned_with is not None and self.kind != MULTI:
+            raise ValueError(f"Feature {self.name!r}: only a multi feature can be aligned with a sequence")
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -103,12 +109,19 @@ class Feature:
             "kind": self.kind,
             "max_len": self.max_len,
             "vocabulary": None if self.vocabulary is None else self.vocabulary.values,
+            "aligned_with": self.aligned_with,
         }
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Feature:
         vocab = None if d["vocabulary"] is None else Vocabulary(d["vocabulary"])
-        return cls(name=d["name"], kind=d["kind"], vocabulary=vocab, max_len=int(d["max_len"]))
+        return cls(
+            name=d["name"],
+            kind=d["kind"],
+            vocabulary=vocab,
+            max_len=int(d["max_len"]),
+            aligned_with=d.get("aligned_with"),
+        )
 
 
 @dataclasses.dataclass
@@ -137,6 +150,15 @@ class FeatureSpec:
             raise ValueError(f"FeatureSpec: feature names used twice: {sorted(dupes)}")
         if self.item_id not in {f.name for f in self.candidate}:
             raise ValueError(f"FeatureSpec: item id feature {self.item_id!r} is not a candidate feature")
+        sequences = {f.name: f.max_len for f in self.query if f.kind == SEQUENCE}
+        for side, features in (("query", self.query), ("candidate", self.candidate)):
+            for f in features:
+                if f.aligned_with is None or (side == "query" and sequences.get(f.aligned_with) == f.max_len):
+                    continue
+                raise ValueError(
+                    f"FeatureSpec: {side} feature {f.name!r} is aligned with {f.aligned_with!r}, which must be a "
+                    f"query sequence feature of the same length {f.max_len} (query sequences: {sequences})"
+                )
 
     @property
     def item_vocabulary(self) -> Vocabulary:

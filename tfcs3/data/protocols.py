@@ -174,7 +174,7 @@ def _build_spec(raw: RawDataset, train: pd.DataFrame, max_history: int, history_
         query.append(Feature(HISTORY, SEQUENCE, None, max_len=max_history))
         if history_gaps:
             buckets = Vocabulary(str(b) for b in range(GAP_BUCKETS))
-            query.append(Feature(HISTORY_GAP, MULTI, buckets, max_len=max_history))
+            query.append(Feature(HISTORY_GAP, MULTI, buckets, max_len=max_history, aligned_with=HISTORY))
     candidate = [Feature("item_id", CATEGORICAL, Vocabulary(train_items.index))]
     candidate += [Feature(c, CATEGORICAL, Vocabulary(train_items[c])) for c in raw.item_features]
     for c in raw.item_multi_features:
@@ -208,23 +208,26 @@ def _histories(
     """
     users = frame["user"].to_numpy()
     rows = frame["row"].to_numpy()
-    times = frame["timestamp"].to_numpy().astype(np.int64)
-    out = np.zeros((len(frame), max_len), dtype=np.int32)
-    gap_out = np.zeros((len(frame), max_len), dtype=np.int32) if gaps else None
+    # The frame row of each history entry (-1 on padding), then everything is gathered through it.
+    source = np.full((len(frame), max_len), -1, dtype=np.int32)
     earlier: list[np.ndarray] = []
     boundaries = np.flatnonzero(np.r_[True, users[1:] != users[:-1], True])
     for start, end in zip(boundaries[:-1], boundaries[1:], strict=True):
         user_rows = rows[start:end]
-        encoded = item_index[user_rows]
-        for k in range(end - start):
-            earlier.append(user_rows[:k])
-            if max_len:
-                hist = encoded[max(0, k - max_len) : k]
-                if len(hist):
-                    out[start + k, max_len - len(hist) :] = hist
-                    if gap_out is not None:
-                        user_times = times[start + max(0, k - max_len) : start + k]
-                        gap_out[start + k, max_len - len(hist) :] = 2 + gap_buckets(times[start + k] - user_times)
+        for i in range(start, end):
+            earlier.append(user_rows[: i - start])
+            first = max(start, i - max_len)
+            if i > first:
+                source[i, max_len - (i - first) :] = np.arange(first, i)
+    real = source >= 0
+    out = np.zeros((len(frame), max_len), dtype=np.int32)
+    out[real] = item_index[rows[source[real]]]
+    gap_out = None
+    if gaps:
+        times = frame["timestamp"].to_numpy().astype(np.int64)
+        request = np.broadcast_to(times[:, None], source.shape)
+        gap_out = np.zeros((len(frame), max_len), dtype=np.int32)
+        gap_out[real] = 2 + gap_buckets(request[real] - times[source[real]])
     return out, earlier, gap_out
 
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
+
 from tfcs3.data.features import PAD, SEQUENCE
 from tfcs3.data.protocols import HISTORY, PreparedData
-from tfcs3.data.sequences import HISTORY_GAP
 
 
 def raw_requests(
@@ -22,8 +23,9 @@ def raw_requests(
     as ``"<oov>"``, which the export also maps to the OOV bucket). A sequence feature lists the
     user's earlier item ids in time order (for retrieval splits all of them; for pre-ranking
     splits the encoded history, unseen items as ``"<oov>"``). With ``exclude_earlier`` an
-    ``exclude`` entry lists them too. With the time-gap feature (``history_gap``) the history is
-    the encoded one in every split, and ``history_gap`` lists the bucket of each of its entries.
+    ``exclude`` entry lists them too. A sequence that another requested feature is aligned with
+    (the time gaps ``history_gap``) is the encoded window in every split, and the aligned feature
+    lists its value for each of the window's entries.
     Lists are right-padded with ``""`` to a common width.
 
     Args:
@@ -35,17 +37,12 @@ def raw_requests(
     """
     part = data.split(split)
     rows = list(range(len(part)) if rows is None else rows)
-    gaps = HISTORY_GAP in feature_names
-    real: list = []  # per row, the non-padding positions of the encoded history
-    encoded_history: list[list[str]] = []
-    if HISTORY in part.features and (gaps or part.exclusion_indptr is None):
-        vocab = data.spec.item_vocabulary
-        real = [part.features[HISTORY][r] != PAD for r in rows]
-        encoded_history = [vocab.raw(part.features[HISTORY][r][m]) for r, m in zip(rows, real, strict=True)]
+    # A sequence that another feature is aligned with goes out as its encoded window.
+    aligned = {data.spec.feature(n).aligned_with for n in feature_names} - {None}
     if part.exclusion_indptr is not None:
         earlier = [data.catalog_ids[part.exclusions(r)].tolist() for r in rows]
     elif HISTORY in part.features:  # pre-ranking: the encoded history is all a split keeps of earlier items
-        earlier = encoded_history
+        earlier = _encoded(data, part.features[HISTORY], rows)[1]
     else:
         raise ValueError(f"split {split!r} carries no earlier items to build a history from")
     out: dict[str, list] = {}
@@ -53,11 +50,11 @@ def raw_requests(
     for name in feature_names:
         feature = data.spec.feature(name)
         if feature.kind == SEQUENCE:
-            # Aligned with history_gap, the history is the encoded window (unseen items "<oov>").
-            out[name] = [list(e) for e in (encoded_history if gaps else earlier)]
+            out[name] = _encoded(data, part.features[name], rows)[1] if name in aligned else [list(e) for e in earlier]
             lists.append(name)
-        elif name == HISTORY_GAP:
+        elif feature.aligned_with:
             assert feature.vocabulary is not None
+            real, _ = _encoded(data, part.features[feature.aligned_with], rows)
             out[name] = [feature.vocabulary.raw(part.features[name][r][m]) for r, m in zip(rows, real, strict=True)]
             lists.append(name)
         elif feature.kind == "categorical":
@@ -72,3 +69,11 @@ def raw_requests(
         width = max(1, max((len(v) for v in out[name]), default=1))
         out[name] = [v + [""] * (width - len(v)) for v in out[name]]
     return out
+
+
+def _encoded(data: PreparedData, sequence: np.ndarray, rows: list[int]) -> tuple[list[np.ndarray], list[list[str]]]:
+    """Per row of an encoded (left-padded) sequence: its real positions and their raw item ids
+    (items unseen in training as ``"<oov>"``)."""
+    vocab = data.spec.item_vocabulary
+    real = [sequence[r] != PAD for r in rows]
+    return real, [list(vocab.raw(sequence[r][m])) for r, m in zip(rows, real, strict=True)]

@@ -15,9 +15,9 @@ Fallbacks, never errors: an unknown categorical value uses the OOV bucket; an em
 (all ``""``) pools to zero; an unknown ``exclude`` id is ignored; an unknown candidate id is
 scored as the "unknown item" (the candidate tower applied to OOV features). The history feature
 is read in time order, most recent last, with ``""`` padding anywhere; only its last ``max_len``
-real entries are used (as in training). The time-gap feature ``history_gap`` (when the data has
-it) lists one bucket per history entry, aligned with ``history`` (same width, ``""`` where the
-history has ``""``); an unknown bucket uses the OOV row.
+real entries are used (as in training). A feature aligned with the history (the time-gap feature
+``history_gap``, when the data has it) lists one value per history entry (same width, ``""`` where
+the history has ``""``) and is reordered and cropped with it; an unknown value uses the OOV row.
 """
 
 from __future__ import annotations
@@ -34,8 +34,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfcs3.data.features import CATEGORICAL, OOV, PAD, SEQUENCE, Feature
-from tfcs3.data.protocols import HISTORY, PreparedData
-from tfcs3.data.sequences import HISTORY_GAP
+from tfcs3.data.protocols import PreparedData
 from tfcs3.evaluation.evaluate import represent
 from tfcs3.retrieval.brute_force import BruteForceIndex
 from tfcs3.retrieval.scann_index import ScannIndex, ScannOptions
@@ -93,15 +92,16 @@ class ServingModule(tf.Module):
         self.query_model = model.query_model
         self.query_features = [spec.feature(n) for n in model.query_feature_names]
         self.max_len = {f.name: f.max_len for f in self.query_features if f.kind == SEQUENCE}
+        self.aligned = [f for f in self.query_features if f.aligned_with]
         for f in self.query_features:
-            if f.kind not in (CATEGORICAL, SEQUENCE) and f.name != HISTORY_GAP:
+            if f.kind not in (CATEGORICAL, SEQUENCE) and not f.aligned_with:
                 raise ValueError(f"query feature {f.name!r} of kind {f.kind!r} cannot be exported")
-            if f.name == HISTORY_GAP and HISTORY not in self.max_len:
-                raise ValueError(f"query feature {HISTORY_GAP!r} is aligned with {HISTORY!r}, which the model lacks")
+            if f.aligned_with and f.aligned_with not in self.max_len:
+                raise ValueError(f"query feature {f.name!r} is aligned with {f.aligned_with!r}, which the model lacks")
         self.tables = {
-            f.name: _vocab_table(f, empty_is_padding=f.name == HISTORY_GAP)
+            f.name: _vocab_table(f, empty_is_padding=bool(f.aligned_with))
             for f in self.query_features
-            if f.kind == CATEGORICAL or f.name == HISTORY_GAP
+            if f.kind == CATEGORICAL or f.aligned_with
         }
         if self.max_len:
             self.history_table = _vocab_table(spec.feature(spec.item_id), empty_is_padding=True)
@@ -165,16 +165,17 @@ class ServingModule(tf.Module):
                 padding[f.name] = tf.equal(ids, PAD)
                 orders[f.name] = tf.argsort(tf.cast(~padding[f.name], tf.int32), axis=1, stable=True)
                 encoded[f.name] = self._last(ids, orders[f.name], self.max_len[f.name])
-        if HISTORY_GAP in self.tables:  # one bucket per history entry: reordered as the history
+        for f in self.aligned:  # one value per sequence entry: reordered and cropped as the sequence
+            seq = f.aligned_with
             check = tf.debugging.assert_equal(
-                tf.shape(features[HISTORY_GAP]),
-                tf.shape(features[HISTORY]),
-                message=f"{HISTORY_GAP} must give one bucket per {HISTORY} entry (same shape)",
+                tf.shape(features[f.name]),
+                tf.shape(features[seq]),
+                message=f"{f.name} must give one value per {seq} entry (same shape)",
             )
             with tf.control_dependencies([check]):
-                gaps = tf.cast(self.tables[HISTORY_GAP].lookup(features[HISTORY_GAP]), tf.int32)
-            gaps = tf.where(padding[HISTORY], tf.zeros_like(gaps), gaps)
-            encoded[HISTORY_GAP] = self._last(gaps, orders[HISTORY], self.max_len[HISTORY])
+                values = tf.cast(self.tables[f.name].lookup(features[f.name]), tf.int32)
+            values = tf.where(padding[seq], tf.zeros_like(values), values)
+            encoded[f.name] = self._last(values, orders[seq], self.max_len[seq])
         for (key, feature), table in zip(self.table_keys.items(), self.serving_tables, strict=True):
             encoded[key] = tf.gather(table, encoded[feature])
         return self.query_model(encoded, training=False)

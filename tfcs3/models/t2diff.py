@@ -36,7 +36,7 @@ import tensorflow as tf
 import tf_keras
 
 from tfcs3.data.features import FeatureSpec
-from tfcs3.data.sequences import HISTORY_GAP, split_session
+from tfcs3.data.sequences import split_session
 from tfcs3.layers import MLP, FeatureEmbedding
 from tfcs3.layers.diffusion import DiffusionIntentGenerator
 from tfcs3.layers.mixed_attention import MixedAttention
@@ -49,9 +49,10 @@ class T2DiffUserTower(BehaviourTower):
     """``e_u = MLP([MixedAttention(session, x_hat, history) ; profile])``.
 
     Called on features alone it generates ``x_hat`` with the reverse chain; ``intent=[B, D]``
-    supplies it (training's one-shot estimate). A ``history_gap`` feature among ``features`` (or
-    ``gap_feature``) is not pooled into the profile: its bucket embeddings are added to the history
-    items of the target attention.
+    supplies it (training's one-shot estimate). A feature aligned with the history (``aligned_with``
+    in its config: the time gaps ``history_gap``), among ``features`` or given as ``gap_feature``,
+    is not pooled into the profile: its embeddings are added to the history items of the target
+    attention, position by position.
 
     Args:
         features, embedding_dim, hidden_units, output_dim, dropout, embeddings_regularizer: as for
@@ -60,7 +61,7 @@ class T2DiffUserTower(BehaviourTower):
         session_length: ``k``.
         generator: the :class:`DiffusionIntentGenerator` (``None``: no intent token).
         num_heads, ffn_units, attention_units: :class:`MixedAttention` sizes.
-        gap_feature: the ``history_gap`` feature's config, when ``features`` leaves it out.
+        gap_feature: that aligned feature's config, when ``features`` leaves it out.
     """
 
     def __init__(
@@ -81,8 +82,11 @@ class T2DiffUserTower(BehaviourTower):
         gap_feature: Mapping[str, Any] | None = None,
         **kwargs: Any,
     ):
-        gap_feature = next((f for f in features if f["name"] == HISTORY_GAP), gap_feature)
-        features = [f for f in features if f["name"] != HISTORY_GAP]
+        aligned = [f for f in features if f.get("aligned_with")]
+        if len(aligned) > 1:
+            raise ValueError(f"T2Diff reads one feature aligned with its history, got {[f['name'] for f in aligned]}")
+        gap_feature = aligned[0] if aligned else gap_feature
+        features = [f for f in features if not f.get("aligned_with")]
         config = dict(
             hidden_units=list(hidden_units),
             output_dim=output_dim,
@@ -102,8 +106,9 @@ class T2DiffUserTower(BehaviourTower):
         self.mixed = MixedAttention(num_heads, ffn_units, attention_units, name="mixed_attention")
         self.mlp = MLP(hidden_units, output_dim, dropout)
         self.gap_embedding = None
+        self.gap_name = None if gap_feature is None else gap_feature["name"]
         if gap_feature is not None:
-            self.feature_names.append(HISTORY_GAP)
+            self.feature_names.append(self.gap_name)
             width = len(self.item_embedding.features) * self.item_embedding.embedding_dim
             reg = tf_keras.regularizers.l2(embeddings_regularizer) if embeddings_regularizer else None
             self.gap_embedding = tf_keras.layers.Embedding(
@@ -119,7 +124,7 @@ class T2DiffUserTower(BehaviourTower):
         session, history = split_session(behaviours, self.session_length)
         session_ids, history_ids = split_session(ids, self.session_length)
         if self.gap_embedding is not None:
-            _, gaps = split_session(tf.cast(inputs[HISTORY_GAP], tf.int32), self.session_length)
+            _, gaps = split_session(tf.cast(inputs[self.gap_name], tf.int32), self.session_length)
             history = history + self.gap_embedding(gaps) * tf.cast(gaps != 0, history.dtype)[..., None]
         mixed = self.mixed((session, session_ids, intent, history, history_ids))
         return self.mlp(tf.concat([mixed, self.embed(inputs)], axis=-1), training=training)

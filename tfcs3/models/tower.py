@@ -58,16 +58,17 @@ MEMORY_KINDS = {"cross_tower": CrossTowerMemory, "cascade": CascadeMemory}
 def feature_configs(features: Sequence[Feature], item_vocab_size: int) -> list[dict[str, Any]]:
     """Embedding configs for :class:`FeatureEmbedding`.
 
-    A sequence feature holds item ids, so its table has ``item_vocab_size`` rows.
+    A sequence feature holds item ids, so its table has ``item_vocab_size`` rows. A feature aligned
+    with a sequence (:attr:`Feature.aligned_with`) keeps that sequence's name under ``aligned_with``.
     """
-    return [
-        {
-            "name": f.name,
-            "kind": f.kind,
-            "input_dim": item_vocab_size if f.vocabulary is None else len(f.vocabulary),
-        }
-        for f in features
-    ]
+    configs = []
+    for f in features:
+        config = {"name": f.name, "kind": f.kind}
+        config["input_dim"] = item_vocab_size if f.vocabulary is None else len(f.vocabulary)
+        if f.aligned_with is not None:
+            config["aligned_with"] = f.aligned_with
+        configs.append(config)
+    return configs
 
 
 class FeatureTower(tf_keras.Model):

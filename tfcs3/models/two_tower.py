@@ -25,7 +25,6 @@ import tf_keras
 
 from tfcs3.data.features import SEQUENCE, FeatureSpec
 from tfcs3.data.pipeline import LABEL
-from tfcs3.data.sequences import HISTORY_GAP
 from tfcs3.models.tower import Tower, feature_configs
 
 TOWERS = ("dssm", "youtubednn")
@@ -97,9 +96,8 @@ class TwoTowerModel(tfrs.Model):
             embeddings_regularizer=float(embeddings_regularizer),
         )
         n_items = len(spec.item_vocabulary)
-        # DSSM reads no history, so neither the history nor its time gaps.
-        history = {f.name for f in spec.query if f.kind == SEQUENCE or f.name == HISTORY_GAP}
-        query_features = [f for f in spec.query if tower == "youtubednn" or f.name not in history]
+        # DSSM reads no history, so neither the sequences nor the features aligned with them.
+        query_features = [f for f in spec.query if tower == "youtubednn" or (f.kind != SEQUENCE and not f.aligned_with)]
         tower_args = dict(
             embedding_dim=embedding_dim,
             hidden_units=hidden_units,
