@@ -50,6 +50,11 @@ flags.DEFINE_integer("epochs", 30, "Most epochs per run.")
 flags.DEFINE_integer("patience", 3, "Early-stopping patience (epochs).")
 flags.DEFINE_integer("batch_size", 512, "Training batch size.")
 flags.DEFINE_string("data_dir", None, "Data folder (default $TFCS3_DATA_DIR).")
+flags.DEFINE_integer(
+    "verbose",
+    2,
+    "Keras verbosity of each run: 0 silent, 1 progress bar, 2 one line per epoch (loss, val metric).",
+)
 flags.DEFINE_integer("max_settings", 4, "Most hyperparameter settings per model (<= 4 by the protocol).")
 flags.DEFINE_integer(
     "validation_sample",
@@ -195,7 +200,7 @@ def _run_one(model: str, dataset: str, protocol: str, seed: int, setting: dict[s
         learning_rate=training.get("learning_rate", 3e-3),
         hparams={**hparams, **fixed},
         data=data,
-        verbose=0,
+        verbose=FLAGS.verbose,
         ks=sorted({*KS, *USER_SPLIT_KS}) if protocol == USER_SPLIT else KS,
         validation_sample=FLAGS.validation_sample,
         **DATA_OPTIONS.get(model, {}),
