@@ -148,6 +148,16 @@ def backbone_setting(backbone: str, dataset: str, protocol: str) -> dict[str, An
     )
 
 
+def _selected_setting(backbone: str, dataset: str, protocol: str) -> dict[str, Any]:
+    """The backbone's selected setting; a mechanism whose grid holds one setting selects it
+    whether or not it has run (so its ablations need not wait for it)."""
+    if backbone in MECHANISMS:
+        grid = grid_for(backbone, dataset, protocol)
+        if len(grid) == 1:
+            return dict(grid[0])
+    return backbone_setting(backbone, dataset, protocol)
+
+
 def grid_for(model: str, dataset: str, protocol: str) -> list[dict[str, Any]]:
     if protocol == USER_SPLIT and len(GRIDS.get(model, [])) > 1:
         return [backbone_setting(model, dataset, RETRIEVAL)]
@@ -160,7 +170,7 @@ def grid_for(model: str, dataset: str, protocol: str) -> list[dict[str, Any]]:
             # known positives are dropped as in-batch negatives (tfcs3.models.cs3).
             own = [{}, {"drop_known_positives": False}]
         from_retrieval = protocol == USER_SPLIT and backbone in GRIDS
-        base = backbone_setting(backbone, dataset, RETRIEVAL if from_retrieval else protocol)
+        base = _selected_setting(backbone, dataset, RETRIEVAL if from_retrieval else protocol)
         return [{**base, **values} for values in own]
     return GRIDS.get(model, [{}])
 
