@@ -347,7 +347,8 @@ def t2diff_tables() -> str:
     split beside the paper's figures; then the query latency with T = 50 / 10."""
     runs = _selected_runs()
     out = []
-    for dataset in sorted({d for (m, d, p) in runs if m == "t2diff" and p == "retrieval"}):
+    variants = {m for m, _ in T2DIFF_ROWS}
+    for dataset in sorted({d for (m, d, p) in runs if m in variants and p == "retrieval"}):
         out.append(f"#### {dataset} — retrieval (leave-last-out)\n")
         cols = ["ndcg@10", "recall@10", "mrr@10", "recall@50"]
         out += _comparison_table(runs, dataset, "retrieval", T2DIFF_ROWS, cols, "youtubednn")
