@@ -134,7 +134,13 @@ POST_RUN: dict[str, Any] = {}
 
 
 def backbone_setting(backbone: str, dataset: str, protocol: str) -> dict[str, Any]:
-    """The setting selected for ``backbone`` on (dataset, protocol) in any result file."""
+    """The setting selected for ``backbone`` on (dataset, protocol) in any result file. A mechanism
+    whose grid holds one setting selects it whether or not it has run (so its ablations need not
+    wait for it)."""
+    if backbone in MECHANISMS:
+        grid = grid_for(backbone, dataset, protocol)
+        if len(grid) == 1:
+            return dict(grid[0])
     for path in sorted(RESULTS_DIR.glob("*.json")):
         for run in json.loads(path.read_text()).get("runs", []):
             if run.get("selected") and (run["model"], run["dataset_arg"], run["protocol"]) == (
@@ -146,16 +152,6 @@ def backbone_setting(backbone: str, dataset: str, protocol: str) -> dict[str, An
     raise ValueError(
         f"no selected {backbone} run for {dataset}/{protocol} in {RESULTS_DIR}: benchmark the backbone first"
     )
-
-
-def _selected_setting(backbone: str, dataset: str, protocol: str) -> dict[str, Any]:
-    """The backbone's selected setting; a mechanism whose grid holds one setting selects it
-    whether or not it has run (so its ablations need not wait for it)."""
-    if backbone in MECHANISMS:
-        grid = grid_for(backbone, dataset, protocol)
-        if len(grid) == 1:
-            return dict(grid[0])
-    return backbone_setting(backbone, dataset, protocol)
 
 
 def grid_for(model: str, dataset: str, protocol: str) -> list[dict[str, Any]]:
@@ -170,7 +166,7 @@ def grid_for(model: str, dataset: str, protocol: str) -> list[dict[str, Any]]:
             # known positives are dropped as in-batch negatives (tfcs3.models.cs3).
             own = [{}, {"drop_known_positives": False}]
         from_retrieval = protocol == USER_SPLIT and backbone in GRIDS
-        base = _selected_setting(backbone, dataset, RETRIEVAL if from_retrieval else protocol)
+        base = backbone_setting(backbone, dataset, RETRIEVAL if from_retrieval else protocol)
         return [{**base, **values} for values in own]
     return GRIDS.get(model, [{}])
 

@@ -353,7 +353,7 @@ def t2diff_tables() -> str:
         cols = ["ndcg@10", "recall@10", "mrr@10", "recall@50"]
         out += _comparison_table(runs, dataset, "retrieval", T2DIFF_ROWS, cols, "youtubednn")
         out.append("")
-    for dataset in sorted({d for (m, d, p) in runs if m == "t2diff" and p == "user_split"}):
+    for dataset in sorted({d for (m, d, p) in runs if m in variants and p == "user_split"}):
         out.append(f"#### {dataset} — T2Diff's protocol (held-out users, one random target each)\n")
         cols = ["recall@20", "recall@2", "mrr@2", "mrr@20", "ndcg@10"]
         out += _comparison_table(runs, dataset, "user_split", T2DIFF_ROWS, cols, "youtubednn")
