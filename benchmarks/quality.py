@@ -6,9 +6,11 @@ Protocol (DESIGN.md, "Benchmark budget"):
   * the kept setting is then trained with every seed; test metrics are reported as mean +- std;
   * early stopping on validation, patience 3, at most 30 epochs.
 
-Every finished run is appended to ``benchmarks/results/<name>.json`` at once (a crash loses at
-most the run in flight, and a re-run skips what is already there), then ``BENCHMARKS.md`` is
-regenerated from all result files.
+Every finished run is appended to ``benchmarks/results/<name>.json`` at once (a re-run skips what
+is already there), then ``BENCHMARKS.md`` is regenerated from all result files. The run in flight
+keeps its training state under ``--resume_root`` at every epoch end: the same command run again
+after a crash or a lost session continues it after its last finished epoch (the stored run then
+lists ``resumed_at``).
 
 Example (the baseline rows of BENCHMARKS.md):
 
@@ -18,8 +20,10 @@ Example (the baseline rows of BENCHMARKS.md):
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -61,6 +65,12 @@ flags.DEFINE_integer(
     None,
     "Judge epochs (early stopping) on this many random validation examples; selection between "
     "settings and the reported validation metrics still use the whole split.",
+)
+flags.DEFINE_string(
+    "resume_root",
+    os.environ.get("TFCS3_RESUME_DIR", str(Path.home() / ".cache" / "tfcs3" / "resume")),
+    "Where runs in flight keep their training state, one folder per run (default $TFCS3_RESUME_DIR "
+    "or ~/.cache/tfcs3/resume); a folder is deleted once its run is stored.",
 )
 
 # Hyperparameter grids (at most 4 settings). Keys learning_rate/batch_size go to training, the
@@ -191,7 +201,13 @@ def _save(path: Path, results: dict[str, Any]) -> None:
     os.replace(tmp, path)
 
 
-def _run_one(model: str, dataset: str, protocol: str, seed: int, setting: dict[str, Any], data) -> dict[str, Any]:
+def _resume_dir(key: str) -> Path:
+    return Path(FLAGS.resume_root) / f"{FLAGS.name}-{hashlib.sha1(key.encode()).hexdigest()[:16]}"
+
+
+def _run_one(
+    model: str, dataset: str, protocol: str, seed: int, setting: dict[str, Any], data, resume_dir: Path
+) -> dict[str, Any]:
     training = {k: v for k, v in setting.items() if k in TRAINING_KEYS}
     hparams = {k: v for k, v in setting.items() if k not in TRAINING_KEYS}
     registered, fixed = VARIANTS.get(model, (model, {}))
@@ -209,12 +225,15 @@ def _run_one(model: str, dataset: str, protocol: str, seed: int, setting: dict[s
         verbose=FLAGS.verbose,
         ks=sorted({*KS, *USER_SPLIT_KS}) if protocol == USER_SPLIT else KS,
         validation_sample=FLAGS.validation_sample,
+        resume_dir=resume_dir,
         **DATA_OPTIONS.get(model, {}),
     )
     fit = result.get("fit", {})
     extra = {"registered_model": registered, "fixed_hparams": fixed} if model in VARIANTS else {}
     if model in DATA_OPTIONS:
         extra["data_options"] = DATA_OPTIONS[model]
+    if fit.get("resumed_at"):
+        extra["resumed_at"] = fit["resumed_at"]
     if registered in POST_RUN:
         extra.update(POST_RUN[registered](result["_model"], data))
     ranker = getattr(result["_model"], "ranker_report", None)
@@ -260,10 +279,12 @@ def _run_or_reuse(
             r["selected"] = r.get("selected", False) or selected
             return r
     started = time.time()
-    r = _run_one(model, dataset, protocol, seed, setting, data)
+    resume_dir = _resume_dir(_key(probe))
+    r = _run_one(model, dataset, protocol, seed, setting, data, resume_dir)
     r["selected"] = selected
     results["runs"].append(r)
     _save(path, results)
+    shutil.rmtree(resume_dir, ignore_errors=True)
     metric = r["selection_metric"]
     print(
         f"[{time.strftime('%H:%M:%S')}] {dataset}/{protocol}/{model} seed={seed} {setting}: "

@@ -1,4 +1,5 @@
 import dataclasses
+import json
 
 import numpy as np
 import pytest
@@ -45,3 +46,79 @@ def test_validation_sample_refuses_a_single_class_sample_in_preranking(synthetic
     data = dataclasses.replace(synthetic_preranking, validation=one_class)
     with pytest.raises(ValueError, match="one label class"):
         ValidationEarlyStopping(data, sample=10)
+
+
+def _weights_equal(a, b):
+    return len(a) == len(b) and all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))
+
+
+def test_an_interrupted_run_resumes_after_its_last_finished_epoch(synthetic_retrieval, tmp_path):
+    data = synthetic_retrieval
+    resume = tmp_path / "resume"
+
+    class Interrupt(Exception):
+        pass
+
+    class StopAfter(ValidationEarlyStopping):
+        """Raises (a killed process) at the end of epoch 2, after the state was written."""
+
+    first = build_model("youtubednn", data, embedding_dim=16)
+    stopper_end = []
+
+    import tf_keras
+
+    class Kill(tf_keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            if epoch == 1:
+                stopper_end.append([w.copy() for w in self.model.get_weights()])
+                raise Interrupt
+
+    # The kill comes after the state is written: train's callbacks run before this one.
+    original_fit = first.fit
+
+    def fit_then_kill(*args, callbacks=(), **kwargs):
+        return original_fit(*args, callbacks=[*callbacks, Kill()], **kwargs)
+
+    first.fit = fit_then_kill
+    with pytest.raises(Interrupt):
+        train(first, data, epochs=6, batch_size=128, seed=1, patience=10, verbose=0, resume_dir=resume)
+    state = json.loads((resume / "state.json").read_text())
+    assert state["epochs_done"] == 2 and len(state["history"]["loss"]) == 2
+
+    second = build_model("youtubednn", data, embedding_dim=16)
+    second.compile(optimizer=tf_keras.optimizers.Adam(3e-3))
+    from tfcs3.training import _resume, _training_config
+
+    config = _training_config(second, data, 128, 3e-3, 1, patience=10, validation_sample=None)
+    _resume(resume, second, data, config)
+    # Model and optimizer come back exactly as they were at the end of epoch 2.
+    assert _weights_equal(second.get_weights(), stopper_end[0])
+    assert int(second.optimizer.iterations.numpy()) == int(first.optimizer.iterations.numpy())
+    for a, b in zip(second.optimizer.variables, first.optimizer.variables, strict=True):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+
+    third = build_model("youtubednn", data, embedding_dim=16)
+    fit = train(third, data, epochs=6, batch_size=128, seed=1, patience=10, verbose=0, resume_dir=resume)
+    assert fit["resumed_at"] == [2] and fit["epochs_run"] == 6
+    assert len(fit["history"]["val_ndcg@10"]) == 6
+    assert fit["history"]["loss"][:2] == state["history"]["loss"]
+    # The kept weights are the best epoch's, whether that epoch ran before or after the resume.
+    best = int(np.argmax(fit["history"]["val_ndcg@10"]))
+    assert fit["best_epoch"] == best + 1
+    assert fit["best_validation"]["ndcg@10"] == pytest.approx(evaluate(third, data, "validation")["ndcg@10"])
+
+    # A finished run is not trained again; another configuration is refused.
+    fourth = build_model("youtubednn", data, embedding_dim=16)
+    again = train(fourth, data, epochs=6, batch_size=128, seed=1, patience=10, verbose=0, resume_dir=resume)
+    assert again["history"] == fit["history"] and "resumed_at" in again
+    assert _weights_equal(fourth.get_weights(), third.get_weights())
+    with pytest.raises(ValueError, match="another training run"):
+        train(
+            build_model("youtubednn", data, embedding_dim=16),
+            data,
+            epochs=6,
+            batch_size=64,
+            seed=1,
+            verbose=0,
+            resume_dir=resume,
+        )

@@ -70,12 +70,15 @@ def run_experiment(
     ks: Sequence[int] = KS,
     validation_sample: int | None = None,
     history_gaps: bool = False,
+    resume_dir: str | Path | None = None,
 ) -> dict[str, Any]:
     """Trains and evaluates one model; returns (and writes, with ``output_dir``) its metrics
     (retrieval metrics at the cut-offs ``ks``). ``validation_sample`` is passed to
     :func:`~tfcs3.training.train` (epochs judged on that many validation examples); the reported
     validation metrics always cover the whole split. ``history_gaps`` prepares the data with the
-    history's time-gap feature (:func:`~tfcs3.data.load_prepared`)."""
+    history's time-gap feature (:func:`~tfcs3.data.load_prepared`). ``resume_dir`` keeps the
+    training state at every epoch end and continues an interrupted run found there
+    (:func:`~tfcs3.training.train`)."""
     hparams = dict(hparams or {})
     if validation_sample is not None and validation_sample < 1:
         raise ValueError(f"validation_sample must be >= 1 examples, got {validation_sample}")
@@ -128,6 +131,7 @@ def run_experiment(
             output_dir=out,
             verbose=verbose,
             validation_sample=validation_sample,
+            resume_dir=resume_dir,
         )
         if out is not None:
             save_model(model, out, model_name, hparams)

@@ -1,14 +1,19 @@
-"""Training with early stopping on a validation metric, checkpoints and TensorBoard logs."""
+"""Training with early stopping on a validation metric, checkpoints and TensorBoard logs, and
+resumable runs (the whole training state written at every epoch end)."""
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
+import os
+import shutil
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import tensorflow as tf
 import tf_keras
 
 from tfcs3.data.pipeline import make_dataset
@@ -81,6 +86,97 @@ class ValidationEarlyStopping(tf_keras.callbacks.Callback):
             self.model.set_weights(self.best_weights)
 
 
+RESUME_STATE = "state.json"
+
+
+class ResumeCheckpoint(tf_keras.callbacks.Callback):
+    """Writes the whole training state to ``directory`` at the end of every epoch, so that
+    :func:`train` called again with the same ``resume_dir`` continues after the last finished
+    epoch instead of starting over (a long benchmark run survives an interrupted session).
+
+    The state: the model's and the optimizer's variables (a ``tf.train.Checkpoint``), the early
+    stopper's best weights (``.npz``), best value, best epoch and patience counter, the history so
+    far, the seconds trained and the run's configuration (a resume with another configuration is
+    refused). ``state.json`` is replaced atomically and last, so a crash mid-write leaves the
+    previous epoch's state readable. Must come after the :class:`ValidationEarlyStopping` in the
+    callback list (it reads the stopper's verdict on the epoch).
+    """
+
+    def __init__(self, directory: str | Path, stopper: ValidationEarlyStopping, state: dict[str, Any]):
+        super().__init__()
+        self.directory = Path(directory)
+        self.stopper = stopper
+        self.state = state
+        self.started = time.time()
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        state = self.state
+        for key, value in (logs or {}).items():
+            state["history"].setdefault(key, []).append(float(value))
+        checkpoint = f"epoch-{epoch + 1}"
+        tf.train.Checkpoint(model=self.model, optimizer=self.model.optimizer).write(
+            str(self.directory / checkpoint / "training")
+        )
+        stopper = self.stopper
+        best = f"best-{stopper.best_epoch + 1}.npz"
+        if stopper.best_weights is not None and not (self.directory / best).is_file():
+            np.savez(self.directory / best, *stopper.best_weights)
+        now = time.time()
+        state.update(
+            epochs_done=epoch + 1,
+            checkpoint=f"{checkpoint}/training",
+            best=stopper.best,
+            best_epoch=stopper.best_epoch,
+            wait=stopper.wait,
+            best_weights=best if stopper.best_weights is not None else None,
+            stopped=bool(self.model.stop_training),
+            train_seconds=state["train_seconds"] + now - self.started,
+        )
+        self.started = now
+        tmp = self.directory / (RESUME_STATE + ".tmp")
+        tmp.write_text(json.dumps(state, indent=1))
+        os.replace(tmp, self.directory / RESUME_STATE)
+        for old in self.directory.iterdir():  # what the new state no longer points to
+            if old.name not in (checkpoint, state["best_weights"], RESUME_STATE):
+                shutil.rmtree(old) if old.is_dir() else old.unlink()
+
+
+def _training_config(model: Any, data: PreparedData, batch_size: int, learning_rate: float, seed: int, **more: Any):
+    """What must not change between an interrupted run and its continuation."""
+    return {
+        "model": type(model).__name__,
+        "hparams": json.loads(json.dumps(getattr(model, "hparams", {}), default=str)),
+        "data": data.name,
+        "protocol": data.protocol,
+        "batch_size": batch_size,
+        "learning_rate": learning_rate,
+        "seed": seed,
+        **more,
+    }
+
+
+def _resume(directory: Path, model: Any, data: PreparedData, config: dict[str, Any]) -> dict[str, Any] | None:
+    """Restores the state a :class:`ResumeCheckpoint` wrote (model, optimizer) and returns it;
+    ``None`` when ``directory`` holds none."""
+    path = directory / RESUME_STATE
+    if not path.is_file():
+        return None
+    state = json.loads(path.read_text())
+    if state.get("config") != config:
+        raise ValueError(
+            f"{directory} holds the state of another training run ({state.get('config')}), not of this one "
+            f"({config}): give another resume_dir, or delete it to start over"
+        )
+    example = {k: tf.constant(v[:1]) for k, v in data.train.features.items()}
+    model(example, training=False)  # create the variables so that restoring is complete
+    if hasattr(model, "build_extras"):
+        model.build_extras(example)
+    model.optimizer.build(model.trainable_variables)
+    checkpoint = tf.train.Checkpoint(model=model, optimizer=model.optimizer)
+    checkpoint.read(str(directory / state["checkpoint"])).assert_existing_objects_matched()
+    return state
+
+
 def _fit_with_replay(
     model: Any,
     data: PreparedData,
@@ -90,6 +186,7 @@ def _fit_with_replay(
     callbacks: list[tf_keras.callbacks.Callback],
     drop_remainder: bool,
     verbose: int,
+    start_epoch: int = 0,
 ) -> dict[str, list[float]]:
     """One ``fit`` call per epoch. Each epoch starts by replaying the training stream in time order
     through the current towers (``model.replay_memories``: memories rebuilt from zero, every row's
@@ -98,7 +195,7 @@ def _fit_with_replay(
     were just trained on (a replay *after* the epoch would hand them vectors from newer weights)."""
     stream = data.train.subset(data.train.time_order())
     logs: dict[str, list[float]] = {}
-    for epoch in range(epochs):
+    for epoch in range(start_epoch, epochs):
         inputs = model.replay_memories(stream, batch_size)
         split = dataclasses.replace(stream, features={**stream.features, **inputs})
         ds = make_dataset(split, batch_size, shuffle=True, seed=seed + epoch, drop_remainder=drop_remainder)
@@ -121,6 +218,7 @@ def train(
     output_dir: str | Path | None = None,
     verbose: int = 1,
     validation_sample: int | None = None,
+    resume_dir: str | Path | None = None,
 ) -> dict[str, Any]:
     """Fits ``model`` on ``data.train`` with Adam, early stopping on the validation metric.
 
@@ -137,6 +235,13 @@ def train(
         validation_sample: judge epochs on this many validation examples drawn at random (fixed
             by ``seed``) instead of all of them (``best_validation`` is then the sample's);
             ``None`` (default) uses the whole split.
+        resume_dir: where to keep the training state, written at every epoch end (see
+            :class:`ResumeCheckpoint`). If it already holds the state of this run (same model,
+            hyperparameters, data and training settings), training continues after its last
+            finished epoch; a finished run is not trained again. A continued run draws its
+            shuffles and noise from ``seed`` + the epoch it resumes at, so it is not bit-identical
+            to an uninterrupted one. The directory is left in place; delete it once the result
+            is stored.
 
     A model with a ``before_training(data, seed, verbose)`` method gets it called first (CS3 trains
     its ranker there). A model with memories (``has_memories``, CS3's CTS / CMS) has them rebuilt
@@ -144,7 +249,8 @@ def train(
     shuffled rows that carry leak-free memory inputs (see ``CS3Mixin.replay_memories``).
 
     Returns:
-        ``{"best_epoch", "best_validation", "epochs_run", "history", "train_seconds"}``.
+        ``{"best_epoch", "best_validation", "epochs_run", "history", "train_seconds"}``, plus
+        ``"resumed_at"`` (the epochs training was continued after) for a resumed run.
     """
     if epochs < 1:
         raise ValueError(f"epochs must be >= 1, got {epochs}")
@@ -164,17 +270,55 @@ def train(
     model.compile(optimizer=tf_keras.optimizers.Adam(learning_rate))
     drop_remainder = data.protocol != PRERANKING
     start = time.time()
-    if getattr(model, "has_memories", False):
-        stopper.restore_on_train_end = False  # fit is called once per epoch
-        logs = _fit_with_replay(model, data, epochs, batch_size, seed, callbacks, drop_remainder, verbose)
+    state = None
+    if resume_dir is not None:
+        resume_dir = Path(resume_dir)
+        resume_dir.mkdir(parents=True, exist_ok=True)
+        config = _training_config(
+            model, data, batch_size, learning_rate, seed, patience=patience, validation_sample=validation_sample
+        )
+        state = _resume(resume_dir, model, data, config)
+        if state is None:
+            state = {"config": config, "epochs_done": 0, "history": {}, "train_seconds": 0.0, "resumed_at": []}
+        else:
+            stopper.best, stopper.best_epoch, stopper.wait = state["best"], state["best_epoch"], state["wait"]
+            if state["best_weights"] is not None:
+                with np.load(resume_dir / state["best_weights"]) as saved:
+                    stopper.best_weights = [saved[f"arr_{i}"] for i in range(len(saved.files))]
+            if verbose:
+                print(
+                    f"Resuming after epoch {state['epochs_done']} (best so far: epoch {state['best_epoch'] + 1}, "
+                    f"{stopper.metric} {state['best']:.4f}) from {resume_dir}",
+                    flush=True,
+                )
+        callbacks.append(ResumeCheckpoint(resume_dir, stopper, state))
+    first = state["epochs_done"] if state else 0
+    if first and (state["stopped"] or first >= epochs):
+        stopper.set_model(model)  # the stored run had already finished: keep its best weights
         stopper.restore()
+        logs = state["history"]
     else:
-        train_ds = make_dataset(data.train, batch_size, shuffle=True, seed=seed, drop_remainder=drop_remainder)
-        logs = model.fit(train_ds, epochs=epochs, callbacks=callbacks, verbose=verbose).history
-    return {
+        if first:
+            state["resumed_at"].append(first)
+            tf_keras.utils.set_random_seed(seed + first)
+        if getattr(model, "has_memories", False):
+            stopper.restore_on_train_end = False  # fit is called once per epoch
+            logs = _fit_with_replay(model, data, epochs, batch_size, seed, callbacks, drop_remainder, verbose, first)
+            stopper.restore()
+        else:
+            train_ds = make_dataset(
+                data.train, batch_size, shuffle=True, seed=seed + first, drop_remainder=drop_remainder
+            )
+            logs = model.fit(train_ds, initial_epoch=first, epochs=epochs, callbacks=callbacks, verbose=verbose).history
+        if state:
+            logs = state["history"]
+    fit = {
         "best_epoch": stopper.best_epoch + 1,
         "best_validation": {stopper.metric: stopper.best},
         "epochs_run": len(logs.get("loss", [])),
         "history": {k: [float(x) for x in v] for k, v in logs.items()},
-        "train_seconds": time.time() - start,
+        "train_seconds": state["train_seconds"] if state else time.time() - start,
     }
+    if state and state["resumed_at"]:
+        fit["resumed_at"] = list(state["resumed_at"])
+    return fit
