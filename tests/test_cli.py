@@ -17,7 +17,7 @@ def _cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
 def test_helpfull_documents_every_flag():
     proc = _cli("--helpfull")  # absl exits with status 1 after printing help
     for flag in ("--model", "--dataset", "--data_dir", "--epochs", "--seed", "--output_dir", "--protocol",
-                 "--validation_sample", "--[no]history_gaps"):  # fmt: skip
+                 "--validation_sample", "--[no]history_gaps", "--[no]resume"):  # fmt: skip
         assert flag in proc.stdout
 
 
@@ -65,6 +65,16 @@ def test_train_then_evaluate_reproduces_metrics(tmp_path):
     assert timed == {(s, b) for s in ("serving_default", "query_embedding", "score_candidates") for b in (1, 64)}
     assert all(r["calls"] >= 20 and 0 < r["p50_ms"] <= r["p99_ms"] for r in latency["rows"])
     assert "serving_default" in proc.stdout
+
+
+def test_resume_needs_a_run_directory_and_leaves_none_behind(tmp_path):
+    proc = _cli("train", "--dataset=synthetic", "--resume")
+    assert proc.returncode != 0 and "--resume needs --output_dir" in proc.stdout + proc.stderr
+    run = tmp_path / "run"
+    proc = _cli("train", "--dataset=synthetic", "--epochs=1", "--embedding_dim=8", f"--output_dir={run}",
+                "--verbose=0", "--resume")  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert (run / "metrics.json").is_file() and not (run / "resume").exists()
 
 
 def test_demo_falls_back_to_synthetic_with_a_clear_message(tmp_path):

@@ -18,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -57,6 +58,12 @@ flags.DEFINE_integer(
 )
 flags.DEFINE_integer("seed", 0, "Random seed (weights, shuffling, synthetic data).")
 flags.DEFINE_string("output_dir", None, "Run directory to write (default runs/<dataset>-<model>-<time>).")
+flags.DEFINE_bool(
+    "resume",
+    False,
+    "train: keep the training state in <output_dir>/resume at every epoch end and, when the same "
+    "command was interrupted before, continue after its last finished epoch (needs --output_dir).",
+)
 flags.DEFINE_integer("batch_size", 512, "Training batch size (= in-batch negatives for retrieval).")
 flags.DEFINE_float("learning_rate", 3e-3, "Adam learning rate.")
 flags.DEFINE_integer("embedding_dim", 64, "Width of feature embeddings and tower outputs.")
@@ -151,7 +158,10 @@ def _default_output_dir(name: str) -> Path:
 
 
 def cmd_train() -> None:
+    if FLAGS.resume and not FLAGS.output_dir:
+        raise app.UsageError("--resume needs --output_dir (the run directory of the interrupted command)")
     out = Path(FLAGS.output_dir) if FLAGS.output_dir else _default_output_dir(FLAGS.model)
+    resume_dir = out / "resume" if FLAGS.resume else None
     result = run_experiment(
         FLAGS.model,
         FLAGS.dataset,
@@ -159,8 +169,11 @@ def cmd_train() -> None:
         output_dir=out,
         hparams=_hparams(),
         validation_sample=FLAGS.validation_sample,
+        resume_dir=resume_dir,
         **_training_flags(),
     )
+    if resume_dir is not None:  # the run directory now holds the result
+        shutil.rmtree(resume_dir, ignore_errors=True)
     print(f"\n{result['dataset_description']} - {FLAGS.model}, {FLAGS.protocol} protocol")
     print(format_metrics({"validation": _summary(result["validation"]), "test": _summary(result["test"])}))
     print(f"\nRun written to {out} (metrics.json, weights, tensorboard/)")
