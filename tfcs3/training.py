@@ -123,6 +123,7 @@ class ResumeCheckpoint(tf_keras.callbacks.Callback):
             np.savez(self.directory / best, *stopper.best_weights)
         now = time.time()
         state.update(
+            optimizer_slots=_optimizer_slots(self.model),
             epochs_done=epoch + 1,
             checkpoint=f"{checkpoint}/training",
             best=stopper.best,
@@ -139,6 +140,19 @@ class ResumeCheckpoint(tf_keras.callbacks.Callback):
         for old in self.directory.iterdir():  # what the new state no longer points to
             if old.name not in (checkpoint, state["best_weights"], RESUME_STATE):
                 shutil.rmtree(old) if old.is_dir() else old.unlink()
+
+
+def _optimizer_slots(model: Any) -> list[int]:
+    """Positions in ``model.trainable_variables`` of the variables the optimizer keeps slots for,
+    in the optimizer's order. Keras builds the optimizer on its first step with the variables that
+    got a gradient (not always all of them: a CS3 ranker trains apart), and the checkpoint keys its
+    slots by that order, so a resumed optimizer must be built with the same list."""
+    optimizer = model.optimizer
+    index = getattr(optimizer, "_index_dict", None)
+    if index is None:
+        raise TypeError(f"resuming needs a tf_keras optimizer built on its variables, got {type(optimizer).__name__}")
+    positions = {optimizer._var_key(v): i for i, v in enumerate(model.trainable_variables)}
+    return [positions[key] for key, _ in sorted(index.items(), key=lambda item: item[1])]
 
 
 def _training_config(model: Any, data: PreparedData, batch_size: int, learning_rate: float, seed: int, **more: Any):
@@ -171,7 +185,9 @@ def _resume(directory: Path, model: Any, data: PreparedData, config: dict[str, A
     model(example, training=False)  # create the variables so that restoring is complete
     if hasattr(model, "build_extras"):
         model.build_extras(example)
-    model.optimizer.build(model.trainable_variables)
+    variables = model.trainable_variables
+    slots = state.get("optimizer_slots", range(len(variables)))  # states written before it was recorded: all
+    model.optimizer.build([variables[i] for i in slots])
     checkpoint = tf.train.Checkpoint(model=model, optimizer=model.optimizer)
     checkpoint.read(str(directory / state["checkpoint"])).assert_existing_objects_matched()
     return state
