@@ -9,6 +9,7 @@ import math
 import os
 import shutil
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -155,17 +156,30 @@ def _optimizer_slots(model: Any) -> list[int]:
     return [positions[key] for key, _ in sorted(index.items(), key=lambda item: item[1])]
 
 
-def _training_config(model: Any, data: PreparedData, batch_size: int, learning_rate: float, seed: int, **more: Any):
+def _plain(value: Any) -> Any:
+    """``value`` as plain JSON types (Keras wraps a layer's dicts and lists for tracking)."""
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    return value if value is None or isinstance(value, (bool, int, float, str)) else str(value)
+
+
+def _training_config(
+    model: Any, data: PreparedData, batch_size: int, learning_rate: float, seed: int, **more: Any
+) -> dict[str, Any]:
     """What must not change between an interrupted run and its continuation."""
     return {
         "model": type(model).__name__,
-        "hparams": json.loads(json.dumps(getattr(model, "hparams", {}), default=str)),
+        "hparams": _plain(getattr(model, "hparams", {})),
         "data": data.name,
         "protocol": data.protocol,
         "batch_size": batch_size,
         "learning_rate": learning_rate,
         "seed": seed,
-        **more,
+        **_plain(more),
     }
 
 
@@ -176,10 +190,15 @@ def _resume(directory: Path, model: Any, data: PreparedData, config: dict[str, A
     if not path.is_file():
         return None
     state = json.loads(path.read_text())
-    if state.get("config") != config:
+    saved = dict(state.get("config", {}))
+    if isinstance(saved.get("hparams"), str):  # states written by 6d6d2ba-1ead319 kept the dict's repr
+        saved["hparams"] = config["hparams"] if saved["hparams"] == str(getattr(model, "hparams", {})) else None
+    differing = sorted(k for k in {*saved, *config} if saved.get(k) != config.get(k))
+    if differing:
+        changes = "; ".join(f"{k}: {saved.get(k)!r} there, {config.get(k)!r} here" for k in differing)
         raise ValueError(
-            f"{directory} holds the state of another training run ({state.get('config')}), not of this one "
-            f"({config}): give another resume_dir, or delete it to start over"
+            f"{directory} holds the state of another training run ({changes}): give another resume_dir, "
+            "or delete it to start over"
         )
     example = {k: tf.constant(v[:1]) for k, v in data.train.features.items()}
     model(example, training=False)  # create the variables so that restoring is complete
