@@ -274,12 +274,13 @@ def _run_or_reuse(
         "setting": setting,
         "validation_sample": FLAGS.validation_sample,
     }
+    resume_dir = _resume_dir(_key(probe))
     for r in results["runs"]:
         if _key(r) == _key(probe):
             r["selected"] = r.get("selected", False) or selected
+            shutil.rmtree(resume_dir, ignore_errors=True)  # left by a crash after the run was stored
             return r
     started = time.time()
-    resume_dir = _resume_dir(_key(probe))
     r = _run_one(model, dataset, protocol, seed, setting, data, resume_dir)
     r["selected"] = selected
     results["runs"].append(r)

@@ -108,3 +108,30 @@ def test_an_interrupted_run_resumes_after_its_last_finished_epoch(synthetic_retr
     other = build_model(name, data, embedding_dim=16)
     with pytest.raises(ValueError, match="another training run"):
         train(other, data, epochs=6, batch_size=64, seed=1, verbose=0, resume_dir=resume)
+    with pytest.raises(ValueError, match="already 6 epochs long"):
+        train(build_model(name, data, embedding_dim=16), data, epochs=4, batch_size=128, seed=1, patience=10,
+              verbose=0, resume_dir=resume)  # fmt: skip
+    # A run that reached its old maximum is extended by a larger one.
+    longer = train(build_model(name, data, embedding_dim=16), data, epochs=7, batch_size=128, seed=1, patience=10,
+                   verbose=0, resume_dir=resume)  # fmt: skip
+    assert longer["resumed_at"] == [2, 6] and longer["epochs_run"] == 7
+    assert longer["history"]["loss"][:6] == fit["history"]["loss"]
+
+
+def test_leftovers_of_a_dead_attempt_are_not_taken_for_state(synthetic_retrieval, tmp_path):
+    # A process killed after writing an epoch's files but before its state.json leaves them behind.
+    data = synthetic_retrieval
+    resume = tmp_path / "resume"
+    (resume / "epoch-1").mkdir(parents=True)
+    (resume / "epoch-1" / "training.index").write_bytes(b"torn")
+    (resume / "best-1.npz").write_bytes(b"torn")
+    (resume / "notes.txt").write_text("not ours")
+    model = build_model("youtubednn", data, embedding_dim=16)
+    train(model, data, epochs=1, batch_size=128, seed=1, verbose=0, resume_dir=resume)
+    state = json.loads((resume / "state.json").read_text())
+    assert state["best_weights"] == "best-1.npz" and (resume / "notes.txt").is_file()
+    with np.load(resume / "best-1.npz") as saved:  # this run's best weights, not the torn file
+        assert _weights_equal([saved[f"arr_{i}"] for i in range(len(saved.files))], model.get_weights())
+    again = build_model("youtubednn", data, embedding_dim=16)
+    train(again, data, epochs=1, batch_size=128, seed=1, verbose=0, resume_dir=resume)  # finished: restored
+    assert _weights_equal(again.get_weights(), model.get_weights())

@@ -4,9 +4,11 @@ resumable runs (the whole training state written at every epoch end)."""
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import math
 import os
+import re
 import shutil
 import time
 from collections.abc import Mapping
@@ -111,17 +113,19 @@ class ResumeCheckpoint(tf_keras.callbacks.Callback):
         self.started = time.time()
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
-        state = self.state
+        state, stopper = self.state, self.stopper
         for key, value in (logs or {}).items():
             state["history"].setdefault(key, []).append(float(value))
         checkpoint = f"epoch-{epoch + 1}"
         tf.train.Checkpoint(model=self.model, optimizer=self.model.optimizer).write(
             str(self.directory / checkpoint / "training")
         )
-        stopper = self.stopper
-        best = f"best-{stopper.best_epoch + 1}.npz"
-        if stopper.best_weights is not None and not (self.directory / best).is_file():
-            np.savez(self.directory / best, *stopper.best_weights)
+        best = state.get("best_weights")
+        if stopper.best_epoch == epoch and stopper.best_weights is not None:  # improved: this epoch's weights
+            best = f"best-{epoch + 1}.npz"
+            with open(self.directory / (best + ".tmp"), "wb") as f:
+                np.savez(f, *stopper.best_weights)
+            os.replace(self.directory / (best + ".tmp"), self.directory / best)
         now = time.time()
         state.update(
             optimizer_slots=_optimizer_slots(self.model),
@@ -130,17 +134,28 @@ class ResumeCheckpoint(tf_keras.callbacks.Callback):
             best=stopper.best,
             best_epoch=stopper.best_epoch,
             wait=stopper.wait,
-            best_weights=best if stopper.best_weights is not None else None,
+            best_weights=best,
             stopped=bool(self.model.stop_training),
             train_seconds=state["train_seconds"] + now - self.started,
         )
         self.started = now
+        os.sync()  # the files the new state points to are on disk before it replaces the old one
         tmp = self.directory / (RESUME_STATE + ".tmp")
         tmp.write_text(json.dumps(state, indent=1))
         os.replace(tmp, self.directory / RESUME_STATE)
-        for old in self.directory.iterdir():  # what the new state no longer points to
-            if old.name not in (checkpoint, state["best_weights"], RESUME_STATE):
-                shutil.rmtree(old) if old.is_dir() else old.unlink()
+        _prune(self.directory, state)
+
+
+_OWN_FILES = re.compile(r"epoch-\d+|best-\d+\.npz|.*\.tmp")
+
+
+def _prune(directory: Path, state: dict[str, Any] | None) -> None:
+    """Deletes the files of ours in ``directory`` that ``state`` does not point to (older epochs,
+    leftovers of an attempt that died mid-epoch); other files are left alone."""
+    keep = set() if state is None else {state.get("checkpoint", "").split("/")[0], state.get("best_weights")}
+    for path in directory.iterdir():
+        if _OWN_FILES.fullmatch(path.name) and path.name not in keep:
+            shutil.rmtree(path) if path.is_dir() else path.unlink()
 
 
 def _optimizer_slots(model: Any) -> list[int]:
@@ -176,6 +191,7 @@ def _training_config(
         "hparams": _plain(getattr(model, "hparams", {})),
         "data": data.name,
         "protocol": data.protocol,
+        "spec": hashlib.sha1(data.spec.to_json().encode()).hexdigest(),  # features, vocabularies, lengths
         "batch_size": batch_size,
         "learning_rate": learning_rate,
         "seed": seed,
@@ -191,9 +207,11 @@ def _resume(directory: Path, model: Any, data: PreparedData, config: dict[str, A
         return None
     state = json.loads(path.read_text())
     saved = dict(state.get("config", {}))
-    if isinstance(saved.get("hparams"), str):  # states written by 6d6d2ba-1ead319 kept the dict's repr
+    keys = {*saved, *config}
+    if isinstance(saved.get("hparams"), str):  # states written by 6d6d2ba-1ead319: a repr, no spec
         saved["hparams"] = config["hparams"] if saved["hparams"] == str(getattr(model, "hparams", {})) else None
-    differing = sorted(k for k in {*saved, *config} if saved.get(k) != config.get(k))
+        keys = set(saved)
+    differing = sorted(k for k in keys if saved.get(k) != config.get(k))
     if differing:
         changes = "; ".join(f"{k}: {saved.get(k)!r} there, {config.get(k)!r} here" for k in differing)
         raise ValueError(
@@ -273,10 +291,13 @@ def train(
         resume_dir: where to keep the training state, written at every epoch end (see
             :class:`ResumeCheckpoint`). If it already holds the state of this run (same model,
             hyperparameters, data and training settings), training continues after its last
-            finished epoch; a finished run is not trained again. A continued run draws its
-            shuffles and noise from ``seed`` + the epoch it resumes at, so it is not bit-identical
-            to an uninterrupted one. The directory is left in place; delete it once the result
-            is stored.
+            finished epoch; a run that stopped early, or reached ``epochs``, is not trained
+            again (a larger ``epochs`` extends one that ran to its old maximum). A continued run
+            draws its noise (and, without memories, its shuffles) from ``seed`` + the epoch it
+            resumes at, so it is not bit-identical to an uninterrupted one. ``train_seconds``
+            then sums the finished epochs of every attempt. The directory should serve this run
+            alone (files of other names are left alone); it stays in place, to be deleted once
+            the result is stored.
 
     A model with a ``before_training(data, seed, verbose)`` method gets it called first (CS3 trains
     its ranker there). A model with memories (``has_memories``, CS3's CTS / CMS) has them rebuilt
@@ -313,6 +334,11 @@ def train(
             model, data, batch_size, learning_rate, seed, patience=patience, validation_sample=validation_sample
         )
         state = _resume(resume_dir, model, data, config)
+        _prune(resume_dir, state)  # leftovers of an attempt that died before writing its state
+        if state is not None and state["epochs_done"] > epochs:
+            raise ValueError(
+                f"{resume_dir} holds a run already {state['epochs_done']} epochs long, more than epochs={epochs}"
+            )
         if state is None:
             state = {"config": config, "epochs_done": 0, "history": {}, "train_seconds": 0.0, "resumed_at": []}
         else:
