@@ -22,6 +22,7 @@ import tf_keras
 from tfcs3.data.pipeline import make_dataset
 from tfcs3.data.protocols import PRERANKING, PreparedData
 from tfcs3.evaluation.evaluate import evaluate
+from tfcs3.models.registry import build_variables
 
 
 def selection_metric(protocol: str) -> str:
@@ -218,10 +219,7 @@ def _resume(directory: Path, model: Any, data: PreparedData, config: dict[str, A
             f"{directory} holds the state of another training run ({changes}): give another resume_dir, "
             "or delete it to start over"
         )
-    example = {k: tf.constant(v[:1]) for k, v in data.train.features.items()}
-    model(example, training=False)  # create the variables so that restoring is complete
-    if hasattr(model, "build_extras"):
-        model.build_extras(example)
+    build_variables(model, data)
     variables = model.trainable_variables
     slots = state.get("optimizer_slots", range(len(variables)))  # states written before it was recorded: all
     model.optimizer.build([variables[i] for i in slots])

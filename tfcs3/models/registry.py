@@ -218,6 +218,15 @@ def save_model(model: Any, directory: str | Path, name: str, hparams: dict[str, 
     return directory
 
 
+def build_variables(model: Any, data: PreparedData) -> None:
+    """Creates ``model``'s variables by calling it on one training example, so that restoring
+    saved weights into it is immediate and complete."""
+    example = {k: tf.constant(v[:1]) for k, v in data.train.features.items()}
+    model(example, training=False)
+    if hasattr(model, "build_extras"):
+        model.build_extras(example)
+
+
 def load_model(directory: str | Path, data: PreparedData) -> Any:
     """Rebuilds a model saved by :func:`save_model` and restores its weights.
 
@@ -234,10 +243,6 @@ def load_model(directory: str | Path, data: PreparedData) -> Any:
             f"{directory} was trained on a different feature spec (dataset, protocol or vocabulary) than the data given"
         )
     model = build_model(config["name"], data, **config["hparams"])
-    # Create the variables with one example, so that restoring is immediate and complete.
-    example = {k: tf.constant(v[:1]) for k, v in data.train.features.items()}
-    model(example, training=False)
-    if hasattr(model, "build_extras"):
-        model.build_extras(example)
+    build_variables(model, data)
     model.load_weights(str(directory / WEIGHTS)).assert_existing_objects_matched().expect_partial()
     return model
