@@ -208,11 +208,7 @@ def _resume(directory: Path, model: Any, data: PreparedData, config: dict[str, A
         return None
     state = json.loads(path.read_text())
     saved = dict(state.get("config", {}))
-    keys = {*saved, *config}
-    if isinstance(saved.get("hparams"), str):  # states written by 6d6d2ba-1ead319: a repr, no spec
-        saved["hparams"] = config["hparams"] if saved["hparams"] == str(getattr(model, "hparams", {})) else None
-        keys = set(saved)
-    differing = sorted(k for k in keys if saved.get(k) != config.get(k))
+    differing = sorted(k for k in {*saved, *config} if saved.get(k) != config.get(k))
     if differing:
         changes = "; ".join(f"{k}: {saved.get(k)!r} there, {config.get(k)!r} here" for k in differing)
         raise ValueError(
@@ -221,8 +217,7 @@ def _resume(directory: Path, model: Any, data: PreparedData, config: dict[str, A
         )
     build_variables(model, data)
     variables = model.trainable_variables
-    slots = state.get("optimizer_slots", range(len(variables)))  # states written before it was recorded: all
-    model.optimizer.build([variables[i] for i in slots])
+    model.optimizer.build([variables[i] for i in state["optimizer_slots"]])
     checkpoint = tf.train.Checkpoint(model=model, optimizer=model.optimizer)
     checkpoint.read(str(directory / state["checkpoint"])).assert_existing_objects_matched()
     return state
