@@ -207,7 +207,7 @@ def _resume(directory: Path, model: Any, data: PreparedData, config: dict[str, A
     if not path.is_file():
         return None
     state = json.loads(path.read_text())
-    saved = dict(state.get("config", {}))
+    saved = state["config"]
     differing = sorted(k for k in {*saved, *config} if saved.get(k) != config.get(k))
     if differing:
         changes = "; ".join(f"{k}: {saved.get(k)!r} there, {config.get(k)!r} here" for k in differing)
