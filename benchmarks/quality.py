@@ -131,6 +131,31 @@ for _label, _fixed in {"t2diff-no_diffusion": {"use_diffusion": False}, "t2diff-
 VARIANTS["t2diff-time_lag"] = ("t2diff", {})
 MECHANISMS["t2diff-time_lag"] = ("t2diff", [{}])
 DATA_OPTIONS: dict[str, dict[str, Any]] = {"t2diff-time_lag": {"history_gaps": True}}
+# Sequence backbones (issue "Competitive retrieval"): each backbone's grid is tuned once with the
+# full softmax (the SASRec+ / RecBole recipe); the other losses reuse its selected setting, so a
+# row "<backbone>-<loss>" differs from its backbone's only by the loss. Sampled softmax: 256
+# uniform negatives shared by the batch, logQ-corrected, the user's known positives removed.
+GRIDS["sasrec"] = [{"learning_rate": 1e-3, "batch_size": 128}, {"learning_rate": 3e-3, "batch_size": 128}]
+GRIDS["gru4rec"] = GRIDS["sasrec"]
+LOSS_SETTINGS: dict[str, dict[str, Any]] = {
+    "full_softmax": {"loss": "full_softmax"},
+    "sampled_softmax": {"loss": "sampled_softmax", "num_negatives": 256, "negative_sampler": "uniform"},
+    "mixed_softmax": {
+        "loss": "sampled_softmax", "num_negatives": 256, "negative_sampler": "uniform", "mixed_negatives": True,
+    },
+    "in_batch": {"loss": "in_batch"},
+}  # fmt: skip
+for _backbone in ("sasrec", "gru4rec"):
+    VARIANTS[f"{_backbone}-full_softmax"] = (_backbone, LOSS_SETTINGS["full_softmax"])
+    GRIDS[f"{_backbone}-full_softmax"] = GRIDS[_backbone]
+    for _loss in ("sampled_softmax", "mixed_softmax", "in_batch"):
+        VARIANTS[f"{_backbone}-{_loss}"] = (_backbone, LOSS_SETTINGS[_loss])
+        MECHANISMS[f"{_backbone}-{_loss}"] = (f"{_backbone}-full_softmax", [{}])
+# The YouTubeDNN two-tower (in-batch softmax in the baseline rows) with the other losses, on its
+# selected setting.
+for _loss in ("full_softmax", "sampled_softmax", "mixed_softmax"):
+    VARIANTS[f"youtubednn-{_loss}"] = ("youtubednn", LOSS_SETTINGS[_loss])
+    MECHANISMS[f"youtubednn-{_loss}"] = ("youtubednn", [{}])
 TRAINING_KEYS = ("learning_rate", "batch_size")
 # T2Diff's published protocol (tfcs3.data.protocols.prepare_user_split, split seed 0): retrieval
 # models on users never seen in training, also scored at the paper's cut-offs. Plain models and

@@ -23,6 +23,7 @@ from tfcs3.data.pipeline import make_dataset
 from tfcs3.data.protocols import PRERANKING, PreparedData
 from tfcs3.evaluation.evaluate import evaluate
 from tfcs3.models.registry import build_variables
+from tfcs3.models.two_tower import TwoTowerModel
 
 
 def selection_metric(protocol: str) -> str:
@@ -360,9 +361,12 @@ def train(
             logs = _fit_with_replay(model, data, epochs, batch_size, seed, callbacks, drop_remainder, verbose, first)
             stopper.restore()
         else:
-            train_ds = make_dataset(
-                data.train, batch_size, shuffle=True, seed=seed + first, drop_remainder=drop_remainder
-            )
+            if isinstance(model, TwoTowerModel):
+                train_ds = model.training_dataset(data.train, batch_size, seed + first, drop_remainder)
+            else:
+                train_ds = make_dataset(
+                    data.train, batch_size, shuffle=True, seed=seed + first, drop_remainder=drop_remainder
+                )
             logs = model.fit(train_ds, initial_epoch=first, epochs=epochs, callbacks=callbacks, verbose=verbose).history
         if state:
             logs = state["history"]

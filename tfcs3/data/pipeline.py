@@ -40,3 +40,33 @@ def make_dataset(
     if shuffle:
         ds = ds.shuffle(len(split), seed=seed, reshuffle_each_iteration=True)
     return ds.batch(batch_size, drop_remainder=drop_remainder).prefetch(tf.data.AUTOTUNE)
+
+
+def make_length_bucketed_dataset(
+    split: Split,
+    sequence: str,
+    batch_size: int = 512,
+    seed: int | None = None,
+    drop_remainder: bool = False,
+) -> tf.data.Dataset:
+    """A shuffled training dataset whose batches hold sequences of similar length.
+
+    Rows are shuffled every epoch, then grouped by the number of real (non-zero) entries of
+    feature ``sequence`` into buckets split at 4, 8, 16, 32 ... (below the feature's width); a
+    bucket is emitted as a batch when it holds ``batch_size`` rows. A model that skips the columns
+    every row of a batch pads (the sequence towers) then spends its time on real items: on Amazon
+    Beauty, where most histories are far shorter than 50, an epoch is several times faster.
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    width = split.features[sequence].shape[1]
+    boundaries = [b for b in (4, 8, 16, 32, 64, 128, 256) if b < width]
+    ds = tf.data.Dataset.from_tensor_slices(split_arrays(split))
+    ds = ds.shuffle(len(split), seed=seed, reshuffle_each_iteration=True)
+    ds = ds.bucket_by_sequence_length(
+        lambda row: tf.math.count_nonzero(row[sequence], dtype=tf.int32),
+        [b + 1 for b in boundaries],
+        [batch_size] * (len(boundaries) + 1),
+        drop_remainder=drop_remainder,
+    )
+    return ds.prefetch(tf.data.AUTOTUNE)

@@ -18,15 +18,26 @@ def _select(features: Mapping[str, np.ndarray], names: Sequence[str], lo: int, h
     return {n: tf.constant(features[n][lo:hi]) for n in names}
 
 
-def represent(tower: tf.keras.Model, features: Mapping[str, np.ndarray], batch_size: int = 4096) -> tf.Tensor:
-    """Runs a tower (``query_model`` or ``candidate_model``) over feature arrays, in batches."""
+def represent(tower: tf.keras.Model, features: Mapping[str, np.ndarray], batch_size: int = 2048) -> tf.Tensor:
+    """Runs a tower (``query_model`` or ``candidate_model``) over feature arrays, in batches.
+
+    Rows go through the tower ordered by how many real (non-zero) entries their list features
+    hold, and come back in their own order: each batch then holds lists of similar length, so a
+    tower that skips the columns a whole batch pads (the sequence towers) does not spend its time
+    on padding. Every row's output is its own, whatever batch it is in."""
     names = tower.feature_names
     missing = [n for n in names if n not in features]
     if missing:
         raise ValueError(f"{tower.name} needs features {missing}, which the data does not have")
     n = len(features[names[0]])
-    parts = [tower(_select(features, names, lo, lo + batch_size), training=False) for lo in range(0, n, batch_size)]
-    return tf.concat(parts, axis=0)
+    lists = [np.asarray(features[name]) for name in names if np.ndim(features[name]) == 2]
+    if not lists or n <= batch_size:
+        parts = [tower(_select(features, names, lo, lo + batch_size), training=False) for lo in range(0, n, batch_size)]
+        return tf.concat(parts, axis=0)
+    order = np.argsort(sum(np.count_nonzero(x, axis=1) for x in lists), kind="stable")
+    ordered = {name: np.asarray(features[name])[order] for name in names}
+    parts = [tower(_select(ordered, names, lo, lo + batch_size), training=False) for lo in range(0, n, batch_size)]
+    return tf.gather(tf.concat(parts, axis=0), np.argsort(order))
 
 
 def catalog_scores_fn(model: Any, data: PreparedData, split: Split) -> tuple[Any, int]:

@@ -3,12 +3,14 @@
 from tfcs3.layers.activation_unit import ActivationUnitAttention
 from tfcs3.layers.all_to_all import AllToAllInteraction, sparse_sum
 from tfcs3.layers.cascade_sharing import CascadeMemory
+from tfcs3.layers.causal_transformer import CausalTransformerEncoder, causal_mask
 from tfcs3.layers.cross_tower_sync import CrossTowerMemory, EMAMemory, ordered_ema
 from tfcs3.layers.cycle_adaptive import CycleAdaptiveDense, CycleAdaptiveMLP
 from tfcs3.layers.diffusion import DiffusionIntentGenerator, UNet1D, exponential_betas
 from tfcs3.layers.discrete_codes import ProductQuantizer, codewords, nearest_codes
 from tfcs3.layers.dual_augmented import AdaptiveMimicVector, category_alignment_loss
 from tfcs3.layers.feature_embedding import FeatureEmbedding
+from tfcs3.layers.gru_encoder import GRUSequenceEncoder
 from tfcs3.layers.hashed_cross import HashedCrossEmbedding, hashed_cross_ids
 from tfcs3.layers.interaction_tower import LightSE, contrastive_interaction_loss, multi_head_sum_max, paired_sum_max
 from tfcs3.layers.masked_mean import MaskedMeanPooling
@@ -24,5 +26,6 @@ __all__ = [
     "contrastive_interaction_loss", "multi_head_sum_max", "paired_sum_max", "HashedCrossEmbedding", "hashed_cross_ids",
     "TargetAttention", "ActivationUnitAttention", "MetaQueryModule", "LightweightSimilarityScorer", "head_similarity",
     "AllToAllInteraction", "sparse_sum", "ProductQuantizer", "codewords", "nearest_codes",
-    "DiffusionIntentGenerator", "UNet1D", "exponential_betas", "MixedAttention",
+    "DiffusionIntentGenerator", "UNet1D", "exponential_betas", "MixedAttention", "CausalTransformerEncoder",
+    "causal_mask", "GRUSequenceEncoder",
 ]  # fmt: skip

@@ -13,11 +13,13 @@ from tfcs3.models.registry import (
     register,
     save_model,
 )
+from tfcs3.models.sequential import ItemEmbeddingTower, SequenceQueryTower, SequentialModel
 from tfcs3.models.tower import Tower, item_attribute_table
 from tfcs3.models.two_tower import TwoTowerModel
 
 __all__ = [
     "AugmentedTower", "DATModel", "FITItemTower", "FITModel", "FITUserTower", "item_attribute_table",
     "InteractionTower", "IntTowerModel", "PopularityRecommender", "Tower", "TwoTowerModel",
+    "ItemEmbeddingTower", "SequenceQueryTower", "SequentialModel",
     "build_model", "is_trainable", "load_model", "model_names", "protocols_of", "register", "save_model",
 ]  # fmt: skip

@@ -19,6 +19,12 @@ statistics) and keyword hyperparameters. Registered names:
   unrestricted upper bound), retrieval only;
 * ``t2diff``: :class:`T2DiffModel` (diffusion next intent + mixed attention in the user tower),
   retrieval only; ``use_diffusion`` / ``drift`` switch its mechanisms off for the ablation;
+* ``sasrec`` / ``gru4rec``: :class:`SequentialModel`, a causal self-attention or GRU query tower
+  over the history, item tables tied with the candidate tower, dense next-item supervision;
+  retrieval only;
+* every dot-product retrieval model takes ``loss`` (``in_batch``, ``full_softmax``,
+  ``sampled_softmax``; see :mod:`tfcs3.models.retrieval_loss`) with ``num_negatives``,
+  ``negative_sampler``, ``mixed_negatives`` and ``max_full_softmax_items``;
 * ``fit``: :class:`FITModel` (Meta Query Module + Lightweight Similarity Scorer), pre-ranking
   only; ``use_mqm`` / ``use_lss`` switch its mechanisms off for the ablation.
 """
@@ -41,6 +47,7 @@ from tfcs3.models.dat import DATModel
 from tfcs3.models.fit import FITModel
 from tfcs3.models.inttower import IntTowerModel
 from tfcs3.models.popularity import PopularityRecommender
+from tfcs3.models.sequential import SequentialModel
 from tfcs3.models.sparcode import SparCodeModel
 from tfcs3.models.t2diff import T2DiffModel
 from tfcs3.models.tower import item_attribute_table
@@ -51,7 +58,8 @@ _BUILDERS: dict[str, Builder] = {}
 # Hyperparameters each name accepts (anything else is an error, not silently ignored).
 _TWO_TOWER_HPARAMS = (
     "embedding_dim", "hidden_units", "temperature", "remove_accidental_hits", "l2_normalize",
-    "dropout", "embeddings_regularizer", "logq",
+    "dropout", "embeddings_regularizer", "logq", "loss", "num_negatives", "negative_sampler", "mixed_negatives",
+    "max_full_softmax_items",
 )  # fmt: skip
 
 
@@ -102,6 +110,8 @@ def _dot_model(model_cls: Callable[..., TwoTowerModel], tower: str, extra_hparam
         if unknown:
             raise ValueError(f"{tower}: unknown hyperparameters {sorted(unknown)}; accepted: {accepted}")
         probability = item_probability_by_vocab(data) if logq and data.protocol == "retrieval" else None
+        if hparams.get("loss", "in_batch") != "in_batch" and "item_attributes" not in hparams:
+            hparams["item_attributes"] = item_attribute_table(data)
         return model_cls(data.spec, tower=tower, mode=data.protocol, item_probability=probability, **hparams)
 
     return build
@@ -169,6 +179,20 @@ def _t2diff(data: PreparedData, **hparams: Any) -> T2DiffModel:
     return build(data, **hparams)
 
 
+_SEQUENCE_HPARAMS = ("num_blocks", "num_heads", "attention_dropout", "profile", "dense")
+
+
+def _sequential(encoder: str) -> Builder:
+    def build(data: PreparedData, **hparams: Any) -> SequentialModel:
+        model = partial(SequentialModel, item_attributes=item_attribute_table(data), encoder=encoder)
+        return _dot_model(model, "youtubednn", _SEQUENCE_HPARAMS)(data, **hparams)
+
+    return build
+
+
+register("sasrec")(_sequential("sasrec"))
+register("gru4rec")(_sequential("gru4rec"))
+
 #: Registered models that train on one protocol only (the others take both).
 PROTOCOLS = {
     "fit": ("preranking",),
@@ -176,6 +200,8 @@ PROTOCOLS = {
     "sparcode_dssm": ("retrieval",),
     "all_to_all": ("retrieval",),
     "t2diff": ("retrieval",),
+    "sasrec": ("retrieval",),
+    "gru4rec": ("retrieval",),
 }
 
 

@@ -185,6 +185,8 @@ class T2DiffModel(TwoTowerModel):
             ffn_units=int(ffn_units),
             attention_units=int(attention_units),
         )
+        if kwargs.get("loss", "in_batch") != "in_batch":
+            kwargs["item_attributes"] = item_attributes  # full / sampled softmax embed any item
         super().__init__(spec, **kwargs)
         a = self._t2diff_args
         self.hparams.update(

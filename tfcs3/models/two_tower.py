@@ -7,9 +7,13 @@ Towers:
       embeddings of the user's earlier items (the history feature).
 
 Objectives:
-    * ``retrieval``: in-batch softmax over ``s(u, i) = q_u . c_i / T`` with the logQ correction
-      ``s - log p(i)`` (``p`` = training frequency of the item) and accidental-hit removal, via
-      ``tfrs.tasks.Retrieval`` (Yi et al., RecSys 2019 for the correction).
+    * ``retrieval``, by ``loss`` (:mod:`tfcs3.models.retrieval_loss`): ``in_batch`` (default),
+      the softmax over ``s(u, i) = q_u . c_i / T`` against the batch's other positives with the
+      logQ correction ``s - log p(i)`` (``p`` = training frequency of the item) and accidental-hit
+      removal, via ``tfrs.tasks.Retrieval`` (Yi et al., RecSys 2019 for the correction);
+      ``full_softmax``, the exact softmax over every item; ``sampled_softmax``, ``N`` shared
+      negatives drawn uniformly or by popularity, logQ-corrected, the query's known positives
+      removed, optionally mixed with the in-batch ones.
     * ``preranking``: pointwise BCE on labelled impressions, ``P(click) = sigmoid(q . c / T + b)``.
 """
 
@@ -24,7 +28,9 @@ import tensorflow_recommenders as tfrs
 import tf_keras
 
 from tfcs3.data.features import SEQUENCE, FeatureSpec
-from tfcs3.data.pipeline import LABEL
+from tfcs3.data.pipeline import LABEL, make_dataset
+from tfcs3.data.protocols import Split
+from tfcs3.models import retrieval_loss
 from tfcs3.models.tower import Tower, feature_configs
 
 TOWERS = ("dssm", "youtubednn")
@@ -47,6 +53,14 @@ class TwoTowerModel(tfrs.Model):
         l2_normalize: cosine towers (use with a temperature below 1).
         dropout: dropout after hidden layers.
         embeddings_regularizer: L2 strength on embedding tables.
+        loss: ``"in_batch"``, ``"full_softmax"`` or ``"sampled_softmax"`` (retrieval; see
+            :mod:`tfcs3.models.retrieval_loss`).
+        num_negatives: ``N``, the shared negatives of ``sampled_softmax``.
+        negative_sampler: ``"uniform"`` or ``"popularity"`` (``sampled_softmax``).
+        mixed_negatives: ``sampled_softmax`` also uses the batch's other positives as negatives.
+        max_full_softmax_items: the largest item vocabulary ``full_softmax`` accepts.
+        item_attributes: :func:`~tfcs3.models.tower.item_attribute_table` of the data, needed by
+            ``full_softmax`` and ``sampled_softmax`` to run the candidate tower on any item.
 
     ``query_model`` maps query features to ``[batch, embedding_dim]``; ``candidate_model`` maps
     candidate features to ``[batch, embedding_dim]`` and never sees a query input; ``score`` is
@@ -72,6 +86,12 @@ class TwoTowerModel(tfrs.Model):
         l2_normalize: bool = False,
         dropout: float = 0.0,
         embeddings_regularizer: float = 0.0,
+        loss: str = "in_batch",
+        num_negatives: int = 256,
+        negative_sampler: str = "uniform",
+        mixed_negatives: bool = False,
+        max_full_softmax_items: int = retrieval_loss.MAX_FULL_SOFTMAX_ITEMS,
+        item_attributes: Mapping[str, np.ndarray] | None = None,
         **kwargs: Any,
     ):
         super().__init__(**kwargs)
@@ -81,6 +101,14 @@ class TwoTowerModel(tfrs.Model):
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
         if temperature <= 0:
             raise ValueError(f"temperature must be > 0, got {temperature}")
+        n_items = len(spec.item_vocabulary)
+        _check_loss(loss, mode, num_negatives, negative_sampler, n_items, max_full_softmax_items, item_attributes)
+        if loss != "in_batch" and not self.is_dot:
+            raise ValueError(
+                f"{type(self).__name__} does not score by dot product: it trains with loss='in_batch' only"
+            )
+        if negative_sampler == "popularity" and item_probability is None:
+            raise ValueError("negative_sampler='popularity' needs the items' training frequencies (logq=True)")
         self.spec = spec
         self.tower = tower
         self.mode = mode
@@ -95,7 +123,19 @@ class TwoTowerModel(tfrs.Model):
             dropout=float(dropout),
             embeddings_regularizer=float(embeddings_regularizer),
         )
-        n_items = len(spec.item_vocabulary)
+        if loss != "in_batch":
+            self.hparams.update(loss=loss, max_full_softmax_items=int(max_full_softmax_items))
+        if loss == "sampled_softmax":
+            self.hparams.update(
+                num_negatives=int(num_negatives),
+                negative_sampler=negative_sampler,
+                mixed_negatives=bool(mixed_negatives),
+            )
+        # Item-vocabulary index -> candidate features, to run the candidate tower on any item.
+        self.item_table = {
+            name: tf.Variable(table, trainable=False, name=f"item_table_{name}")
+            for name, table in (item_attributes or {}).items()
+        }
         # DSSM reads no history, so neither the sequences nor the features aligned with them.
         query_features = [f for f in spec.query if tower == "youtubednn" or (f.kind != SEQUENCE and not f.aligned_with)]
         tower_args = dict(
@@ -199,16 +239,84 @@ class TwoTowerModel(tfrs.Model):
             return logit / self.hparams["temperature"] + self.bias
         return logit
 
-    def _in_batch_softmax(self, q: tf.Tensor, c: tf.Tensor, features: Mapping[str, tf.Tensor]) -> tf.Tensor:
+    @property
+    def loss_name(self) -> str:
+        """The retrieval loss: ``"in_batch"``, ``"full_softmax"`` or ``"sampled_softmax"``."""
+        return self.hparams.get("loss", "in_batch")
+
+    def candidate_vectors(self, item_ids: tf.Tensor, training: bool | None = None) -> tf.Tensor:
+        """The candidate tower on items given by item-vocabulary index, ``[...] -> [..., D]``
+        (their features looked up in ``item_attributes``)."""
+        if not self.item_table:
+            raise ValueError(
+                f"{type(self).__name__} was built without item_attributes: it cannot embed arbitrary items"
+            )
+        ids = tf.cast(item_ids, tf.int32)
+        flat = tf.reshape(ids, [-1])
+        rows = {name: tf.gather(table, flat) for name, table in self.item_table.items()}
+        vectors = self.candidate_model(rows, training=training)
+        return tf.reshape(vectors, tf.concat([tf.shape(ids), tf.shape(vectors)[-1:]], axis=0))
+
+    def known_items(self, features: Mapping[str, tf.Tensor]) -> tf.Tensor:
+        """``[B, K]`` items each query row knows as positives (its history and its target; 0 pads),
+        left out of ``sampled_softmax``'s negatives."""
+        parts = [tf.cast(features[self.spec.item_id], tf.int32)[:, None]]
+        parts += [tf.cast(features[f.name], tf.int32) for f in self.spec.sequence_features if f.name in features]
+        return tf.concat(parts, axis=1)
+
+    def retrieval_loss(
+        self,
+        q: tf.Tensor,
+        c: tf.Tensor,
+        item_ids: tf.Tensor,
+        known: tf.Tensor | None = None,
+        dropped: tf.Tensor | None = None,
+    ) -> tf.Tensor:
+        """The retrieval loss (``loss``) of queries ``q`` ``[R, D]`` whose positives are the items
+        ``item_ids`` ``[R]`` with candidate representations ``c`` ``[R, D]``, summed over rows.
+        ``known`` ``[R, K]``: each row's known positives (``sampled_softmax`` leaves them out);
+        ``dropped`` ``[R, R]``: in-batch pairs to leave out (``in_batch``,
+        :meth:`dropped_negatives`)."""
+        item_ids = tf.cast(item_ids, tf.int32)
+        temperature = self.hparams["temperature"]
+        if self.loss_name == "full_softmax":
+            table = self.candidate_vectors(tf.range(len(self.spec.item_vocabulary)), training=True)
+            return retrieval_loss.full_softmax_loss(q, table, item_ids, temperature)
+        if self.loss_name == "sampled_softmax":
+            return self._sampled_softmax(q, c, item_ids, known)
+        return self._in_batch_softmax(q, c, item_ids, dropped)
+
+    def _sampled_softmax(self, q: tf.Tensor, c: tf.Tensor, item_ids: tf.Tensor, known: tf.Tensor | None) -> tf.Tensor:
+        h = self.hparams
+        vocab = len(self.spec.item_vocabulary)
+        negatives, probability = retrieval_loss.sample_negatives(
+            h["num_negatives"], vocab, h["negative_sampler"], self.item_probability
+        )
+        vectors = self.candidate_vectors(negatives, training=True)
+        uniform = h["negative_sampler"] == "uniform"
+        positive_probability = tf.fill(tf.shape(item_ids), 1.0 / (vocab - 2)) if uniform else None
+        if not uniform:
+            positive_probability = tf.gather(self.item_probability, item_ids)
+        if h["mixed_negatives"]:
+            # The batch's positives as more negatives: drawn by training frequency, so their logQ
+            # is their in-batch probability, scaled to the same per-draw footing as the sample.
+            negatives = tf.concat([negatives, item_ids], axis=0)
+            vectors = tf.concat([vectors, c], axis=0)
+            probability = tf.concat([probability, tf.gather(self.item_probability, item_ids)], axis=0)
+        return retrieval_loss.sampled_softmax_loss(
+            q, c, item_ids, vectors, negatives, h["temperature"], positive_probability, probability, known
+        )
+
+    def _in_batch_softmax(
+        self, q: tf.Tensor, c: tf.Tensor, item_ids: tf.Tensor, dropped: tf.Tensor | None = None
+    ) -> tf.Tensor:
         """In-batch softmax with logQ correction and accidental-hit removal (summed over the batch).
 
         Dot models use ``tfrs.tasks.Retrieval``; other scorers get the same steps applied to
         ``score(q, c)``: divide by T, subtract log p(item), mask same-item negatives, softmax CE.
         """
-        item_ids = tf.cast(features[self.spec.item_id], tf.int32)
         probability = tf.gather(self.item_probability, item_ids) if self.use_logq else None
         hits = item_ids if self.hparams["remove_accidental_hits"] else None
-        dropped = self.dropped_negatives(features)
         if self.is_dot and dropped is None:
             return self.task(
                 q, c, candidate_sampling_probability=probability, candidate_ids=hits, compute_metrics=False
@@ -224,6 +332,19 @@ class TwoTowerModel(tfrs.Model):
             scores = tf.where(drop, tf.cast(scores.dtype.min, scores.dtype), scores)
         loss = tf_keras.losses.CategoricalCrossentropy(from_logits=True, reduction=tf_keras.losses.Reduction.SUM)
         return loss(labels, scores)
+
+    def training_dataset(self, split: Split, batch_size: int, seed: int, drop_remainder: bool) -> tf.data.Dataset:
+        """The shuffled batches of one training run over ``split`` (the training split): here
+        :meth:`training_examples` in random order (reshuffled every epoch)."""
+        return make_dataset(
+            self.training_examples(split), batch_size, shuffle=True, seed=seed, drop_remainder=drop_remainder
+        )
+
+    def training_examples(self, split: Split) -> Split:
+        """The rows training iterates over, made from the training split (the split itself here;
+        the sequence models keep one row per window of each user's sequence, for dense
+        supervision)."""
+        return split
 
     def dropped_negatives(self, features: Mapping[str, tf.Tensor]) -> tf.Tensor | None:
         """``[B, B]`` bool: in-batch (query r, candidate j) pairs to leave out of the softmax as
@@ -250,7 +371,9 @@ class TwoTowerModel(tfrs.Model):
         if self.mode == "preranking":
             task_loss = self.task(labels=features[LABEL], predictions=self._pair_logits(q, c))
         else:
-            task_loss = self._in_batch_softmax(q, c, features)
+            item_ids = features[self.spec.item_id]
+            known = self.known_items(features) if self.loss_name == "sampled_softmax" else None
+            task_loss = self.retrieval_loss(q, c, item_ids, known, self.dropped_negatives(features))
         # The retrieval task sums its loss over the batch (TFRS's default), the ranking task
         # averages it; auxiliary losses are per-example means, scaled to match.
         scale = tf.reduce_sum(positive) if self.mode == "retrieval" else 1.0
@@ -258,3 +381,32 @@ class TwoTowerModel(tfrs.Model):
 
     def get_config(self) -> dict[str, Any]:
         return {"spec": self.spec.to_json(), "use_logq": self.use_logq, **self.hparams}
+
+
+def _check_loss(
+    loss: str,
+    mode: str,
+    num_negatives: int,
+    sampler: str,
+    n_items: int,
+    max_full_softmax_items: int,
+    item_attributes: Mapping[str, np.ndarray] | None,
+) -> None:
+    if loss not in retrieval_loss.LOSSES:
+        raise ValueError(f"loss must be one of {retrieval_loss.LOSSES}, got {loss!r}")
+    if loss == "in_batch":
+        return
+    if mode != "retrieval":
+        raise ValueError(f"loss={loss!r} is a retrieval loss; pre-ranking trains on labelled impressions (BCE)")
+    if item_attributes is None:
+        raise ValueError(f"loss={loss!r} needs item_attributes (tfcs3.models.item_attribute_table(data))")
+    if loss == "full_softmax" and n_items > max_full_softmax_items:
+        raise ValueError(
+            f"loss='full_softmax' scores all {n_items:,} items at every step, more than max_full_softmax_items="
+            f"{max_full_softmax_items:,}: use loss='sampled_softmax' (num_negatives=...), or raise the limit"
+        )
+    if loss == "sampled_softmax":
+        if num_negatives < 1:
+            raise ValueError(f"num_negatives must be >= 1, got {num_negatives}")
+        if sampler not in retrieval_loss.SAMPLERS:
+            raise ValueError(f"negative_sampler must be one of {retrieval_loss.SAMPLERS}, got {sampler!r}")
