@@ -131,3 +131,17 @@ def test_sparcode_with_its_index_and_fit_from_the_command_line(tmp_path):
     proc = _cli("train", "--dataset=synthetic", "--model=fit", "--protocol=preranking", "--epochs=1",
                 "--embedding_dim=8", f"--output_dir={tmp_path / 'fit'}", "--verbose=0")  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-2000:]
+
+
+def test_a_sequence_backbone_with_a_loss_from_the_command_line(tmp_path):
+    run = tmp_path / "run"
+    proc = _cli("train", "--dataset=synthetic", "--model=sasrec", "--loss=sampled_softmax", "--num_negatives=32",
+                "--epochs=1", "--batch_size=64", "--embedding_dim=16", f"--output_dir={run}", "--verbose=0")  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    config = json.loads((run / "model_config.json").read_text())
+    assert config["name"] == "sasrec" and config["hparams"]["loss"] == "sampled_softmax"
+    assert "hidden_units" not in config["hparams"]  # the model's own default (SASRec's 256)
+    proc = _cli("export", f"--run_dir={run}", f"--export_dir={tmp_path / 'exports'}", "--k=5")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    proc = _cli("train", "--dataset=synthetic", "--model=youtubednn", "--hidden_units=128,abc", f"--output_dir={run}2")
+    assert proc.returncode != 0 and "--hidden_units must be integers" in proc.stderr

@@ -67,8 +67,25 @@ flags.DEFINE_bool(
 flags.DEFINE_integer("batch_size", 512, "Training batch size (= in-batch negatives for retrieval).")
 flags.DEFINE_float("learning_rate", 3e-3, "Adam learning rate.")
 flags.DEFINE_integer("embedding_dim", 64, "Width of feature embeddings and tower outputs.")
-flags.DEFINE_list("hidden_units", ["128"], "Hidden layer widths of each tower, comma-separated.")
+flags.DEFINE_list(
+    "hidden_units",
+    None,
+    "Hidden layer widths of each tower, comma-separated (default: the model's own; 128 for the "
+    "two-towers; SASRec's feed-forward width 256, GRU4Rec's GRU width 128).",
+)
 flags.DEFINE_float("temperature", 1.0, "Softmax temperature of the retrieval loss.")
+flags.DEFINE_enum(
+    "loss",
+    None,
+    ["in_batch", "full_softmax", "sampled_softmax"],
+    "Retrieval loss of a dot-product model (default: the model's own): in-batch softmax with logQ, "
+    "the exact softmax over the whole catalog, or sampled softmax with --num_negatives shared negatives.",
+)
+flags.DEFINE_integer("num_negatives", None, "--loss=sampled_softmax: negatives per batch (default 256).")
+flags.DEFINE_enum(
+    "negative_sampler", None, ["uniform", "popularity"], "--loss=sampled_softmax: how negatives are drawn."
+)
+flags.DEFINE_bool("mixed_negatives", None, "--loss=sampled_softmax: also use the batch's other positives as negatives.")
 flags.DEFINE_string(
     "hparams",
     None,
@@ -117,9 +134,17 @@ def _hparams() -> dict[str, Any]:
             raise app.UsageError(f"--hparams is not valid JSON ({err}): {FLAGS.hparams!r}") from err
         if not isinstance(extra, dict):
             raise app.UsageError(f"--hparams must be a JSON object, got {FLAGS.hparams!r}")
-    hparams = {"embedding_dim": FLAGS.embedding_dim, "hidden_units": [int(u) for u in FLAGS.hidden_units]}
+    hparams: dict[str, Any] = {"embedding_dim": FLAGS.embedding_dim}
+    if FLAGS.hidden_units is not None:
+        try:
+            hparams["hidden_units"] = [int(u) for u in FLAGS.hidden_units]
+        except ValueError as err:
+            raise app.UsageError(f"--hidden_units must be integers, got {','.join(FLAGS.hidden_units)!r}") from err
     if FLAGS["temperature"].present:  # models without a softmax temperature (FIT) reject it
         hparams["temperature"] = FLAGS.temperature
+    for name in ("loss", "num_negatives", "negative_sampler", "mixed_negatives"):  # retrieval dot models only
+        if FLAGS[name].value is not None:
+            hparams[name] = FLAGS[name].value
     return {**hparams, **extra}
 
 
@@ -331,7 +356,7 @@ def cmd_demo() -> None:
         dataset = "synthetic"
     out = Path(FLAGS.output_dir) if FLAGS.output_dir else Path("runs") / f"demo-{dataset}"
     print(f"Training YouTubeDNN two-tower on {dataset} (early stopping on validation NDCG@10) ...")
-    hparams = {"embedding_dim": FLAGS.embedding_dim, "hidden_units": [int(u) for u in FLAGS.hidden_units]}
+    hparams = {"embedding_dim": FLAGS.embedding_dim, "hidden_units": [int(u) for u in FLAGS.hidden_units or ["128"]]}
     result = run_experiment("youtubednn", dataset, RETRIEVAL, output_dir=out, hparams=hparams, **_training_flags())
     data, model = result["_data"], result["_model"]
     popularity = build_model("popularity", data)
