@@ -136,7 +136,8 @@ def test_sparcode_with_its_index_and_fit_from_the_command_line(tmp_path):
 def test_a_sequence_backbone_with_a_loss_from_the_command_line(tmp_path):
     run = tmp_path / "run"
     proc = _cli("train", "--dataset=synthetic", "--model=sasrec", "--loss=sampled_softmax", "--num_negatives=32",
-                "--epochs=1", "--batch_size=64", "--embedding_dim=16", f"--output_dir={run}", "--verbose=0")  # fmt: skip
+                "--epochs=1", "--batch_size=64", "--embedding_dim=16", f"--output_dir={run}",
+                "--verbose=0")  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-2000:]
     config = json.loads((run / "model_config.json").read_text())
     assert config["name"] == "sasrec" and config["hparams"]["loss"] == "sampled_softmax"
