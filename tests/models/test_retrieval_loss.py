@@ -117,3 +117,15 @@ def test_bad_loss_settings_are_clear_errors(synthetic_retrieval, synthetic_prera
         build_model("youtubednn", synthetic_retrieval, loss="sampled_softmax", negative_sampler="zipf")
     with pytest.raises(ValueError, match="num_negatives"):
         build_model("youtubednn", synthetic_retrieval, loss="sampled_softmax", num_negatives=0)
+
+
+def test_sparcode_trains_with_catalog_negatives(synthetic_retrieval):
+    """SparCode's all-to-all scorer: sampled softmax over negatives drawn from the catalog."""
+    model = build_model("all_to_all", synthetic_retrieval, loss="sampled_softmax", num_negatives=16, embedding_dim=8)
+    batch = {k: tf.constant(v[:32]) for k, v in synthetic_retrieval.train.features.items()}
+    with tf.GradientTape() as tape:
+        value = model.compute_loss(batch, training=True)
+    grads = tape.gradient(value, model.trainable_variables)
+    assert np.isfinite(float(value)) and any(g is not None for g in grads)
+    with pytest.raises(ValueError, match="full and sampled softmax need a dot-product score"):
+        build_model("sparcode", synthetic_retrieval, loss="full_softmax")

@@ -99,7 +99,8 @@ def sampled_softmax_loss(
     negative_probability: tf.Tensor | None = None,
     known: tf.Tensor | None = None,
 ) -> tf.Tensor:
-    """Softmax cross-entropy of each row's positive against shared negatives, summed over rows.
+    """Softmax cross-entropy of each row's positive against shared negatives, by dot product,
+    summed over rows.
 
     Args:
         queries: ``[R, D]``.
@@ -108,19 +109,44 @@ def sampled_softmax_loss(
         negative_vectors: ``[N, D]`` candidate representations of the negatives.
         negatives: ``[N]`` their item indices.
         temperature: ``T``.
-        positive_probability, negative_probability: ``[R]`` and ``[N]`` sampling probabilities
-            for the logQ correction ``s - log p``; ``None`` applies none.
-        known: ``[R, K]`` item indices each row must not see as negatives (its known positives;
-            0 is padding and matches nothing). A negative equal to the row's positive is always
-            removed (an accidental hit).
+        positive_probability, negative_probability, known: see :func:`sampled_softmax_from_logits`.
 
     Returns:
         ``sum_r -log softmax([s_r+ ; s_r1 .. s_rN])[0]`` over the kept negatives, a scalar.
     """
-    positive_logit = tf.reduce_sum(queries * positive_vectors, axis=-1, keepdims=True) / temperature
-    negative_logits = tf.matmul(queries, negative_vectors, transpose_b=True) / temperature
+    positive_logits = tf.reduce_sum(queries * positive_vectors, axis=-1)
+    negative_logits = tf.matmul(queries, negative_vectors, transpose_b=True)
+    return sampled_softmax_from_logits(
+        positive_logits / temperature,
+        negative_logits / temperature,
+        positives,
+        negatives,
+        positive_probability,
+        negative_probability,
+        known,
+    )
+
+
+def sampled_softmax_from_logits(
+    positive_logits: tf.Tensor,
+    negative_logits: tf.Tensor,
+    positives: tf.Tensor,
+    negatives: tf.Tensor,
+    positive_probability: tf.Tensor | None = None,
+    negative_probability: tf.Tensor | None = None,
+    known: tf.Tensor | None = None,
+) -> tf.Tensor:
+    """The sampled softmax of any scorer: ``positive_logits`` ``[R]`` and ``negative_logits``
+    ``[R, N]`` (already divided by the temperature) for positives ``[R]`` and negatives ``[N]``.
+
+    ``positive_probability`` ``[R]`` and ``negative_probability`` ``[N]``: sampling probabilities
+    for the logQ correction ``s - log p`` (``None``: none). ``known`` ``[R, K]``: item indices each
+    row must not see as negatives (its known positives; 0 pads). A negative equal to the row's
+    positive is always removed (an accidental hit). Returns the cross-entropy summed over rows.
+    """
+    positive_logits = positive_logits[:, None]
     if positive_probability is not None:
-        positive_logit -= tf.math.log(tf.maximum(positive_probability, 1e-30))[:, None]
+        positive_logits -= tf.math.log(tf.maximum(positive_probability, 1e-30))[:, None]
     if negative_probability is not None:
         negative_logits -= tf.math.log(tf.maximum(negative_probability, 1e-30))[None, :]
     positives = tf.cast(positives, tf.int32)
@@ -128,6 +154,6 @@ def sampled_softmax_loss(
     drop = tf.equal(negatives[None, :], positives[:, None])
     if known is not None:
         drop |= contains(known, negatives)
-    logits = tf.concat([positive_logit, _masked(negative_logits, drop)], axis=1)
+    logits = tf.concat([positive_logits, _masked(negative_logits, drop)], axis=1)
     labels = tf.zeros(tf.shape(logits)[:1], tf.int32)
     return tf.reduce_sum(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits))

@@ -49,6 +49,7 @@ import tf_keras
 from tfcs3.data.features import FeatureSpec
 from tfcs3.layers.all_to_all import SCORERS, AllToAllInteraction, sparse_sum
 from tfcs3.layers.discrete_codes import ProductQuantizer
+from tfcs3.models import retrieval_loss
 from tfcs3.models.tower import Tower
 from tfcs3.models.two_tower import TwoTowerModel
 
@@ -162,6 +163,8 @@ class SparCodeModel(TwoTowerModel):
                 decay=codebook_decay,
                 restart_threshold=restart_threshold,
             )
+        if kwargs.get("mixed_negatives"):
+            raise ValueError("SparCode's sampled softmax draws its negatives from the catalog only (mixed_negatives)")
         super().__init__(spec, **kwargs)
         self.hparams.update(
             num_query_tokens=int(num_query_tokens),
@@ -336,10 +339,18 @@ class SparCodeModel(TwoTowerModel):
                 self.perplexity.update_state(self.quantizer.perplexity(flat_codes))
         return loss
 
+    @property
+    def supported_losses(self) -> tuple[str, ...]:
+        return ("in_batch", "sampled_softmax")
+
     def _sampled_softmax(self, tokens: tf.Tensor, items: tf.Tensor, features: Mapping[str, tf.Tensor]) -> tf.Tensor:
-        """Softmax over [own positive ; the batch's first ``num_negatives`` candidates] (summed)."""
-        n = tf.minimum(tf.shape(items)[0], self.hparams["num_negatives"])
+        """``in_batch``: the softmax over [own positive ; the batch's first ``num_negatives``
+        candidates]; ``sampled_softmax``: over [own positive ; ``num_negatives`` items drawn from
+        the catalog] (:mod:`~tfcs3.models.retrieval_loss`). Summed over the batch."""
         positive = self._sum(self.interaction((tokens, items), training=True), training=True)  # [B]
+        if self.loss_name == "sampled_softmax":
+            return self._catalog_negatives(tokens, positive, features)
+        n = tf.minimum(tf.shape(items)[0], self.hparams["num_negatives"])
         negatives = self._sum(self.interaction.all_pairs(tokens, items[:n]), training=True)  # [B, n]
         logits = tf.concat([positive[:, None], negatives], axis=1) / self.hparams["temperature"]
         item_ids = tf.cast(features[self.spec.item_id], tf.int32)
@@ -350,3 +361,24 @@ class SparCodeModel(TwoTowerModel):
             hit = tf.equal(item_ids[:, None], item_ids[None, :n])
             logits = tf.concat([logits[:, :1], tf.where(hit, logits.dtype.min, logits[:, 1:])], axis=1)
         return tf.reduce_sum(tf.nn.sparse_softmax_cross_entropy_with_logits(tf.zeros_like(item_ids), logits))
+
+    def _catalog_negatives(
+        self, tokens: tf.Tensor, positive: tf.Tensor, features: Mapping[str, tf.Tensor]
+    ) -> tf.Tensor:
+        h = self.hparams
+        vocab = len(self.spec.item_vocabulary)
+        negatives, probability = retrieval_loss.sample_negatives(
+            h["num_negatives"], vocab, h["negative_sampler"], self.item_probability
+        )
+        items = self._tokens(self.candidate_vectors(negatives, training=True), "num_item_tokens")
+        negative_logits = self._sum(self.interaction.all_pairs(tokens, items), training=True)
+        item_ids = tf.cast(features[self.spec.item_id], tf.int32)
+        return retrieval_loss.sampled_softmax_from_logits(
+            positive / h["temperature"],
+            negative_logits / h["temperature"],
+            item_ids,
+            negatives,
+            self.sampling_probability(item_ids),
+            probability,
+            self.known_items(features),
+        )

@@ -103,9 +103,10 @@ class TwoTowerModel(tfrs.Model):
             raise ValueError(f"temperature must be > 0, got {temperature}")
         n_items = len(spec.item_vocabulary)
         _check_loss(loss, mode, num_negatives, negative_sampler, n_items, max_full_softmax_items, item_attributes)
-        if loss != "in_batch" and not self.is_dot:
+        if loss not in self.supported_losses:
             raise ValueError(
-                f"{type(self).__name__} does not score by dot product: it trains with loss='in_batch' only"
+                f"{type(self).__name__} trains with loss in {self.supported_losses}, got {loss!r} (full and "
+                "sampled softmax need a dot-product score)"
             )
         if negative_sampler == "popularity" and item_probability is None:
             raise ValueError("negative_sampler='popularity' needs the items' training frequencies (logq=True)")
@@ -240,6 +241,12 @@ class TwoTowerModel(tfrs.Model):
         return logit
 
     @property
+    def supported_losses(self) -> tuple[str, ...]:
+        """The retrieval losses this model trains with: all of them for a dot-product score, the
+        in-batch softmax otherwise (subclasses with a scorer of their own may add to it)."""
+        return retrieval_loss.LOSSES if self.is_dot else ("in_batch",)
+
+    @property
     def loss_name(self) -> str:
         """The retrieval loss: ``"in_batch"``, ``"full_softmax"`` or ``"sampled_softmax"``."""
         return self.hparams.get("loss", "in_batch")
@@ -293,19 +300,22 @@ class TwoTowerModel(tfrs.Model):
             h["num_negatives"], vocab, h["negative_sampler"], self.item_probability
         )
         vectors = self.candidate_vectors(negatives, training=True)
-        uniform = h["negative_sampler"] == "uniform"
-        positive_probability = tf.fill(tf.shape(item_ids), 1.0 / (vocab - 2)) if uniform else None
-        if not uniform:
-            positive_probability = tf.gather(self.item_probability, item_ids)
+        positive_probability = self.sampling_probability(item_ids)
         if h["mixed_negatives"]:
-            # The batch's positives as more negatives: drawn by training frequency, so their logQ
-            # is their in-batch probability, scaled to the same per-draw footing as the sample.
+            # The batch's positives as more negatives: they come in by training frequency, so
+            # their logQ term is the training frequency (as for the in-batch softmax).
             negatives = tf.concat([negatives, item_ids], axis=0)
             vectors = tf.concat([vectors, c], axis=0)
             probability = tf.concat([probability, tf.gather(self.item_probability, item_ids)], axis=0)
         return retrieval_loss.sampled_softmax_loss(
             q, c, item_ids, vectors, negatives, h["temperature"], positive_probability, probability, known
         )
+
+    def sampling_probability(self, item_ids: tf.Tensor) -> tf.Tensor:
+        """The probability with which ``negative_sampler`` draws each of ``item_ids`` (logQ)."""
+        if self.hparams["negative_sampler"] == "uniform":
+            return tf.fill(tf.shape(item_ids), 1.0 / (len(self.spec.item_vocabulary) - 2))
+        return tf.gather(self.item_probability, item_ids)
 
     def _in_batch_softmax(
         self, q: tf.Tensor, c: tf.Tensor, item_ids: tf.Tensor, dropped: tf.Tensor | None = None
