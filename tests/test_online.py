@@ -76,3 +76,17 @@ def test_bad_arguments(synthetic_retrieval):
         learn_online(model, synthetic_retrieval, evaluate_on=("dev",))
     with pytest.raises(ValueError, match="export_dir"):
         learn_online(model, synthetic_retrieval, export_every=3)
+
+
+@pytest.mark.parametrize(
+    ("name", "loss"),
+    [("sasrec", "full_softmax"), ("youtubednn", "sampled_softmax"), ("cs3_youtubednn", "full_softmax")],
+)
+def test_the_softmax_losses_learn_online(name, loss, synthetic_retrieval):
+    """Every loss runs in the online loop; a sequence model trains each streamed row's last position."""
+    extra = {"num_negatives": 16} if loss == "sampled_softmax" else {}
+    hparams = SMALL if name.startswith("cs3") else dict(embedding_dim=8, hidden_units=[16])
+    model = build_model(name, synthetic_retrieval, loss=loss, **hparams, **extra)
+    out = learn_online(model, synthetic_retrieval, batch_size=256, evaluate_on=("test",), verbose=0)
+    ranks = out["predictions"]["test"]
+    assert np.isfinite(ranks).all() and out["metrics"]["test"]["ndcg@10"] > 0
