@@ -162,7 +162,7 @@ def model_latency(names: list[str], candidates: int = 500) -> list[dict[str, Any
             cands = tf.constant([list(ids[rng.integers(len(ids), size=candidates)])])
             score_batches.append({**query, "candidate_ids": cands})
             top_batches.append({**query, "exclude": tf.constant(raw["exclude"][r : r + 1])})
-        row: dict[str, Any] = {"model": name, "candidates": candidates, "score_width": getattr(model, "score_width", 1)}
+        row: dict[str, Any] = {"model": name, "candidates": candidates, "score_width": model.score_width}
         for signature, batches in (("score_candidates", score_batches), ("serving_default", top_batches)):
             fn = loaded.signatures[signature]
             summary = latency_summary(time_calls(lambda b, fn=fn: fn(**b), batches, FLAGS.seconds / 2))

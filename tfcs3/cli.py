@@ -37,7 +37,7 @@ from tfcs3.experiment import environment_info, load_run, run_experiment
 from tfcs3.export import export_latency, export_model, raw_requests
 from tfcs3.models.registry import build_model, model_names
 from tfcs3.online import learn_online
-from tfcs3.retrieval import ScannOptions
+from tfcs3.retrieval import INDEXES, ScannOptions
 
 COMMANDS = ("train", "evaluate", "export", "benchmark", "online", "demo")
 
@@ -106,7 +106,7 @@ flags.DEFINE_integer("version", None, "export: version number (default: the next
 flags.DEFINE_enum(
     "index",
     "brute_force",
-    ["brute_force", "scann", "sparse_code"],
+    sorted(INDEXES),
     "export: top-k index (scann needs its ops; sparse_code is SparCode's inverted index).",
 )
 flags.DEFINE_integer("k", 100, "export: how many items serving_default returns.")

@@ -32,6 +32,7 @@ from tfcs3.evaluation.evaluate import represent
 from tfcs3.evaluation.ranking import auc, gauc, logloss
 from tfcs3.evaluation.retrieval import metrics_from_ranks, target_ranks
 from tfcs3.export.saved_model import export_model
+from tfcs3.models.two_tower import TwoTowerModel
 
 SPLITS = ("train", "validation", "test")
 
@@ -99,11 +100,10 @@ def learn_online(
     if export_every is not None and (export_every < 1 or export_dir is None):
         raise ValueError("export_every must be >= 1 and needs export_dir")
     tf_keras.utils.set_random_seed(seed)
-    if hasattr(model, "before_training"):
-        model.before_training(data, seed=seed, verbose=0, online=True)
-    if hasattr(model, "reset_memories"):
-        model.reset_memories()
-        model.update_in_step = True
+    if not isinstance(model, TwoTowerModel):
+        raise TypeError(f"online learning trains a tfcs3 TwoTowerModel, got {type(model).__name__}")
+    model.before_training(data, seed=seed, verbose=0, online=True)
+    model.start_online()
     model.compile(optimizer=tf_keras.optimizers.Adam(learning_rate))
 
     stream = _stream(data, splits)

@@ -190,7 +190,7 @@ def _training_config(
     """What must not change between an interrupted run and its continuation."""
     return {
         "model": type(model).__name__,
-        "hparams": _plain(getattr(model, "hparams", {})),
+        "hparams": _plain(model.hparams),
         "data": data.name,
         "protocol": data.protocol,
         "spec": hashlib.sha1(data.spec.to_json().encode()).hexdigest(),  # features, vocabularies, lengths
@@ -315,8 +315,9 @@ def train(
     callbacks.append(stopper)
     if output_dir is not None:
         callbacks.append(tf_keras.callbacks.TensorBoard(str(output_dir / "tensorboard"), update_freq="epoch"))
-    if hasattr(model, "before_training"):  # e.g. CS3 trains its downstream ranker first
-        model.before_training(data, seed=seed, verbose=verbose)
+    if not isinstance(model, TwoTowerModel):
+        raise TypeError(f"train() fits a tfcs3 TwoTowerModel, got {type(model).__name__} (nothing to train)")
+    model.before_training(data, seed=seed, verbose=verbose)  # e.g. CS3 trains its downstream ranker first
     model.compile(optimizer=tf_keras.optimizers.Adam(learning_rate))
     drop_remainder = data.protocol != PRERANKING
     start = time.time()
@@ -356,17 +357,12 @@ def train(
         if first:
             state["resumed_at"].append(first)
             tf_keras.utils.set_random_seed(seed + first)
-        if getattr(model, "has_memories", False):
+        if model.has_memories:
             stopper.restore_on_train_end = False  # fit is called once per epoch
             logs = _fit_with_replay(model, data, epochs, batch_size, seed, callbacks, drop_remainder, verbose, first)
             stopper.restore()
         else:
-            if isinstance(model, TwoTowerModel):
-                train_ds = model.training_dataset(data.train, batch_size, seed + first, drop_remainder)
-            else:
-                train_ds = make_dataset(
-                    data.train, batch_size, shuffle=True, seed=seed + first, drop_remainder=drop_remainder
-                )
+            train_ds = model.training_dataset(data.train, batch_size, seed + first, drop_remainder)
             logs = model.fit(train_ds, initial_epoch=first, epochs=epochs, callbacks=callbacks, verbose=verbose).history
         if state:
             logs = state["history"]

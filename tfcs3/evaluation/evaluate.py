@@ -47,10 +47,8 @@ def catalog_scores_fn(model: Any, data: PreparedData, split: Split) -> tuple[Any
         return (lambda start, end: model.score_catalog(end - start)), 1
     candidates = represent(model.candidate_model, data.catalog)
     queries = represent(model.query_model, split.features)
-    if hasattr(model, "catalog_scorer"):  # e.g. SparCode: per-code score tables, computed once
-        scorer, width = model.catalog_scorer(candidates, num_queries=len(split))
-        return (lambda start, end: scorer(queries[start:end]).numpy()), width
-    return (lambda start, end: model.score(queries[start:end], candidates).numpy()), getattr(model, "score_width", 1)
+    scorer, width = model.catalog_scorer(candidates, num_queries=len(split))  # SparCode: per-code tables
+    return (lambda start, end: scorer(queries[start:end]).numpy()), width
 
 
 def retrieval_ranks(model: Any, data: PreparedData, split: str = "test") -> np.ndarray:

@@ -36,11 +36,9 @@ import tensorflow as tf
 from tfcs3.data.features import CATEGORICAL, OOV, PAD, SEQUENCE, Feature
 from tfcs3.data.protocols import PreparedData
 from tfcs3.evaluation.evaluate import represent
-from tfcs3.retrieval.brute_force import BruteForceIndex
-from tfcs3.retrieval.scann_index import ScannIndex, ScannOptions
-from tfcs3.retrieval.sparse_code_index import SparseCodeIndex
+from tfcs3.models.two_tower import TwoTowerModel
+from tfcs3.retrieval import INDEXES, ScannOptions
 
-INDEXES = ("brute_force", "scann", "sparse_code")
 EXTRAS = "assets.extra"
 METADATA = "tfcs3_export.json"
 
@@ -74,7 +72,7 @@ class ServingModule(tf.Module):
 
     def __init__(
         self,
-        model: Any,
+        model: TwoTowerModel,
         data: PreparedData,
         index: str = "brute_force",
         k: int = 100,
@@ -83,8 +81,8 @@ class ServingModule(tf.Module):
     ):
         super().__init__(name="tfcs3_serving")
         if index not in INDEXES:
-            raise ValueError(f"index must be one of {INDEXES}, got {index!r}")
-        if not hasattr(model, "query_model") or not hasattr(model, "candidate_model"):
+            raise ValueError(f"index must be one of {sorted(INDEXES)}, got {index!r}")
+        if not isinstance(model, TwoTowerModel):
             raise TypeError(f"{type(model).__name__} has no query/candidate towers to export")
         spec = data.spec
         self.k = int(min(k, data.num_items))
@@ -108,7 +106,7 @@ class ServingModule(tf.Module):
         self.row_table = _table(list(data.catalog_ids), np.arange(data.num_items), -1)
         # Per-id query-tower inputs are frozen at export (CS3's normalised memories, FIT's history
         # item embeddings): a request gathers rows of a precomputed table instead of computing them.
-        tables = self.query_model.serving_tables() if hasattr(self.query_model, "serving_tables") else {}
+        tables = model.serving_tables()
         self.table_keys = {key: feature for key, (_, feature) in tables.items()}
         self.serving_tables = [
             tf.Variable(table, trainable=False, name=key.replace("/", "_")) for key, (table, _) in tables.items()
@@ -125,21 +123,12 @@ class ServingModule(tf.Module):
         self.score_candidate_lists = model.score_candidates
         # A learned scorer (FIT's LSS) has variables of its own outside the towers; one call builds
         # them in a model that has never run (an untrained export), so that they can be tracked.
-        if hasattr(model, "scorer_variables"):
+        if model.scorer_variables:
             one = {name: values[:1] for name, values in data.train.features.items()}
             model.score(represent(model.query_model, one), tf.constant(embeddings[:1]))
-        self.scorer_variables = list(getattr(model, "scorer_variables", []))
-        if index == "brute_force":
-            self.index = BruteForceIndex(self.item_embeddings, None if model.is_dot else model.score)
-        elif index == "sparse_code":
-            if getattr(model, "quantizer", None) is None:
-                raise ValueError(f"{type(model).__name__} has no discrete query codes; sparse_code needs SparCode")
-            self.index = SparseCodeIndex.from_model(model, embeddings, top_t=sparse_top_t)
-        elif not model.is_dot:
-            raise ValueError(f"{type(model).__name__} does not score by dot product; ScaNN needs one (use brute_force)")
-        else:
-            self.index = ScannIndex(embeddings, self.k, scann_options)
-        self.index_options = getattr(self.index, "options", None)
+        self.scorer_variables = list(model.scorer_variables)
+        options = {"scann_options": scann_options, "sparse_top_t": sparse_top_t}
+        self.index = INDEXES[index].for_model(model, self.item_embeddings, self.k, **options)
 
         query_specs = {
             f.name: tf.TensorSpec([None] if f.kind == CATEGORICAL else [None, None], tf.string, name=f.name)
@@ -220,7 +209,7 @@ def next_version(base: str | Path) -> int:
 
 
 def export_model(
-    model: Any,
+    model: TwoTowerModel,
     data: PreparedData,
     export_dir: str | Path,
     model_name: str = "tfcs3",
@@ -261,12 +250,7 @@ def export_model(
             "protocol": data.protocol,
             "model": type(model).__name__,
             "index": index,
-            "index_options": module.index_options.to_dict() if module.index_options else None,
-            "sparse_index": (
-                {"nnz": module.index.nnz, "density": module.index.density, "top_t": sparse_top_t}
-                if index == "sparse_code"
-                else None
-            ),
+            **module.index.metadata(),  # index_options (ScaNN), sparse_index (SparCode)
             "k": module.k,
             "num_items": data.num_items,
             "embedding_dim": int(module.embedding_values.shape[1]),

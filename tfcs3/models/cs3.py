@@ -231,6 +231,11 @@ class CS3Mixin:
         """True with CTS or CMS: training then replays the stream (:meth:`replay_memories`)."""
         return self.cts or self.cms
 
+    def start_online(self) -> None:
+        """Online learning: memories start empty and every step writes the batch it learned."""
+        self.reset_memories()
+        self.update_in_step = True
+
     def reset_memories(self) -> None:
         """Zeroes every memory (the state before any data)."""
         for memory in self.memories():

@@ -227,7 +227,8 @@ def _popularity(data: PreparedData, **hparams: Any) -> PopularityRecommender:
 
 
 def is_trainable(model: Any) -> bool:
-    return hasattr(model, "compute_loss")
+    """Whether ``model`` is trained (a :class:`TwoTowerModel`; popularity is counted, not trained)."""
+    return isinstance(model, TwoTowerModel)
 
 
 CONFIG_FILE = "model_config.json"
@@ -249,7 +250,7 @@ def build_variables(model: Any, data: PreparedData) -> None:
     saved weights into it is immediate and complete."""
     example = {k: tf.constant(v[:1]) for k, v in data.train.features.items()}
     model(example, training=False)
-    if hasattr(model, "build_extras"):
+    if isinstance(model, TwoTowerModel):
         model.build_extras(example)
 
 

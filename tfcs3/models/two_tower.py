@@ -19,7 +19,7 @@ Objectives:
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -29,7 +29,7 @@ import tf_keras
 
 from tfcs3.data.features import SEQUENCE, FeatureSpec
 from tfcs3.data.pipeline import LABEL, make_dataset
-from tfcs3.data.protocols import Split
+from tfcs3.data.protocols import PreparedData, Split
 from tfcs3.models import retrieval_loss
 from tfcs3.models.tower import Tower, feature_configs
 
@@ -202,6 +202,55 @@ class TwoTowerModel(tfrs.Model):
         weights are relative to the per-example task loss. ``positive`` is 1.0 on rows whose
         (query, candidate) pair is a positive (every row for retrieval, label = 1 otherwise)."""
         return tf.constant(0.0)
+
+    # --- Hooks: what training, online learning, evaluation and export ask of a model. The
+    # defaults do nothing; a mechanism overrides the ones it needs (CS3, FIT, SparCode). ---
+
+    #: SparCode's product quantizer of query codes (the ``sparse_code`` index needs one).
+    quantizer: Any = None
+
+    def before_training(self, data: PreparedData, seed: int = 0, verbose: int = 0, online: bool = False) -> None:
+        """Called once before training (or online learning, ``online=True``) starts; CS3 fits its
+        downstream ranker here."""
+
+    @property
+    def has_memories(self) -> bool:
+        """True when each epoch must start by replaying the training stream in time order
+        (:meth:`replay_memories`; CS3's CTS / CMS memories)."""
+        return False
+
+    def replay_memories(self, stream: Split, batch_size: int = 512) -> dict[str, np.ndarray]:
+        """The per-epoch inputs of a model with memories: extra feature arrays, row-aligned with
+        ``stream`` (the training split in time order), that the epoch trains on."""
+        return {}
+
+    def start_online(self) -> None:
+        """Called before online learning's first step (CS3 empties its memories and writes them in
+        every step)."""
+
+    def build_extras(self, features: Mapping[str, tf.Tensor]) -> None:
+        """Creates the variables one call on ``features`` leaves unbuilt (a CS3 ranker), so that
+        restoring saved weights is complete."""
+
+    @property
+    def scorer_variables(self) -> list[tf.Variable]:
+        """Variables of a learned score outside the towers (FIT's LSS, SparCode's interaction);
+        the export tracks them."""
+        return []
+
+    def serving_tables(self) -> dict[str, tuple[tf.Tensor, str]]:
+        """Per-id query-tower inputs an export freezes: ``{input key: (table, id feature)}``
+        (memories, history item embeddings); serving gathers ``table[ids]`` under the key."""
+        tower: Any = self.query_model
+        return dict(tower.serving_tables())
+
+    def catalog_scorer(
+        self, candidate_repr: tf.Tensor, num_queries: int | None = None
+    ) -> tuple[Callable[[tf.Tensor], tf.Tensor], int]:
+        """``(score_fn(queries) -> [B, N], floats per (query, item) pair)`` against the whole
+        catalog ``candidate_repr``, for full-catalog evaluation (SparCode precomputes per-code
+        tables here)."""
+        return (lambda queries: self.score(queries, candidate_repr)), self.score_width
 
     @property
     def query_feature_names(self) -> list[str]:

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import tensorflow as tf
+
+from tfcs3.retrieval.base import IndexedModel, TopKIndex, register_index
 
 
 def mask_rows(scores: tf.Tensor, rows: tf.Tensor) -> tf.Tensor:
@@ -22,7 +25,8 @@ def mask_rows(scores: tf.Tensor, rows: tf.Tensor) -> tf.Tensor:
     return tf.tensor_scatter_nd_update(scores, pairs, fill)
 
 
-class BruteForceIndex(tf.Module):
+@register_index("brute_force")
+class BruteForceIndex(TopKIndex):
     """``top_k(score(Q, E))`` over all ``N`` rows of ``E``, with per-query exclusions.
 
     Exact, and made only of stock ops (``MatMul``, ``TopKV2``, ``TensorScatterUpdate``, and
@@ -49,6 +53,11 @@ class BruteForceIndex(tf.Module):
             embeddings = tf.Variable(embeddings, trainable=False, name="embeddings")
         self.embeddings = embeddings
         self.num_items = int(embeddings.shape[0])
+
+    @classmethod
+    def for_model(cls, model: IndexedModel, embeddings: tf.Variable, k: int, **options: Any) -> BruteForceIndex:
+        """Exact scoring with the model's own score (the dot product's matmul for dot models)."""
+        return cls(embeddings, None if model.is_dot else model.score)
 
     def search(self, queries: tf.Tensor, k: int, exclude_rows: tf.Tensor | None = None) -> tuple[tf.Tensor, tf.Tensor]:
         """Returns ``(scores [B, k'], rows [B, k'])`` best first, ``k' = min(k, N)``."""

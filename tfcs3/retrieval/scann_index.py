@@ -14,6 +14,8 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
+from tfcs3.retrieval.base import IndexedModel, TopKIndex, register_index
+
 
 @dataclasses.dataclass
 class ScannOptions:
@@ -64,7 +66,8 @@ class ScannOptions:
         return dataclasses.asdict(self)
 
 
-class ScannIndex(tf.Module):
+@register_index("scann")
+class ScannIndex(TopKIndex):
     """``top_k(Q E^T)`` approximated by a ScaNN searcher, with per-query exclusions.
 
     Exclusions are honoured by over-fetching ``k + n_excluded`` neighbours and dropping the
@@ -104,6 +107,16 @@ class ScannIndex(tf.Module):
         if o.reorder:
             builder = builder.reorder(o.reorder)
         self.state = builder.build().serialize_to_module()
+
+    @classmethod
+    def for_model(cls, model: IndexedModel, embeddings: tf.Variable, k: int, **options: Any) -> ScannIndex:
+        """``options``: ``scann_options`` (:class:`ScannOptions`, default by catalog size)."""
+        if not model.is_dot:
+            raise ValueError(f"{type(model).__name__} does not score by dot product; ScaNN needs one (use brute_force)")
+        return cls(embeddings.numpy(), k, options.get("scann_options"))
+
+    def metadata(self) -> dict[str, Any]:
+        return {**super().metadata(), "index_options": self.options.to_dict()}
 
     def search(self, queries: tf.Tensor, k: int, exclude_rows: tf.Tensor | None = None) -> tuple[tf.Tensor, tf.Tensor]:
         """Returns ``(scores [B, k'], rows [B, k'])`` best first, ``k' = min(k, N)``."""

@@ -10,10 +10,12 @@ import tensorflow as tf
 import tf_keras
 
 from tfcs3.layers.discrete_codes import nearest_codes
+from tfcs3.retrieval.base import IndexedModel, TopKIndex, register_index
 from tfcs3.retrieval.brute_force import mask_rows
 
 
-class SparseCodeIndex(tf.Module):
+@register_index("sparse_code")
+class SparseCodeIndex(TopKIndex):
     """Posting lists ``code -> {(item, ReLU(f(code, item) + b)) : value > 0}`` in CSR form.
 
     SparCode (Su et al., SIGIR 2023): a query token takes one of ``N^M`` codes, so the
@@ -61,6 +63,7 @@ class SparseCodeIndex(tf.Module):
         self.values = tf.Variable(np.asarray(values, np.float32), trainable=False, name="values")
         self.codebook = tf.Variable(codebook, trainable=False, name="codebook")
         self.code_weights = tf.constant([n ** (m - 1 - i) for i in range(m)], tf.int32)
+        self.top_t: int | None = None  # the cap it was built with, when built by for_model
 
     @classmethod
     def from_model(
@@ -81,7 +84,7 @@ class SparseCodeIndex(tf.Module):
             verbose: 1 shows a progress bar.
             budget: floats per block of the intermediate ``[codes, C, hidden]`` activations.
         """
-        quantizer = getattr(model, "quantizer", None)
+        quantizer = model.quantizer
         if quantizer is None:
             raise ValueError(f"{type(model).__name__} has no product quantizer to index (SparCode with quantize=True)")
         if top_t is not None and top_t < 1:
@@ -112,6 +115,18 @@ class SparseCodeIndex(tf.Module):
             quantizer.codebook.numpy(),
             h["num_query_tokens"],
         )
+
+    @classmethod
+    def for_model(cls, model: IndexedModel, embeddings: tf.Variable, k: int, **options: Any) -> SparseCodeIndex:
+        """``options``: ``sparse_top_t`` (the per-code posting-list cap; ``None``: exact)."""
+        if model.quantizer is None:
+            raise ValueError(f"{type(model).__name__} has no discrete query codes; sparse_code needs SparCode")
+        index = cls.from_model(model, embeddings.numpy(), top_t=options.get("sparse_top_t"))
+        index.top_t = options.get("sparse_top_t")
+        return index
+
+    def metadata(self) -> dict[str, Any]:
+        return {**super().metadata(), "sparse_index": {"nnz": self.nnz, "density": self.density, "top_t": self.top_t}}
 
     def truncated(self, top_t: int) -> SparseCodeIndex:
         """The index keeping the ``top_t`` highest entries of each posting list (lists are stored
