@@ -80,3 +80,13 @@ def test_gradients_reach_both_towers(name, data_for):
     named = {v.name: g for v, g in zip(model.trainable_variables, grads, strict=True)}
     assert any("query_tower" in n and g is not None for n, g in named.items())
     assert any("candidate_tower" in n and g is not None for n, g in named.items())
+
+
+@pytest.mark.parametrize("name", model_names())
+def test_every_registered_model_class_is_public(name, data_for):
+    import tfcs3.models
+
+    model = build_model(name, data_for(name))
+    public = [getattr(tfcs3.models, n) for n in tfcs3.models.__all__]
+    assert any(type(model) is cls for cls in public), f"{type(model).__name__} is not exported by tfcs3.models"
+    assert "Example" in (type(model).__doc__ or ""), f"{type(model).__name__}'s docstring has no Example"

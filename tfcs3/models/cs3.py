@@ -104,6 +104,10 @@ class CS3Mixin:
         drop_known_positives: retrieval with memories: leave in-batch negatives that the query's
             user interacted with out of the softmax (see :meth:`dropped_negatives`).
         **kwargs: the backbone's arguments (tower, mode, embedding_dim, ...).
+
+    Example:
+        >>> model = tfcs3.models.build_model("cs3_youtubednn", data, cts=True, cms=False)
+        >>> MyCS3 = cs3_class(MyTwoTower)  # CS3 on your own TwoTowerModel subclass
     """
 
     def __init__(
@@ -430,7 +434,11 @@ CS3DAT = cs3_class(DATModel)
 
 
 class CS3IntTower(CS3Mixin, IntTowerModel):
-    """CS3 on IntTower's dot-product variant (Light-SE towers and CIR; ``scorer="dot"``)."""
+    """CS3 on IntTower's dot-product variant (Light-SE towers and CIR; ``scorer="dot"``).
+
+    Example:
+        >>> model = tfcs3.models.build_model("cs3_inttower_dot", data, cir_weight=0.1)
+    """
 
     def __init__(self, spec: FeatureSpec, **kwargs: Any):
         super().__init__(spec, scorer="dot", **kwargs)

@@ -82,6 +82,10 @@ class DATModel(TwoTowerModel):
             :func:`default_category_feature`).
         l2_normalize, temperature: cosine towers with temperature, as in DAT.
         **kwargs: the remaining :class:`TwoTowerModel` arguments (tower, mode, embedding_dim ...).
+
+    Example:
+        >>> model = tfcs3.models.build_model("dat_youtubednn", data, amm_weight=0.5)
+        >>> tfcs3.training.train(model, data)
     """
 
     def __init__(

@@ -188,6 +188,11 @@ class FITModel(TwoTowerModel):
         use_mqm, use_lss: switch the mechanisms off for the ablation.
         **kwargs: ``embedding_dim``, ``hidden_units``, ``dropout``, ``embeddings_regularizer`` as
             for :class:`TwoTowerModel`.
+
+    Example:
+        >>> data = tfcs3.data.load_prepared("ml-100k", "preranking")
+        >>> model = tfcs3.models.build_model("fit", data, num_meta=16)
+        >>> tfcs3.training.train(model, data)
     """
 
     is_dot = False

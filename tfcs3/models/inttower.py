@@ -136,6 +136,10 @@ class IntTowerModel(TwoTowerModel):
         cir_weight: weight of the contrastive interaction loss (0 disables it).
         cir_temperature: ``tau`` of CIR.
         **kwargs: the remaining :class:`TwoTowerModel` arguments.
+
+    Example:
+        >>> model = tfcs3.models.build_model("inttower_youtubednn", preranking_data, cir_weight=0.1)
+        >>> tfcs3.training.train(model, preranking_data)  # AUC on validation
     """
 
     def __init__(

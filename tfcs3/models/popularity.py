@@ -15,6 +15,10 @@ class PopularityRecommender:
     Args:
         item_probability: training frequency of each catalog row.
         click_rate: optional smoothed training click rate of each catalog row (pre-ranking).
+
+    Example:
+        >>> model = tfcs3.models.build_model("popularity", data)
+        >>> tfcs3.evaluation.evaluate(model, data, "test")
     """
 
     def __init__(self, item_probability: np.ndarray, click_rate: np.ndarray | None = None):

@@ -199,6 +199,10 @@ class SequentialModel(TwoTowerModel):
             (default 256 and 128, RecBole's).
         dropout: SASRec's hidden dropout or GRU4Rec's embedding dropout (default 0.5 and 0.3).
         **kwargs: :class:`TwoTowerModel` arguments (``embedding_dim``, ``loss`` ...).
+
+    Example:
+        >>> model = tfcs3.models.build_model("sasrec", data, loss="full_softmax")
+        >>> tfcs3.training.train(model, data, learning_rate=3e-3, batch_size=128)
     """
 
     def __init__(

@@ -119,6 +119,11 @@ class SparCodeModel(TwoTowerModel):
         codebook_decay, restart_threshold: :class:`ProductQuantizer` settings.
         **kwargs: :class:`TwoTowerModel` arguments (``tower``, ``embedding_dim``, ``hidden_units``,
             ``item_probability``, ``temperature``, ...).
+
+    Example:
+        >>> model = tfcs3.models.build_model("sparcode", data, sparsity_bias=-1.0)
+        >>> tfcs3.training.train(model, data)
+        >>> tfcs3.export.export_model(model, data, "exports", index="sparse_code")
     """
 
     is_dot = False

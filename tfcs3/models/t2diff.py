@@ -145,6 +145,10 @@ class T2DiffModel(TwoTowerModel):
         deterministic: fixed-seed noise in the reverse chain.
         num_heads, ffn_units, attention_units: :class:`MixedAttention` sizes.
         **kwargs: :class:`TwoTowerModel` arguments.
+
+    Example:
+        >>> model = tfcs3.models.build_model("t2diff", data, diffusion_steps=50)
+        >>> tfcs3.training.train(model, data)
     """
 
     def __init__(

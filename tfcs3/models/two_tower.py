@@ -70,7 +70,16 @@ class TwoTowerModel(tfrs.Model):
     ``tower_options`` (extra tower arguments, e.g. CS3's memories),
     ``auxiliary_loss`` (extra losses, e.g. DAT's mimic losses) and, for a score that is not a dot
     product, ``score`` / ``score_candidates`` with ``is_dot = False`` (e.g. IntTower's sum-max);
-    training, evaluation and export then work unchanged.
+    training, evaluation and export then work unchanged. What the machinery asks of a model is a
+    hook with a no-op default (``before_training``, ``has_memories`` / ``replay_memories``,
+    ``start_online``, ``build_extras``, ``scorer_variables``, ``serving_tables``,
+    ``catalog_scorer``, ``training_examples`` / ``training_dataset``): override what you need.
+
+    Example:
+        >>> data = tfcs3.data.load_prepared("ml-100k")
+        >>> model = TwoTowerModel(data.spec, tower="youtubednn")  # no logQ: no item frequencies given
+        >>> tfcs3.training.train(model, data)
+        >>> model = tfcs3.models.build_model("youtubednn", data)  # the registry adds logQ's frequencies
     """
 
     def __init__(
