@@ -348,10 +348,12 @@ class TwoTowerModel(tfrs.Model):
             table = self.candidate_vectors(tf.range(len(self.spec.item_vocabulary)), training=True)
             return retrieval_loss.full_softmax_loss(q, table, item_ids, temperature)
         if self.loss_name == "sampled_softmax":
-            return self._sampled_softmax(q, c, item_ids, known)
+            return self._shared_negatives_softmax(q, c, item_ids, known)
         return self._in_batch_softmax(q, c, item_ids, dropped)
 
-    def _sampled_softmax(self, q: tf.Tensor, c: tf.Tensor, item_ids: tf.Tensor, known: tf.Tensor | None) -> tf.Tensor:
+    def _shared_negatives_softmax(
+        self, q: tf.Tensor, c: tf.Tensor, item_ids: tf.Tensor, known: tf.Tensor | None
+    ) -> tf.Tensor:
         h = self.hparams
         vocab = len(self.spec.item_vocabulary)
         negatives, probability = retrieval_loss.sample_negatives(
