@@ -20,15 +20,16 @@ import tensorflow as tf
 import tf_keras
 
 from tfcs3.data.pipeline import make_dataset
-from tfcs3.data.protocols import PRERANKING, PreparedData
+from tfcs3.data.protocols import PRERANKING, PRERANKING_PER_USER, PreparedData
 from tfcs3.evaluation.evaluate import evaluate
 from tfcs3.models.registry import build_variables
 from tfcs3.models.two_tower import TwoTowerModel
 
 
 def selection_metric(protocol: str) -> str:
-    """The validation metric models are selected on: NDCG@10 (retrieval) or AUC (pre-ranking)."""
-    return "auc" if protocol == PRERANKING else "ndcg@10"
+    """The validation metric models are selected on: NDCG@10 (retrieval) or AUC (pre-ranking,
+    either split)."""
+    return "auc" if protocol in (PRERANKING, PRERANKING_PER_USER) else "ndcg@10"
 
 
 class ValidationEarlyStopping(tf_keras.callbacks.Callback):

@@ -208,3 +208,31 @@ def test_history_gaps_need_real_timestamps():
     raw.timestamps_are_times = True
     with pytest.raises(ValueError, match="needs a history"):
         prepare(raw, "retrieval", max_history=0, history_gaps=True)
+
+
+def test_per_user_preranking_split_keeps_each_users_time_order(synthetic_raw):
+    """Per user, every training impression is earlier than every held-out one (time, then item
+    id), validation comes before test, and held-out rows belong to users seen in training."""
+    from tfcs3.data.protocols import PRERANKING_PER_USER, per_user_split
+
+    data = prepare(synthetic_raw, PRERANKING_PER_USER, max_history=20)
+    assert data.protocol == "preranking" and data.validation.labels is not None
+    train_users = set(data.train.users)
+    assert set(data.validation.users) <= train_users and set(data.test.users) <= train_users
+    key = {}
+    for name in ("train", "validation", "test"):
+        split = data.split(name)
+        for user, t, item in zip(split.users, split.timestamps, split.target, strict=True):
+            key.setdefault(user, {}).setdefault(name, []).append((t, item))
+    for user, parts in key.items():
+        latest_train = max(parts["train"])
+        assert all(latest_train < x for x in parts.get("validation", []) + parts.get("test", [])), user
+        if "test" in parts:
+            assert max(parts["validation"]) < min(parts["test"]), user
+    # the documented rule: >= 10 impressions hold out round(20%), halved (validation rounded up)
+    position = np.array([0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 0, 1, 2])
+    count = np.array([11] * 11 + [3] * 3)
+    train, validation, test = per_user_split(position, count)
+    np.testing.assert_array_equal(validation, [9])
+    np.testing.assert_array_equal(test, [10])
+    np.testing.assert_array_equal(train, [0, 1, 2, 3, 4, 5, 6, 7, 8, 11, 12, 13])

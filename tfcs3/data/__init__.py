@@ -6,12 +6,22 @@ from tfcs3.data.download import download_movielens
 from tfcs3.data.features import OOV, PAD, Feature, FeatureSpec, Vocabulary
 from tfcs3.data.movielens import load_movielens_1m, load_movielens_100k
 from tfcs3.data.pipeline import LABEL, make_dataset
-from tfcs3.data.protocols import PRERANKING, RETRIEVAL, USER_SPLIT, PreparedData, Split, prepare, prepare_user_split
+from tfcs3.data.protocols import (
+    PRERANKING,
+    PRERANKING_PER_USER,
+    RETRIEVAL,
+    USER_SPLIT,
+    PreparedData,
+    Split,
+    prepare,
+    prepare_user_split,
+)
 from tfcs3.data.raw import DataFormatError, RawDataset
 from tfcs3.data.synthetic import generate_synthetic
 
 __all__ = [
-    "DATASETS", "LABEL", "OOV", "PAD", "PRERANKING", "RETRIEVAL", "USER_SPLIT", "DataFormatError", "Feature",
+    "DATASETS", "LABEL", "OOV", "PAD", "PRERANKING", "PRERANKING_PER_USER", "RETRIEVAL", "USER_SPLIT",
+    "DataFormatError", "Feature",
     "FeatureSpec", "PreparedData", "RawDataset", "Split", "Vocabulary",
     "download_movielens", "find_data_dir", "generate_synthetic", "load_amazon",
     "load_movielens_100k", "load_movielens_1m", "load_prepared", "load_raw", "make_dataset",

@@ -12,6 +12,16 @@ Pre-ranking (``"preranking"``):
     by (timestamp, user, item) and split 80/10/10 by time. History is again strictly earlier
     items of the same user (earlier impressions of any split, as a live system would know them).
 
+Per-user pre-ranking (``"preranking_per_user"``, evaluated as pre-ranking):
+    The same labelled impressions, split per user instead of globally: each user's impressions in
+    time order (timestamp, ties by item id), the last 20% (rounded) held out and halved, the
+    earlier half to validation (rounded up) and the later to test. A user with fewer than 10
+    impressions stays wholly in training (fewer would leave no test row), so every validation and
+    test row belongs to a user seen in training, and no user has a training impression later than
+    a held-out one. It measures what per-user state (FIT's meta queries, CS3's memories,
+    IntTower's user side) can do for known users, which the global split hides (most of its test
+    users are new).
+
 User split (``"user_split"``, :func:`prepare_user_split`, T2Diff's published protocol):
     Users are split at random into training, validation and test users (72/8/20: the paper's
     80/20 split, with a tenth of the training users held out for model selection). A training
@@ -57,7 +67,12 @@ PRERANKING = "preranking"
 PROTOCOLS = (RETRIEVAL, PRERANKING)
 #: T2Diff's user split (:func:`prepare_user_split`): a way of preparing data, evaluated as retrieval.
 USER_SPLIT = "user_split"
-DATA_PROTOCOLS = (*PROTOCOLS, USER_SPLIT)
+#: Pre-ranking with a per-user time split (:func:`per_user_split`): a way of preparing data,
+#: evaluated as pre-ranking.
+PRERANKING_PER_USER = "preranking_per_user"
+DATA_PROTOCOLS = (*PROTOCOLS, USER_SPLIT, PRERANKING_PER_USER)
+#: Per-user pre-ranking: share of each user's impressions held out, and the fewest a user needs.
+HELD_OUT_FRACTION, MIN_IMPRESSIONS = 0.2, 10
 HISTORY = "history"
 
 
@@ -299,9 +314,9 @@ def prepare(
 ) -> PreparedData:
     """Splits and encodes ``raw`` under ``protocol`` (see the module docstring); ``history_gaps``
     adds the time-gap buckets of the history (``history_gap``)."""
-    if protocol not in PROTOCOLS:
-        raise ValueError(f"protocol must be one of {PROTOCOLS}, got {protocol!r}")
-    if protocol == PRERANKING and not raw.has_ratings:
+    if protocol not in (*PROTOCOLS, PRERANKING_PER_USER):
+        raise ValueError(f"protocol must be one of {(*PROTOCOLS, PRERANKING_PER_USER)}, got {protocol!r}")
+    if protocol != RETRIEVAL and not raw.has_ratings:
         raise ValueError(
             f"Dataset {raw.name!r} has no ratings, so it has no labels for the pre-ranking "
             "protocol; use protocol='retrieval'"
@@ -319,6 +334,8 @@ def prepare(
         is_val = evaluable & (position == count - 2)
         train_idx = np.flatnonzero(~is_test & ~is_val)
         val_idx, test_idx = np.flatnonzero(is_val), np.flatnonzero(is_test)
+    elif protocol == PRERANKING_PER_USER:
+        train_idx, val_idx, test_idx = per_user_split(position, count)
     else:
         order = np.lexsort((df["_item_key"].to_numpy(), df["_user_key"].to_numpy(), df["timestamp"].to_numpy()))
         n = len(order)
@@ -329,14 +346,39 @@ def prepare(
     spec = _build_spec(raw, train_frame, max_history, history_gaps)
     catalog = _encode_catalog(raw, spec, catalog_ids)
     history, earlier, gaps = _histories(df, catalog[spec.item_id], max_history, history_gaps)
-    labels = protocol == PRERANKING
+    labels = protocol != RETRIEVAL
     excl = earlier if protocol == RETRIEVAL else None
     splits = [
         _split_from(df, idx, raw, spec, catalog, history, excl, labels, gaps) for idx in (train_idx, val_idx, test_idx)
     ]
     if protocol == RETRIEVAL:
         splits[0].exclusion_indptr = splits[0].exclusion_rows = None
-    return _assemble(raw, protocol, spec, catalog_ids, catalog, train_frame["row"].to_numpy(), splits)
+    train_rows = train_frame["row"].to_numpy()
+    if protocol == PRERANKING_PER_USER:
+        name, description = f"{raw.name} per-user", f"{raw.description}; per-user time split (last 20% of each user)"
+        return _assemble(raw, PRERANKING, spec, catalog_ids, catalog, train_rows, splits, name, description)
+    return _assemble(raw, protocol, spec, catalog_ids, catalog, train_rows, splits)
+
+
+def per_user_split(
+    position: np.ndarray,
+    count: np.ndarray,
+    held_out: float = HELD_OUT_FRACTION,
+    min_impressions: int = MIN_IMPRESSIONS,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(train, validation, test)`` row indices of the per-user time split.
+
+    ``position`` is each row's place in its user's time order and ``count`` the user's number of
+    rows. A user with ``count >= min_impressions`` holds out its last ``round(held_out * count)``
+    rows, the first half of them (rounded up) for validation and the rest for test; any other user
+    keeps every row in training.
+    """
+    held = np.where(count >= min_impressions, np.round(held_out * count).astype(np.int64), 0)
+    first_held = count - held
+    first_test = first_held + (held + 1) // 2
+    train = position < first_held
+    test = position >= first_test
+    return np.flatnonzero(train), np.flatnonzero(~train & ~test), np.flatnonzero(test)
 
 
 def _assemble(
