@@ -14,7 +14,7 @@ export TFCS3_DATA_DIR
 export TF_USE_LEGACY_KERAS := 1
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: demo test test-all lint benchmark install clean
+.PHONY: demo test test-all lint typecheck check benchmark install clean
 
 $(STAMP): setup.cfg pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +36,12 @@ test-all: $(STAMP)
 lint: $(STAMP)
 	$(PY) -m ruff check tfcs3 tests benchmarks
 	$(PY) -m ruff format --check tfcs3 tests benchmarks
+
+typecheck: $(STAMP)
+	$(PY) -m mypy
+
+# What CI runs before the tests: the linters and the type checker (config in pyproject.toml).
+check: lint typecheck
 
 benchmark: $(STAMP)
 	$(PY) benchmarks/quality.py $(ARGS)

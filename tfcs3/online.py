@@ -45,10 +45,10 @@ def _stream(data: PreparedData, splits: Sequence[str]) -> dict[str, np.ndarray]:
             raise ValueError(f"the {name} split has no timestamps (prepared by an older tfcs3); clear the cache")
     out = {k: np.concatenate([p.features[k] for p in parts]) for k in parts[0].features}
     if data.protocol == PRERANKING:
-        out[LABEL] = np.concatenate([p.labels for p in parts]).astype(np.float32)  # type: ignore[misc]
+        out[LABEL] = np.concatenate([p.labels for p in parts]).astype(np.float32)
     source = np.concatenate([np.full(len(p), i) for i, p in enumerate(parts)])
     local = np.concatenate([np.arange(len(p)) for p in parts])
-    order = np.lexsort((local, source, np.concatenate([p.timestamps for p in parts])))  # type: ignore[misc]
+    order = np.lexsort((local, source, np.concatenate([p.timestamps for p in parts])))
     out = {k: v[order] for k, v in out.items()}
     out["_source"], out["_row"] = source[order], local[order]
     return out
@@ -126,8 +126,8 @@ def learn_online(
             if mask.any():
                 predictions[split_name][local[mask]] = _predict(model, data, predict, batch, mask, split_name, local)
         logs = learn(batch)
-        if export_every and (step + 1) % export_every == 0:
-            exports.append(str(export_model(model, data, export_dir, export_name, index=index)))  # type: ignore[arg-type]
+        if export_every and export_dir is not None and (step + 1) % export_every == 0:
+            exports.append(str(export_model(model, data, export_dir, export_name, index=index)))
         bar.update(step + 1, [("loss", float(logs["loss"]))])
     metrics = {}
     for split_name, values in predictions.items():

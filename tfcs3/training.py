@@ -350,12 +350,12 @@ def train(
                 )
         callbacks.append(ResumeCheckpoint(resume_dir, stopper, state))
     first = state["epochs_done"] if state else 0
-    if first and (state["stopped"] or first >= epochs):
+    if state is not None and first and (state["stopped"] or first >= epochs):
         stopper.set_model(model)  # the stored run had already finished: keep its best weights
         stopper.restore()
         logs = state["history"]
     else:
-        if first:
+        if state is not None and first:
             state["resumed_at"].append(first)
             tf_keras.utils.set_random_seed(seed + first)
         if model.has_memories:

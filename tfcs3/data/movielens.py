@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -76,7 +77,7 @@ def _parse_users(path: Path, sep: str, order: tuple[str, ...]) -> pd.DataFrame:
 
 
 def _assemble(
-    name: str, description: str, interactions: pd.DataFrame, users: pd.DataFrame, item_rows: list, path: Path
+    name: str, description: str, interactions: pd.DataFrame, users: pd.DataFrame, item_rows: list[Any], path: Path
 ) -> RawDataset:
     """Checks that ratings only name known users and movies, and builds the RawDataset."""
     items = pd.DataFrame(item_rows, columns=["item", "title", "year", "genres"]).set_index("item")

@@ -268,6 +268,8 @@ def _split_from(
             features[f.name] = history[idx]
         elif f.name == HISTORY_GAP and gaps is not None:
             features[f.name] = gaps[idx]
+        elif f.vocabulary is None:
+            raise ValueError(f"feature {f.name!r} of kind {f.kind!r} has no vocabulary")
         elif f.name == spec.user_id:
             features[f.name] = f.vocabulary.lookup(users)
         else:

@@ -62,7 +62,7 @@ def interleaved_latency(
     p99s: dict[Hashable, list[float]] = {label: [] for label in calls}
     for round_ in range(rounds):
         for label, (fn, batches) in calls.items():
-            lat = time_calls(lambda b, fn=fn: fn(**b), batches, seconds)
+            lat = time_calls(keyword_call(fn), batches, seconds)
             p50s[label].append(float(np.percentile(lat, 50)))
             p99s[label].append(float(np.percentile(lat, 99)))
         if verbose:
@@ -70,3 +70,8 @@ def interleaved_latency(
     return {
         label: {"p50_ms": float(np.median(p50s[label])), "p99_ms": float(np.median(p99s[label]))} for label in calls
     }
+
+
+def keyword_call(fn: Callable[..., Any]) -> Callable[[Mapping[str, Any]], Any]:
+    """``fn`` called with a request dictionary's items as keyword arguments."""
+    return lambda request: fn(**request)

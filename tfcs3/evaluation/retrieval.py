@@ -84,7 +84,7 @@ def metrics_from_ranks(ranks: np.ndarray, ks: Sequence[int] = KS) -> dict[str, f
     return out
 
 
-def top_k_with_exclusions(scores: np.ndarray, exclude: Sequence[int], k: int) -> np.ndarray:
+def top_k_with_exclusions(scores: np.ndarray, exclude: Sequence[int] | np.ndarray, k: int) -> np.ndarray:
     """Catalog rows of the ``k`` best-scoring items of one query, skipping ``exclude``."""
     scores = np.array(scores, dtype=np.float64, copy=True)
     scores[np.asarray(list(exclude), dtype=np.int64)] = -np.inf

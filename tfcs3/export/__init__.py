@@ -2,6 +2,7 @@
 
 from tfcs3.export.latency import export_latency
 from tfcs3.export.requests import raw_requests
-from tfcs3.export.saved_model import INDEXES, ServingModule, export_model, next_version
+from tfcs3.export.saved_model import ServingModule, export_model, next_version
+from tfcs3.retrieval import INDEXES
 
 __all__ = ["INDEXES", "ServingModule", "export_latency", "export_model", "next_version", "raw_requests"]

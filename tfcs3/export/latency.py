@@ -9,7 +9,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfcs3.data.protocols import PreparedData
-from tfcs3.evaluation.latency import latency_summary, time_calls
+from tfcs3.evaluation.latency import keyword_call, latency_summary, time_calls
 from tfcs3.export.requests import raw_requests
 
 SIGNATURES = ("serving_default", "query_embedding", "score_candidates")
@@ -43,6 +43,6 @@ def export_latency(
                     ids = data.catalog_ids[rng.integers(data.num_items, size=(batch, candidates))]
                     request["candidate_ids"] = tf.constant(ids.astype(str))
                 requests.append(request)
-            summary = latency_summary(time_calls(lambda r, fn=fn: fn(**r), requests, seconds), batch)
+            summary = latency_summary(time_calls(keyword_call(fn), requests, seconds), batch)
             rows.append({"signature": signature, "batch": batch, **summary})
     return rows

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -16,7 +17,7 @@ def raw_requests(
     split: str = "test",
     rows: Sequence[int] | None = None,
     exclude_earlier: bool = True,
-) -> dict[str, list]:
+) -> dict[str, list[Any]]:
     """Raw query features (strings, as in the dataset) of some examples of an evaluation split.
 
     Categorical values are spelled back from the vocabulary (values unseen in training come back
@@ -45,7 +46,7 @@ def raw_requests(
         earlier = _encoded(data, part.features[HISTORY], rows)[1]
     else:
         raise ValueError(f"split {split!r} carries no earlier items to build a history from")
-    out: dict[str, list] = {}
+    out: dict[str, list[Any]] = {}
     lists = []
     for name in feature_names:
         feature = data.spec.feature(name)

@@ -43,7 +43,9 @@ EXTRAS = "assets.extra"
 METADATA = "tfcs3_export.json"
 
 
-def _table(keys: list[str], values: np.ndarray, default: int, extra: dict[str, int] | None = None):
+def _table(
+    keys: list[str], values: np.ndarray, default: int, extra: dict[str, int] | None = None
+) -> tf.lookup.StaticHashTable:
     keys = list(keys) + list((extra or {}).keys())
     values = np.concatenate([np.asarray(values, np.int64), np.asarray(list((extra or {}).values()), np.int64)])
     init = tf.lookup.KeyValueTensorInitializer(tf.constant(keys, tf.string), tf.constant(values, tf.int64))
@@ -155,7 +157,7 @@ class ServingModule(tf.Module):
                 orders[f.name] = tf.argsort(tf.cast(~padding[f.name], tf.int32), axis=1, stable=True)
                 encoded[f.name] = self._last(ids, orders[f.name], self.max_len[f.name])
         for f in self.aligned:  # one value per sequence entry: reordered and cropped as the sequence
-            seq = f.aligned_with
+            seq = str(f.aligned_with)
             check = tf.debugging.assert_equal(
                 tf.shape(features[f.name]),
                 tf.shape(features[seq]),

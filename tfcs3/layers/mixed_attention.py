@@ -68,7 +68,7 @@ class MixedAttention(tf_keras.layers.Layer):
         weights = tf.cast(mask, x.dtype)[..., None]
         return tf.reduce_sum(x * weights, axis=1) / tf.maximum(tf.reduce_sum(weights, axis=1), 1.0)
 
-    def call(self, inputs: tuple) -> tf.Tensor:
+    def call(self, inputs: tuple[tf.Tensor, ...]) -> tf.Tensor:
         session, session_ids, intent, history, history_ids = inputs
         h_s = self.session_interest(session, session_ids, intent)
         h_l = self.target_attention((h_s[:, None, :], history, history_ids))[:, 0]

@@ -61,8 +61,8 @@ INTERPRETATION (specs/cs3.md section 5), recorded here:
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import tensorflow as tf
@@ -85,7 +85,15 @@ RANKER_OUTPUT = "_ranker_output"
 CROSS_TOWER, CASCADE = "cross_tower", "cascade"
 
 
-class CS3Mixin:
+# For the type checker the mixin is a TwoTowerModel (it only ever runs as one); at run time it is
+# a plain mixin placed before the backbone in the MRO.
+if TYPE_CHECKING:
+    _MixinBase = TwoTowerModel
+else:
+    _MixinBase = object
+
+
+class CS3Mixin(_MixinBase):
     """Adds CS3 to a :class:`~tfcs3.models.two_tower.TwoTowerModel` subclass with a dot score.
 
     Use it through :func:`cs3_class` (``cs3_class(MyTwoTower)``) or the ready-made
@@ -139,7 +147,7 @@ class CS3Mixin:
         # Plain attributes read by tower_options() while the backbone builds its towers.
         self._cs3_options = (cas, bool(cts), bool(cms), float(alpha), float(beta), int(cycles))
         self._ranker_dim = int(ranker_hidden_units[-1])
-        super().__init__(spec, **kwargs)  # type: ignore[call-arg]
+        super().__init__(spec, **kwargs)
         if not self.is_dot:
             raise ValueError(f"CS3 needs a dot-product backbone; {type(self).__name__} does not score with a dot")
         self.hparams.update(
@@ -157,7 +165,7 @@ class CS3Mixin:
         #: Write every training batch into the memories after its step (online learning,
         #: :mod:`tfcs3.online`); offline training rebuilds them with :meth:`replay_memories`.
         self.update_in_step = False
-        self._replay_fn = None
+        self._replay_fn: Callable[..., Any] | None = None
         self._known_pairs: tf.Tensor | None = None  # set by before_training (retrieval)
         self._ranker_stream: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None  # before_training
         self.ranker = (
@@ -169,18 +177,18 @@ class CS3Mixin:
     # -- towers ---------------------------------------------------------------------------------
 
     def tower_options(self, side: str) -> dict[str, Any]:
-        options = super().tower_options(side)  # type: ignore[misc]
+        options = super().tower_options(side)
         cas, cts, cms, alpha, beta, cycles = self._cs3_options
         if cas == "both" or (cas == "user" and side == "query"):
             options["cycles"] = cycles
-        spec = self.spec  # type: ignore[attr-defined]
+        spec = self.spec
         key = spec.user_id if side == "query" else spec.item_id
         vocabulary = spec.feature(key).vocabulary
         assert vocabulary is not None
         memories = []
         rows = len(vocabulary)
         if cts:  # holds the other tower's outputs
-            width = self.hparams["embedding_dim"]  # type: ignore[attr-defined]
+            width = self.hparams["embedding_dim"]
             memories.append(dict(name=CROSS_TOWER, kind=CROSS_TOWER, key=key, num_rows=rows, dim=width, decay=alpha))
         if cms:  # holds the ranker's penultimate activations
             memories.append(dict(name=CASCADE, kind=CASCADE, key=key, num_rows=rows, dim=self._ranker_dim, decay=beta))
@@ -200,8 +208,8 @@ class CS3Mixin:
         step instead, after the batch's memory writes. Retrieval with memories: records the
         training (user, item) pairs for :meth:`dropped_negatives`.
         """
-        spec = self.spec  # type: ignore[attr-defined]
-        if self.has_memories and self.mode == "retrieval" and self.hparams["drop_known_positives"]:  # type: ignore[attr-defined]
+        spec = self.spec
+        if self.has_memories and self.mode == "retrieval" and self.hparams["drop_known_positives"]:
             features = data.train.features
             keys = features[spec.user_id].astype(np.int64) * len(spec.item_vocabulary) + features[spec.item_id]
             self._known_pairs = tf.constant(np.unique(keys))
@@ -227,7 +235,7 @@ class CS3Mixin:
 
     def memories(self) -> list[Any]:
         """Every memory layer of both towers."""
-        towers = (self.query_model, self.candidate_model)  # type: ignore[attr-defined]
+        towers = (self.query_model, self.candidate_model)
         return [m for tower in towers for m in tower.memories.values()]
 
     @property
@@ -254,12 +262,12 @@ class CS3Mixin:
         outputs ``q``, on positive rows only; CMS: both take the ranker's penultimate activations
         of every row.
         """
-        spec = self.spec  # type: ignore[attr-defined]
+        spec = self.spec
         users, items = features[spec.user_id], features[spec.item_id]
-        query, candidate = self.query_model, self.candidate_model  # type: ignore[attr-defined]
+        query, candidate = self.query_model, self.candidate_model
         writes = []
         if self.cts:
-            positive = self.positive_mask(features)  # type: ignore[attr-defined]
+            positive = self.positive_mask(features)
             writes += [(query, CROSS_TOWER, users, c, positive), (candidate, CROSS_TOWER, items, q, positive)]
         if self.cms:
             assert self.ranker is not None
@@ -281,14 +289,14 @@ class CS3Mixin:
 
     def _replay_batch(self, features: Mapping[str, tf.Tensor]) -> tuple[dict[str, tf.Tensor], dict[str, tf.Tensor]]:
         reads = {}
-        for name, memory in self.query_model.memories.items():  # type: ignore[attr-defined]
-            reads[self.query_model.memory_input_key(name)] = memory(features[memory.key])  # type: ignore[attr-defined]
-        q = self.query_model(features, training=False)  # type: ignore[attr-defined]
-        c = self.candidate_model(features, training=False)  # type: ignore[attr-defined]
+        for name, memory in self.query_model.memories.items():
+            reads[self.query_model.memory_input_key(name)] = memory(features[memory.key])
+        q = self.query_model(features, training=False)
+        c = self.candidate_model(features, training=False)
         written = {}
         for tower, name, ids, values, mask in self.memory_writes(features, q, c):
             tower.memories[name].update(ids, values, mask)
-            if tower is self.candidate_model:  # type: ignore[attr-defined]
+            if tower is self.candidate_model:
                 written[name] = values
                 written[f"{name}/mask"] = tf.ones_like(ids, tf.float32) if mask is None else tf.cast(mask, tf.float32)
         return reads, written
@@ -317,7 +325,7 @@ class CS3Mixin:
         tensors = split_arrays(stream)
         if self._ranker_stream is not None:
             items, users, outputs = self._ranker_stream
-            spec = self.spec  # type: ignore[attr-defined]
+            spec = self.spec
             if np.array_equal(items, stream.features[spec.item_id]) and np.array_equal(users, stream.users):
                 tensors[RANKER_OUTPUT] = outputs
         parts: dict[str, list[np.ndarray]] = {}
@@ -327,7 +335,7 @@ class CS3Mixin:
             for key, value in [*reads.items(), *(("written:" + k, v) for k, v in written.items())]:
                 parts.setdefault(key, []).append(value.numpy())
         out = {key: np.concatenate(values) for key, values in parts.items() if not key.startswith("written:")}
-        candidate = self.candidate_model  # type: ignore[attr-defined]
+        candidate = self.candidate_model
         for name, memory in candidate.memories.items():
             ids = stream.features[memory.key].astype(np.int64)
             values = np.concatenate(parts[f"written:{name}"])
@@ -350,7 +358,7 @@ class CS3Mixin:
         """
         if self._known_pairs is None:
             return None
-        spec = self.spec  # type: ignore[attr-defined]
+        spec = self.spec
         users = tf.cast(features[spec.user_id], tf.int64)
         items = tf.cast(features[spec.item_id], tf.int64)
         keys = users[:, None] * len(spec.item_vocabulary) + items[None, :]
@@ -361,28 +369,28 @@ class CS3Mixin:
 
     def _tower_variables(self) -> list[tf.Variable]:
         frozen = set() if self.ranker is None else {v.ref() for v in self.ranker.variables}
-        return [v for v in self.trainable_variables if v.ref() not in frozen]  # type: ignore[attr-defined]
+        return [v for v in self.trainable_variables if v.ref() not in frozen]
 
     def train_step(self, features: Mapping[str, tf.Tensor]) -> dict[str, tf.Tensor]:
         """The backbone's step (the ranker stays frozen); with :attr:`update_in_step` (online
         learning), the batch is then written into the memories (read before write)."""
         with tf.GradientTape() as tape:
-            q = self.query_model(features, training=True)  # type: ignore[attr-defined]
-            c = self.candidate_model(features, training=True)  # type: ignore[attr-defined]
-            loss = self.loss_from_representations(features, q, c)  # type: ignore[attr-defined]
-            tower_losses = self.query_model.losses + self.candidate_model.losses  # type: ignore[attr-defined]
+            q = self.query_model(features, training=True)
+            c = self.candidate_model(features, training=True)
+            loss = self.loss_from_representations(features, q, c)
+            tower_losses = self.query_model.losses + self.candidate_model.losses
             regularization_loss = tf.reduce_sum([tf.reduce_sum(x) for x in tower_losses])
             total_loss = loss + regularization_loss
         variables = self._tower_variables()
         gradients = tape.gradient(total_loss, variables)
-        self.optimizer.apply_gradients(zip(gradients, variables, strict=True))  # type: ignore[attr-defined]
+        self.optimizer.apply_gradients(zip(gradients, variables, strict=True))
         if self.update_in_step:
             self.update_memories(features, q, c)
             if self.ranker is not None and self.ranker.optimizer is not None:
                 # Online (before_training(online=True) compiled it): the ranker learns the batch
                 # after the batch's writes.
                 self.ranker.train_step(features)
-        metrics = {metric.name: metric.result() for metric in self.metrics}  # type: ignore[attr-defined]
+        metrics = {metric.name: metric.result() for metric in self.metrics}
         metrics.update(loss=loss, regularization_loss=regularization_loss, total_loss=total_loss)
         return metrics
 

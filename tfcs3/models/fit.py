@@ -151,7 +151,7 @@ class FITUserTower(BehaviourTower):
         """User vectors ``[B, Nq, H_u * p]`` for queries ``[B, Nq, D]`` (``None`` without MQM)."""
         profile = self.embed(inputs)
         history, ids = self.behaviour(inputs)
-        if queries is None:
+        if queries is None or self.attention is None:
             parts = [profile[:, None, :], self.pool((history, ids))[:, None, :]]
         else:
             pooled = self.attention((queries, history, ids))
@@ -220,7 +220,7 @@ class FITModel(TwoTowerModel):
             raise ValueError("FIT's towers are not L2-normalised (the LSS reads raw similarities)")
         if not 0.0 < min_temperature <= 1.0:
             raise ValueError(f"min_temperature must be in (0, 1], got {min_temperature}")
-        self._fit_args = dict(
+        self._fit_args: dict[str, Any] = dict(
             num_meta=int(num_meta),
             num_heads=int(num_heads),
             head_dim=int(head_dim),

@@ -77,7 +77,7 @@ class InteractionTower(FeatureTower):
     ):
         if side not in ("query", "candidate") or scorer not in SCORERS:
             raise ValueError(f"side must be query/candidate and scorer one of {SCORERS}, got {side!r}, {scorer!r}")
-        config = dict(
+        config: dict[str, Any] = dict(
             hidden_units=list(hidden_units),
             output_dim=output_dim,
             num_heads=num_heads,
@@ -177,7 +177,7 @@ class IntTowerModel(TwoTowerModel):
     ) -> tuple[tf_keras.Model, tf_keras.Model]:
         num_heads, head_dim = self._heads
         scorer = "dot" if self.is_dot else "sum_max"
-        common = dict(num_heads=num_heads, head_dim=head_dim, scorer=scorer)
+        common: dict[str, Any] = dict(num_heads=num_heads, head_dim=head_dim, scorer=scorer)
         return (
             InteractionTower(query_features, side="query", name="query_tower", **common, **query_args),
             InteractionTower(candidate_features, side="candidate", name="candidate_tower", **common, **candidate_args),

@@ -154,7 +154,7 @@ class Ranker(tfrs.Model):
         self.spec = spec
         self.kind = kind
         self.mode = mode
-        self.hparams = dict(
+        self.hparams: dict[str, Any] = dict(
             kind=kind,
             mode=mode,
             embedding_dim=int(embedding_dim),
@@ -183,8 +183,8 @@ class Ranker(tfrs.Model):
                 p.name,
                 q.name,
                 q.kind,
-                len(p.vocabulary),
-                len(q.vocabulary),
+                len(p.vocabulary or ()),
+                len(q.vocabulary or ()),
                 cross_buckets,
                 embedding_dim,
                 name=f"cross_{p.name}_x_{q.name}",

@@ -230,7 +230,7 @@ class SequentialModel(TwoTowerModel):
             raise ValueError(f"{encoder} needs exactly one history feature, got {len(spec.sequence_features)}")
         hidden_units = list(hidden_units or ([256] if encoder == "sasrec" else [128]))
         dropout = (0.5 if encoder == "sasrec" else 0.3) if dropout is None else float(dropout)
-        self._sequence_args = dict(
+        self._sequence_args: dict[str, Any] = dict(
             encoder=encoder,
             num_blocks=int(num_blocks),
             num_heads=int(num_heads),

@@ -157,10 +157,10 @@ class SparCodeModel(TwoTowerModel):
             raise ValueError(f"sparsity_bias must be <= 0, got {sparsity_bias}")
         if token_dim % num_codebooks:
             raise ValueError(f"token_dim={token_dim} must be divisible by num_codebooks={num_codebooks}")
-        self._tokens_args = dict(
+        self._tokens_args: dict[str, Any] = dict(
             num_query_tokens=int(num_query_tokens), num_item_tokens=int(num_item_tokens), token_dim=int(token_dim)
         )
-        self._quantizer_args = None
+        self._quantizer_args: dict[str, Any] | None = None
         if quantize:
             self._quantizer_args = dict(
                 num_codebooks=num_codebooks,

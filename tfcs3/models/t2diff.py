@@ -123,7 +123,7 @@ class T2DiffUserTower(BehaviourTower):
             intent = self.generator.sample(behaviours, ids)
         session, history = split_session(behaviours, self.session_length)
         session_ids, history_ids = split_session(ids, self.session_length)
-        if self.gap_embedding is not None:
+        if self.gap_embedding is not None and self.gap_name is not None:
             _, gaps = split_session(tf.cast(inputs[self.gap_name], tf.int32), self.session_length)
             history = history + self.gap_embedding(gaps) * tf.cast(gaps != 0, history.dtype)[..., None]
         mixed = self.mixed((session, session_ids, intent, history, history_ids))
@@ -177,7 +177,7 @@ class T2DiffModel(TwoTowerModel):
             raise ValueError(
                 f"T2Diff needs one history feature longer than session_length={session_length}; got lengths {lengths}"
             )
-        self._t2diff_args = dict(
+        self._t2diff_args: dict[str, Any] = dict(
             item_attributes=item_attributes,
             session_length=int(session_length),
             steps=int(diffusion_steps),

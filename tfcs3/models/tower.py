@@ -63,7 +63,7 @@ def feature_configs(features: Sequence[Feature], item_vocab_size: int) -> list[d
     """
     configs = []
     for f in features:
-        config = {"name": f.name, "kind": f.kind}
+        config: dict[str, Any] = {"name": f.name, "kind": f.kind}
         config["input_dim"] = item_vocab_size if f.vocabulary is None else len(f.vocabulary)
         if f.aligned_with is not None:
             config["aligned_with"] = f.aligned_with
@@ -116,6 +116,12 @@ class FeatureTower(tf_keras.Model):
             if m.get("normalize", True):
                 self.memory_norms[m["name"]] = tf_keras.layers.LayerNormalization(name=f"{m['name']}_norm")
 
+    def _memory_key(self, name: str) -> str:
+        """The id feature that selects memory ``name``'s rows (always set for a tower's memories)."""
+        key = self.memories[name].key
+        assert key is not None
+        return key
+
     def memory_input_key(self, name: str) -> str:
         """The input key that, when present, supplies memory ``name``'s vectors row by row (the
         causal reads of a replayed stream) instead of the table."""
@@ -137,8 +143,8 @@ class FeatureTower(tf_keras.Model):
         feeds ``table[ids]`` under the key instead of computing it. Here every memory, normalised
         once (one gather per request instead of a gather plus a LayerNorm)."""
         return {
-            self.normalized_memory_key(name): (self.normalized_memory_table(name), memory.key)
-            for name, memory in self.memories.items()
+            self.normalized_memory_key(name): (self.normalized_memory_table(name), self._memory_key(name))
+            for name in self.memories
         }
 
     def memory_vectors(self, inputs: Mapping[str, tf.Tensor]) -> list[tf.Tensor]:
@@ -154,7 +160,7 @@ class FeatureTower(tf_keras.Model):
             if key in inputs:
                 vector = tf.stop_gradient(tf.cast(inputs[key], tf.float32))
             else:
-                vector = memory(inputs[memory.key])
+                vector = memory(inputs[self._memory_key(name)])
             norm = self.memory_norms.get(name)
             out.append(vector if norm is None else norm(vector))
         return out

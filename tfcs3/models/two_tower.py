@@ -122,7 +122,7 @@ class TwoTowerModel(tfrs.Model):
         self.spec = spec
         self.tower = tower
         self.mode = mode
-        self.hparams = dict(
+        self.hparams: dict[str, Any] = dict(
             tower=tower,
             mode=mode,
             embedding_dim=int(embedding_dim),
