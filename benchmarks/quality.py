@@ -1,6 +1,6 @@
 """Quality benchmark: registered models x datasets x protocols x seeds under one training budget.
 
-Protocol (DESIGN.md, "Benchmark budget"):
+Protocol (docs/design.md, "Benchmark budget"):
   * every trainable model gets at most 4 hyperparameter settings; each is trained with the first
     seed and the one with the best *validation* metric (NDCG@10, or AUC for pre-ranking) is kept;
   * the kept setting is then trained with every seed; test metrics are reported as mean +- std;
@@ -86,7 +86,7 @@ GRIDS: dict[str, list[dict[str, Any]]] = {
 }
 GRIDS["youtubednn"] = GRIDS["dssm"]
 # A mechanism reuses its backbone's selected setting (same dataset and protocol) and tunes at most
-# two values of its own (DESIGN.md).
+# two values of its own (docs/design.md).
 MECHANISMS: dict[str, tuple[str, list[dict[str, Any]]]] = {
     "dat": ("dssm", [{"amm_weight": 0.5}, {"amm_weight": 0.1}]),
     "dat_youtubednn": ("youtubednn", [{"amm_weight": 0.5}, {"amm_weight": 0.1}]),

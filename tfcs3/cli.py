@@ -45,7 +45,10 @@ FLAGS = flags.FLAGS
 flags.DEFINE_string("model", "youtubednn", f"Registered model: one of {model_names()}.")
 flags.DEFINE_enum("dataset", "ml-100k", list(DATASETS), "Dataset to train and evaluate on.")
 flags.DEFINE_enum(
-    "protocol", RETRIEVAL, list(DATA_PROTOCOLS), "Evaluation protocol (see DESIGN.md); user_split is T2Diff's."
+    "protocol",
+    RETRIEVAL,
+    list(DATA_PROTOCOLS),
+    "Evaluation protocol (see docs/design.md); user_split is T2Diff's, preranking_per_user the per-user split.",
 )
 flags.DEFINE_string(
     "data_dir", None, "Folder with the dataset files (or their parent); default $TFCS3_DATA_DIR, then ~/.cache/tfcs3."

@@ -1,4 +1,4 @@
-"""Contracts every registered model keeps (DESIGN.md), checked for the whole registry."""
+"""Contracts every registered model keeps (docs/design.md), checked for the whole registry."""
 
 import numpy as np
 import pytest
