@@ -7,28 +7,29 @@ Where data is looked for, in order:
 3. ``$TFCS3_CACHE_DIR/<folder>`` (default ``~/.cache/tfcs3/<folder>``), where
    ``download=True`` puts MovieLens fetched from GroupLens.
 
-Prepared datasets (splits, vocabularies, histories) are pickled under
-``$TFCS3_CACHE_DIR/prepared/`` keyed by the source files' sizes and modification times, the
-protocol, the history length (and time gaps), the preparation code's version, so repeated runs skip parsing.
+Prepared datasets (splits, vocabularies, histories) are cached under ``$TFCS3_CACHE_DIR/prepared/``
+as ``.npz`` files that cannot run code when read (:mod:`tfcs3.data.cache`), keyed by the source
+files' sizes and modification times, the protocol, the history length (and time gaps) and the
+preparation code's version, with the key written inside and checked on load, so repeated runs skip
+parsing.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
-import pickle
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
 from tfcs3.data.amazon import load_amazon
+from tfcs3.data.cache import CacheMiss, read_prepared, write_prepared
 from tfcs3.data.download import RELEASES, download_movielens
 from tfcs3.data.movielens import PARTIAL_ML1M_RATINGS, load_movielens_1m, load_movielens_100k
 from tfcs3.data.protocols import DATA_PROTOCOLS, RETRIEVAL, USER_SPLIT, PreparedData, prepare, prepare_user_split
 from tfcs3.data.raw import DataFormatError, RawDataset
 from tfcs3.data.synthetic import generate_synthetic
 
-PREPARE_VERSION = 3  # bump when PreparedData changes (3: Feature.aligned_with)
+PREPARE_VERSION = 4  # bump when PreparedData changes (3: Feature.aligned_with; 4: npz cache)
 
 # name -> (folder, files that identify it (any one suffices), loader)
 _REGISTRY: dict[str, tuple[str, tuple[str, ...], Callable[[Path], RawDataset]]] = {
@@ -118,22 +119,17 @@ def load_prepared(
     directory = find_data_dir(name, data_dir, download)
     seeded = f"-s{seed}" if protocol == USER_SPLIT else ""
     gaps = "-gaps" if history_gaps else ""
-    key = f"{name}-{protocol}{seeded}-h{max_history}{gaps}-{_fingerprint(directory)}.pkl"
-    path = cache_dir() / "prepared" / key
-    if use_cache and path.is_file():
+    key = f"{name}-{protocol}{seeded}-h{max_history}{gaps}-{_fingerprint(directory)}"
+    path = cache_dir() / "prepared" / f"{key}.npz"
+    if use_cache:
         try:
-            with open(path, "rb") as fh:
-                return pickle.load(fh)
-        except Exception:  # noqa: BLE001 - a stale or broken cache is rebuilt, never fatal
-            pass
+            return read_prepared(path, key)
+        except CacheMiss:
+            pass  # absent, stale, or not ours (never executed): prepared again below
     data = _prepare(_REGISTRY[name][2](directory), protocol, max_history, seed, history_gaps)
     if use_cache:
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".prepared.")
-            with os.fdopen(fd, "wb") as fh:
-                pickle.dump(data, fh, protocol=pickle.HIGHEST_PROTOCOL)
-            os.replace(tmp, path)
+            write_prepared(data, path, key)
         except OSError:
             pass  # a read-only cache only costs speed
     return data
