@@ -146,3 +146,34 @@ def test_a_sequence_backbone_with_a_loss_from_the_command_line(tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     proc = _cli("train", "--dataset=synthetic", "--model=youtubednn", "--hidden_units=128,abc", f"--output_dir={run}2")
     assert proc.returncode != 0 and "--hidden_units must be integers" in proc.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["train", "--model=youtubedn"], "Unknown model 'youtubedn'"),
+        (["train", "--model=dssm", '--hparams={"embedding_size": 3}'], "unknown hyperparameters ['embedding_size']"),
+        (["train", "--model=fit"], "--protocol=preranking"),
+        (["evaluate", "--run_dir=/nonexistent/run"], "not a tfcs3 run directory"),
+        (["train", "--dataset=ml-100k", "--data_dir=/nonexistent/data"], "not found"),
+    ],
+)
+def test_a_mistake_is_one_line_and_status_2(args, says, tmp_path):
+    env = {"TFCS3_DATA_DIR": str(tmp_path), "TFCS3_CACHE_DIR": str(tmp_path / "cache")}
+    if "--dataset=ml-100k" not in args:
+        args = [*args, "--dataset=synthetic"]
+    proc = _cli(*args, "--epochs=1", "--verbose=0", f"--output_dir={tmp_path / 'run'}", env=env)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert says in proc.stderr and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    proc = _cli(
+        *args, "--epochs=1", "--verbose=0", f"--output_dir={tmp_path / 'run'}", env={**env, "TFCS3_TRACEBACK": "1"}
+    )
+    assert "Traceback" in proc.stderr
+
+
+def test_help_lists_the_commands_and_tfcs3s_flags_only():
+    proc = _cli("--help")
+    for command in ("train", "evaluate", "export", "benchmark", "online", "demo"):
+        assert f"\n    {command} " in proc.stdout
+    assert "--model" in proc.stdout and "--loss" in proc.stdout
+    assert "--xla_" not in proc.stdout and "test_srcdir" not in proc.stdout

@@ -17,6 +17,13 @@ _HOW_TO_FIX = (
 )
 
 
+def quiet_tensorflow() -> None:
+    """Hides TensorFlow's C++ start-up lines (CPU features, the CUDA probe on a machine without a
+    GPU) unless the user set ``TF_CPP_MIN_LOG_LEVEL`` themselves (``0`` shows everything); errors
+    that matter still surface as Python exceptions. Takes effect only before TensorFlow loads."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+
 def ensure_legacy_keras() -> None:
     """Selects Keras 2 for ``tf.keras`` or raises ``ImportError`` saying how to fix it."""
     if os.environ.get("TF_USE_LEGACY_KERAS", "1") not in ("1", "true", "True"):

@@ -10,7 +10,9 @@ Commands:
               metrics), exporting a new version every ``--export_every`` steps
     demo      train YouTubeDNN on MovieLens-100K, evaluate, export, and query the export for one user
 
-``python -m tfcs3 --helpfull`` lists every flag.
+``python -m tfcs3 --help`` lists the commands and tfcs3's flags, ``--helpfull`` every flag.
+A mistake (unknown model or dataset, bad hyperparameter, missing run or data folder) prints one
+line and exits with status 2; set ``TFCS3_TRACEBACK=1`` to see the traceback.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from absl import app, flags, logging
 import tfcs3  # noqa: F401  (selects Keras 2 before TensorFlow loads)
 from tfcs3.data.datasets import DATASETS, find_data_dir, load_prepared
 from tfcs3.data.protocols import DATA_PROTOCOLS, RETRIEVAL, USER_SPLIT, PreparedData
+from tfcs3.data.raw import DataFormatError
 from tfcs3.evaluation.evaluate import evaluate, represent
 from tfcs3.evaluation.retrieval import top_k_with_exclusions
 from tfcs3.experiment import environment_info, load_run, run_experiment
@@ -379,10 +382,28 @@ def cmd_demo() -> None:
     print(f"\nRun written to {out}")
 
 
+#: Set to 1 to see the traceback behind an error the command line reports in one line.
+TRACEBACK_ENV = "TFCS3_TRACEBACK"
+# What a user's mistake raises (an unknown model, dataset or hyperparameter, a protocol that does
+# not fit the model, a missing run or data folder, malformed data): reported in one line, status 2.
+USER_ERRORS = (ValueError, FileNotFoundError, DataFormatError, PermissionError)
+
+
 def main(argv: Sequence[str]) -> None:
     if len(argv) != 2 or argv[1] not in COMMANDS:
-        raise app.UsageError(f"usage: python -m tfcs3 {{{','.join(COMMANDS)}}} [--flags]; see --helpfull")
+        raise app.UsageError(f"usage: python -m tfcs3 {{{','.join(COMMANDS)}}} [--flags]; see --help")
     logging.set_verbosity(logging.WARNING)
+    try:
+        _dispatch(argv[1])
+    except USER_ERRORS as err:
+        if os.environ.get(TRACEBACK_ENV, "") not in ("", "0"):
+            raise
+        print(f"tfcs3 {argv[1]}: error: {err}", file=sys.stderr)
+        print(f"(set {TRACEBACK_ENV}=1 to see the traceback)", file=sys.stderr)
+        sys.exit(2)
+
+
+def _dispatch(command: str) -> None:
     commands = {
         "train": cmd_train,
         "evaluate": cmd_evaluate,
@@ -390,9 +411,14 @@ def main(argv: Sequence[str]) -> None:
         "benchmark": cmd_benchmark,
         "online": cmd_online,
     }
-    {**commands, "demo": cmd_demo}[argv[1]]()
+    {**commands, "demo": cmd_demo}[command]()
 
 
 def run() -> None:
-    """Console-script entry point."""
+    """Entry point of ``python -m tfcs3`` and the ``tfcs3`` console script: ``--help`` prints this
+    module's docstring (the commands) whichever way it was started."""
+    main_module = sys.modules["__main__"]
+    main_module.__doc__ = __doc__
+    for flag in FLAGS.get_flags_for_module(__name__):  # --help lists tfcs3's own flags, not TF's
+        FLAGS.register_key_flag_for_module(sys.argv[0], flag)
     app.run(main)

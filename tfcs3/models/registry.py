@@ -98,7 +98,10 @@ def build_model(name: str, data: PreparedData, **hparams: Any) -> Any:
     protocols = protocols_of(name)
     if data.protocol not in protocols:
         kind = " / ".join("pre-ranking" if p == "preranking" else p for p in protocols)
-        raise ValueError(f"{name} is a {kind} model; got data prepared for the {data.protocol!r} protocol")
+        raise ValueError(
+            f"{name} is a {kind} model; got data prepared for the {data.protocol!r} protocol (prepare it with "
+            f"protocol={protocols[0]!r}; command line: --protocol={protocols[0]})"
+        )
     return _BUILDERS[name](data, **hparams)
 
 
