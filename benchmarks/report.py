@@ -503,6 +503,14 @@ README_MODELS = {
     "t2diff-no_diffusion": "T2Diff without diffusion (mixed attention only)",
     "t2diff": "T2Diff (diffusion next intent + mixed attention)",
     "t2diff-time_lag": "T2Diff with the optional time lag",
+    "youtubednn-full_softmax": "YouTubeDNN two-tower, full softmax",
+    "youtubednn-sampled_softmax": "YouTubeDNN two-tower, sampled softmax",
+    "gru4rec-in_batch": "GRU4Rec, in-batch softmax",
+    "gru4rec-sampled_softmax": "GRU4Rec, sampled softmax",
+    "gru4rec-full_softmax": "GRU4Rec, full softmax (its default)",
+    "sasrec-in_batch": "SASRec, in-batch softmax",
+    "sasrec-sampled_softmax": "SASRec, sampled softmax",
+    "sasrec-full_softmax": "SASRec, full softmax (its default)",
 }
 
 

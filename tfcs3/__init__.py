@@ -10,8 +10,8 @@ from tfcs3._keras_check import ensure_legacy_keras, quiet_tensorflow
 quiet_tensorflow()
 ensure_legacy_keras()
 
-from tfcs3 import data, evaluation, layers, models  # noqa: E402
+from tfcs3 import data, evaluation, export, layers, models, training  # noqa: E402
 
 __version__ = "0.1.0"
 
-__all__ = ["data", "evaluation", "layers", "models", "__version__"]
+__all__ = ["data", "evaluation", "export", "layers", "models", "training", "__version__"]

@@ -19,8 +19,8 @@ model there.
 
 The query representation for retrieval and serving is ``q_L``, the last position's. Training uses
 dense supervision (:mod:`tfcs3.data.dense`): every position ``t`` of a training window predicts
-the next item ``x_{t+1}``, under the model's ``loss`` (``full_softmax`` reproduces the SASRec+ /
-RecBole recipe). With ``dense=False``, or on rows without the ``next_items`` feature (online
+the next item ``x_{t+1}``, under the model's ``loss`` (default ``full_softmax``, the SASRec+ /
+RecBole recipe, which won on validation against sampled and in-batch softmax). With ``dense=False``, or on rows without the ``next_items`` feature (online
 learning's stream), only the last position is trained.
 
 Example:
@@ -198,7 +198,8 @@ class SequentialModel(TwoTowerModel):
         hidden_units: its first entry is SASRec's feed-forward width or GRU4Rec's GRU width
             (default 256 and 128, RecBole's).
         dropout: SASRec's hidden dropout or GRU4Rec's embedding dropout (default 0.5 and 0.3).
-        **kwargs: :class:`TwoTowerModel` arguments (``embedding_dim``, ``loss`` ...).
+        **kwargs: :class:`TwoTowerModel` arguments (``embedding_dim``, ``loss`` ...); ``loss``
+            defaults to ``"full_softmax"`` here.
 
     Example:
         >>> model = tfcs3.models.build_model("sasrec", data, loss="full_softmax")
@@ -226,6 +227,9 @@ class SequentialModel(TwoTowerModel):
         if kwargs.setdefault("mode", "retrieval") != "retrieval":
             raise ValueError(f"{encoder} is a retrieval model; got mode={kwargs['mode']!r}")
         kwargs["tower"] = "youtubednn"  # the query side reads the history
+        # The full softmax is the sequence backbones' default: it beat sampled (256 uniform) and
+        # in-batch softmax on validation (BENCHMARKS.md, "Competitive retrieval").
+        kwargs.setdefault("loss", "full_softmax")
         if len(spec.sequence_features) != 1:
             raise ValueError(f"{encoder} needs exactly one history feature, got {len(spec.sequence_features)}")
         hidden_units = list(hidden_units or ([256] if encoder == "sasrec" else [128]))
