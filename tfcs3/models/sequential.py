@@ -20,8 +20,9 @@ model there.
 The query representation for retrieval and serving is ``q_L``, the last position's. Training uses
 dense supervision (:mod:`tfcs3.data.dense`): every position ``t`` of a training window predicts
 the next item ``x_{t+1}``, under the model's ``loss`` (default ``full_softmax``, the SASRec+ /
-RecBole recipe, which won on validation against sampled and in-batch softmax). With ``dense=False``, or on rows without the ``next_items`` feature (online
-learning's stream), only the last position is trained.
+RecBole recipe, which won on validation against sampled and in-batch softmax). With
+``dense=False``, or on rows without the ``next_items`` feature (online learning's stream), only
+the last position is trained.
 
 Example:
     >>> data = tfcs3.data.load_prepared("ml-100k")
