@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 import tensorflow as tf
+from export_check import export_matches_model
 
 from tfcs3.data.dense import NEXT_ITEMS
 from tfcs3.evaluation import evaluate, represent
@@ -73,16 +74,10 @@ def test_the_dense_loss_counts_every_real_position(synthetic_retrieval):
 def test_export_equals_the_in_process_model(trained, synthetic_retrieval, tmp_path, serve_in_fresh_process):
     name, model = trained
     data = synthetic_retrieval
-    path = export_model(model, data, tmp_path, name, k=5)
-    loaded = tf.saved_model.load(str(path))
-    raw = raw_requests(data, model.query_feature_names, "test", rows=range(6))
-    names = model.query_feature_names
-    exported = loaded.signatures["query_embedding"](**{k: tf.constant(raw[k]) for k in names})["embedding"]
-    in_process = represent(model.query_model, {k: v[:6] for k, v in data.test.features.items()})
-    np.testing.assert_allclose(exported.numpy(), in_process.numpy(), rtol=1e-4, atol=1e-5)
-    top = loaded.signatures["serving_default"](**{k: tf.constant(v) for k, v in raw.items()})
+    out = export_matches_model(model, data, tmp_path, name)
+    path, raw, top = out["path"], out["raw"], out["top"]
     catalog = represent(model.candidate_model, data.catalog).numpy()
-    scores = in_process.numpy() @ catalog.T
+    scores = out["queries"] @ catalog.T
     for r in range(6):
         excluded = set(data.test.exclusions(r))
         ranked = [i for i in np.argsort(-scores[r], kind="stable") if i not in excluded][:5]

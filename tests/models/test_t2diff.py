@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 import tensorflow as tf
+from export_check import export_matches_model
 
 from tfcs3.evaluation import evaluate, represent
 from tfcs3.export import export_model, raw_requests
@@ -58,16 +59,7 @@ def test_query_side_runs_the_reverse_chain_reproducibly(trained, synthetic_retri
 
 
 def test_export_reload_gives_the_same_query_embeddings_and_top_k(trained, synthetic_retrieval, tmp_path):
-    data = synthetic_retrieval
-    path = export_model(trained, data, tmp_path, "t2diff", k=5)
-    loaded = tf.saved_model.load(str(path))
-    raw = raw_requests(data, trained.query_feature_names, "test", rows=range(6))
-    names = trained.query_feature_names
-    exported = loaded.signatures["query_embedding"](**{k: tf.constant(raw[k]) for k in names})["embedding"]
-    in_process = represent(trained.query_model, {k: v[:6] for k, v in data.test.features.items()})
-    np.testing.assert_allclose(exported.numpy(), in_process.numpy(), rtol=1e-4, atol=1e-5)
-    top = loaded.signatures["serving_default"](**{k: tf.constant(v) for k, v in raw.items()})
-    assert top["item_ids"].shape == (6, 5)
+    export_matches_model(trained, synthetic_retrieval, tmp_path, "t2diff")
 
 
 def test_save_load_and_clear_errors(trained, synthetic_retrieval, synthetic_preranking, tmp_path):
