@@ -237,3 +237,22 @@ def test_an_untrained_model_with_a_learned_scorer_exports(name, synthetic_retrie
     q = represent(model.query_model, {k: v[:3] for k, v in data.test.features.items()})
     c = represent(model.candidate_model, {k: v[rows] for k, v in data.catalog.items()})
     np.testing.assert_allclose(served, np.diag(model.score(q, c).numpy()), rtol=1e-4, atol=1e-5)
+
+
+def test_an_export_removes_what_killed_exports_left_behind(trained, tmp_path):
+    import os
+    import subprocess
+    import sys
+    import time
+
+    model, data = trained
+    base = tmp_path / "m"
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    left = [base / f".tmp-export-{int(dead.stdout)}-x1", base / ".tmp-export-oldstyle"]
+    live = base / f".tmp-export-{os.getpid()}-busy"  # an export still writing (this process)
+    for path in [*left, live]:
+        (path / "variables").mkdir(parents=True)
+    old = time.time() - 7200
+    os.utime(left[1], (old, old))
+    assert export_model(model, data, tmp_path, "m").name == "1"
+    assert sorted(p.name for p in base.iterdir()) == sorted(["1", live.name])

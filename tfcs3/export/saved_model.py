@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import tempfile
 import time
@@ -203,6 +204,57 @@ class ServingModule(tf.Module):
         }
 
 
+TMP_PREFIX = ".tmp-export-"
+_TMP_OWNER = re.compile(re.escape(TMP_PREFIX) + r"(\d+)-")
+#: A temporary export folder without a live owner, or of an older naming, is stale after this long.
+STALE_SECONDS = 3600.0
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove_stale_exports(base: str | Path) -> list[Path]:
+    """Deletes the temporary folders that killed exports left under ``base`` (a model's export
+    folder) and returns them: a folder whose writing process (its name carries the pid) is no
+    longer alive, or, for a name without a pid, one untouched for :data:`STALE_SECONDS`. A
+    folder of a live export is left alone."""
+    removed = []
+    for path in Path(base).glob(f"{TMP_PREFIX}*"):
+        owner = _TMP_OWNER.match(path.name)
+        if owner is not None:
+            stale = not _alive(int(owner.group(1)))
+        else:
+            stale = time.time() - path.stat().st_mtime > STALE_SECONDS
+        if stale and path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(path)
+    return removed
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _fsync_tree(root: Path) -> None:
+    """fsyncs every file and folder below ``root``, and ``root`` itself."""
+    for folder, _, files in os.walk(root):
+        for name in files:
+            with open(os.path.join(folder, name), "rb") as fh:
+                os.fsync(fh.fileno())
+        _fsync_dir(Path(folder))
+
+
 def next_version(base: str | Path) -> int:
     """1 + the largest integer version directory under ``base`` (1 when there is none)."""
     base = Path(base)
@@ -223,8 +275,10 @@ def export_model(
 ) -> Path:
     """Writes ``export_dir/model_name/version/`` (TF Serving's layout) atomically.
 
-    The SavedModel is written to a temporary directory beside the target and renamed into place,
-    so a watching TF Serving never sees a half-written version. An existing version is never
+    The SavedModel is written to a temporary directory beside the target, fsynced, and renamed
+    into place, so a watching TF Serving never sees a half-written version; temporary folders
+    that killed exports left behind are removed first (:func:`remove_stale_exports`). An existing
+    version is never
     overwritten; with ``version=None`` the next free number is used. Plain copies of the item
     embeddings (``item_embeddings.npy``), ids (``item_ids.txt``) and a description of the export
     (``tfcs3_export.json``) go to ``assets.extra/`` for external ANN systems.
@@ -239,7 +293,8 @@ def export_model(
     module = ServingModule(model, data, index, k, scann_options, sparse_top_t)
     base = Path(export_dir) / model_name
     base.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".tmp-export-", dir=base))
+    remove_stale_exports(base)
+    tmp = Path(tempfile.mkdtemp(prefix=f"{TMP_PREFIX}{os.getpid()}-", dir=base))
     try:
         options = tf.saved_model.SaveOptions(namespace_whitelist=["Scann"] if index == "scann" else None)
         tf.saved_model.save(module, str(tmp), signatures=module.signatures(), options=options)
@@ -262,6 +317,7 @@ def export_model(
             "exported_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         }
         (extras / METADATA).write_text(json.dumps(metadata, indent=2))
+        _fsync_tree(tmp)  # every file on disk before the version appears under its final name
         for _ in range(100):
             target = base / str(version if version is not None else next_version(base))
             if target.exists():
@@ -270,6 +326,7 @@ def export_model(
                 continue
             try:
                 os.rename(tmp, target)
+                _fsync_dir(base)
                 return target
             except OSError:
                 if version is not None or not target.exists():
