@@ -256,3 +256,28 @@ def test_an_export_removes_what_killed_exports_left_behind(trained, tmp_path):
     os.utime(left[1], (old, old))
     assert export_model(model, data, tmp_path, "m").name == "1"
     assert sorted(p.name for p in base.iterdir()) == sorted(["1", live.name])
+
+
+def test_warmup_requests_are_well_formed_and_every_one_succeeds(trained, tmp_path):
+    from tensorflow_serving.apis import prediction_log_pb2
+
+    model, data = trained
+    path = export_model(model, data, tmp_path, "m")
+    loaded = tf.saved_model.load(str(path))
+    records = list(tf.data.TFRecordDataset(str(path / "assets.extra" / "tf_serving_warmup_requests")))
+    assert len(records) == 6  # 3 signatures x batch 1 and 8
+    seen = set()
+    for record in records:
+        log = prediction_log_pb2.PredictionLog.FromString(record.numpy())
+        request = log.predict_log.request
+        assert request.model_spec.name == "m"
+        signature = request.model_spec.signature_name
+        inputs = {name: tf.make_ndarray(proto) for name, proto in request.inputs.items()}
+        out = loaded.signatures[signature](**{name: tf.constant(value) for name, value in inputs.items()})
+        batch = next(iter(inputs.values())).shape[0]
+        assert all(v.shape[0] == batch for v in out.values())
+        seen.add((signature, batch))
+    assert {s for s, _ in seen} == {"serving_default", "query_embedding", "score_candidates"}
+    assert not (
+        export_model(model, data, tmp_path, "m", warmup=False) / "assets.extra" / "tf_serving_warmup_requests"
+    ).exists()

@@ -44,6 +44,8 @@ def raw_requests(
         earlier = [data.catalog_ids[part.exclusions(r)].tolist() for r in rows]
     elif HISTORY in part.features:  # pre-ranking: the encoded history is all a split keeps of earlier items
         earlier = _encoded(data, part.features[HISTORY], rows)[1]
+    elif not any(data.spec.feature(n).kind == SEQUENCE for n in feature_names):
+        earlier = [[] for _ in rows]  # no history anywhere: nothing earlier to list or exclude
     else:
         raise ValueError(f"split {split!r} carries no earlier items to build a history from")
     out: dict[str, list[Any]] = {}

@@ -37,6 +37,7 @@ import tensorflow as tf
 from tfcs3.data.features import CATEGORICAL, OOV, PAD, SEQUENCE, Feature
 from tfcs3.data.protocols import PreparedData
 from tfcs3.evaluation.evaluate import represent
+from tfcs3.export.warmup import write_warmup_requests
 from tfcs3.models.two_tower import TwoTowerModel
 from tfcs3.retrieval import INDEXES, ScannOptions
 
@@ -272,6 +273,7 @@ def export_model(
     k: int = 100,
     scann_options: ScannOptions | None = None,
     sparse_top_t: int | None = None,
+    warmup: bool = True,
 ) -> Path:
     """Writes ``export_dir/model_name/version/`` (TF Serving's layout) atomically.
 
@@ -281,7 +283,8 @@ def export_model(
     version is never
     overwritten; with ``version=None`` the next free number is used. Plain copies of the item
     embeddings (``item_embeddings.npy``), ids (``item_ids.txt``) and a description of the export
-    (``tfcs3_export.json``) go to ``assets.extra/`` for external ANN systems.
+    (``tfcs3_export.json``) go to ``assets.extra/`` for external ANN systems, and, unless
+    ``warmup=False``, TF Serving's warm-up requests (:mod:`tfcs3.export.warmup`).
 
     Returns:
         The version directory.
@@ -302,6 +305,8 @@ def export_model(
         extras.mkdir(exist_ok=True)
         np.save(extras / "item_embeddings.npy", module.embedding_values)
         (extras / "item_ids.txt").write_text("\n".join(data.catalog_ids.astype(str)) + "\n")
+        if warmup:
+            write_warmup_requests(extras, data, [f.name for f in module.query_features], model_name)
         metadata = {
             "dataset": data.name,
             "protocol": data.protocol,
