@@ -116,6 +116,9 @@ flags.DEFINE_enum(
     "export: top-k index (scann needs its ops; sparse_code is SparCode's inverted index).",
 )
 flags.DEFINE_integer("k", 100, "export: how many items serving_default returns.")
+flags.DEFINE_bool(
+    "warmup", True, "export: write TF Serving warm-up requests (assets.extra/tf_serving_warmup_requests)."
+)
 flags.DEFINE_integer("scann_leaves", None, "export --index=scann: tree leaves (0 = no tree; default by catalog size).")
 flags.DEFINE_integer("scann_leaves_to_search", None, "export --index=scann: leaves searched per query.")
 flags.DEFINE_integer("scann_reorder", None, "export --index=scann: candidates re-scored exactly (0 = none).")
@@ -270,8 +273,9 @@ def _export(model: Any, data: PreparedData, export_dir: str | Path, model_name: 
         }
         options = dataclasses.replace(options, **{k: v for k, v in overrides.items() if v is not None})
     return export_model(
-        model, data, export_dir, model_name, FLAGS.version, FLAGS.index, FLAGS.k, options, FLAGS.sparse_top_t
-    )
+        model, data, export_dir, model_name, FLAGS.version, FLAGS.index, FLAGS.k, options, FLAGS.sparse_top_t,
+        warmup=FLAGS.warmup,
+    )  # fmt: skip
 
 
 def cmd_export() -> None:
