@@ -375,7 +375,97 @@ def t2diff_tables() -> str:
             cells = [f"{row[n]['p50_ms']:.2f} ({row[n]['ratio_to_two_tower']:.2f}×)" for n in names]
             out.append(f"| {row['variant']} | " + " | ".join(cells) + " |")
         out.append(f"\nProduced by: `{r['command']}` → `benchmarks/results/t2diff-latency.json`\n")
+    out += t2diff_steps_table()
     return "\n".join(out) if out else "_No results yet._\n"
+
+
+T2DIFF_STEPS_PLOT = RESULTS_DIR / "t2diff-steps.png"
+
+
+def _steps_latency() -> dict[int, dict[str, float]]:
+    """p50 ms per reverse-step count (query_embedding, batch 1 and 64) from t2diff-latency.json."""
+    path = RESULTS_DIR / "t2diff-latency.json"
+    if not path.is_file():
+        return {}
+    latency: dict[int, dict[str, float]] = {}
+    for row in json.loads(path.read_text())["rows"]:
+        h = row["hparams"]
+        if row["model"] != "t2diff" or not h.get("use_diffusion", True):
+            continue
+        steps = h.get("diffusion_serving_steps") or h.get("diffusion_steps", 50)
+        latency[steps] = {n: row[n]["p50_ms"] for n in row if n.startswith("query_embedding")}
+        latency[steps].update(
+            {f"{n} ratio": row[n]["ratio_to_two_tower"] for n in row if n.startswith("query_embedding")}
+        )
+    return latency
+
+
+def t2diff_steps_table() -> list[str]:
+    """NDCG@10 against the reverse steps at inference (t2diff-steps.json) with each count's
+    latency, and the plot."""
+    path = RESULTS_DIR / "t2diff-steps.json"
+    if not path.is_file():
+        return []
+    r = json.loads(path.read_text())
+    by_steps: dict[int, list[dict]] = defaultdict(list)
+    for run in r["runs"]:
+        by_steps[run["steps"]].append(run)
+    latency = _steps_latency()
+    out = [
+        f"#### T2Diff's reverse steps at inference ({r['dataset']}, retrieval; the same trained models, "
+        f"DDPM chain of {r['chain_steps']} steps as trained, DDIM below it)\n",
+        "| steps | sampler | seeds | validation NDCG@10 | test NDCG@10 | test Recall@10 | query batch 1 p50 ms (×) "
+        "| query batch 64 p50 ms (×) |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for steps in sorted(by_steps, reverse=True):
+        runs = by_steps[steps]
+        cells = [
+            _cell([x[split][m] for x in runs])
+            for split, m in (("validation", "ndcg@10"), ("test", "ndcg@10"), ("test", "recall@10"))
+        ]
+        t = latency.get(steps, {})
+        lat = [
+            f"{t[n]:.2f} ({t[n + ' ratio']:.2f}×)" if n in t else "—"
+            for n in ("query_embedding batch 1", "query_embedding batch 64")
+        ]
+        out.append(f"| {steps} | {runs[0]['sampler']} | {len(runs)} | " + " | ".join(cells + lat) + " |")
+    out.append(
+        f"\nRecommended on validation (fewest steps within one seed standard deviation of the chain's mean): "
+        f"**{r.get('recommended_steps')}**. Produced by: `{r['command']}` → `benchmarks/results/t2diff-steps.json`; "
+        "latency from `benchmarks/t2diff_latency.py` (untrained weights, exported, 2 cores).\n"
+    )
+    _plot_steps(by_steps, latency)
+    out.append(f"![NDCG@10 and latency against reverse steps](benchmarks/results/{T2DIFF_STEPS_PLOT.name})\n")
+    return out
+
+
+def _plot_steps(by_steps: dict[int, list[dict]], latency: dict[int, dict[str, float]]) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    steps = sorted(by_steps)
+    fig, ax = plt.subplots(figsize=(5.5, 3.2))
+    for split, style in (("validation", "o--"), ("test", "o-")):
+        values = [[x[split]["ndcg@10"] for x in by_steps[s]] for s in steps]
+        spread = [np.std(v, ddof=1) if len(v) > 1 else 0.0 for v in values]
+        ax.errorbar(steps, [np.mean(v) for v in values], yerr=spread, fmt=style, capsize=3, label=f"{split} NDCG@10")
+    ax.set_xscale("log")
+    ax.set_xticks(steps, [str(s) for s in steps])
+    ax.set_xlabel("reverse steps at inference (DDIM below the trained chain)")
+    ax.set_ylabel("NDCG@10")
+    ax.legend(loc="lower left", fontsize=8)
+    timed = [s for s in steps if "query_embedding batch 1" in latency.get(s, {})]
+    if timed:
+        right = ax.twinx()
+        right.plot(timed, [latency[s]["query_embedding batch 1"] for s in timed], "s:", color="grey")
+        right.set_ylabel("query p50 ms, batch 1 (grey)")
+    ax.set_title("T2Diff: accuracy and latency against reverse steps")
+    fig.tight_layout()
+    fig.savefig(T2DIFF_STEPS_PLOT, dpi=120)
+    plt.close(fig)
 
 
 def write_t2diff_latency_md() -> None:

@@ -1,8 +1,10 @@
-"""Query-side latency of T2Diff with T = 50 and T = 10 reverse steps, through the exported model.
+"""Query-side latency of T2Diff against its number of reverse steps, through the exported model.
 
 Variants, built on the MovieLens-100K retrieval spec with the YouTubeDNN two-tower's benchmark
-setting (d = 64): the YouTubeDNN two-tower, T2Diff without diffusion (mixed attention only), and
-T2Diff with ``diffusion_steps`` 50 (the paper's default) and 10. Each is exported with the
+setting (d = 64): the YouTubeDNN two-tower, T2Diff without diffusion (mixed attention only),
+T2Diff with the DDPM chain of its ``diffusion_steps`` T = 50 (the paper's default), and the same
+model served with the DDIM sampler at 20, 10, 5, 2 and 1 steps (``diffusion_serving_steps``; the
+accuracy of each is in ``benchmarks/t2diff_steps.py``). Each is exported with the
 brute-force index and reloaded with plain ``tf.saved_model.load``; the ``query_embedding``
 signature (the whole reverse chain runs in it) is timed on raw-feature requests of test users at
 batch 1 and batch 64, and ``serving_default`` (top-100 over the catalog) at batch 1. Weights do
@@ -47,8 +49,11 @@ BASELINE = "two-tower (YouTubeDNN)"
 VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
     BASELINE: ("youtubednn", {}),
     "T2Diff without diffusion": ("t2diff", {"use_diffusion": False}),
-    "T2Diff, T = 10": ("t2diff", {"diffusion_steps": 10}),
     "T2Diff, T = 50": ("t2diff", {"diffusion_steps": 50}),
+    **{
+        f"T2Diff, DDIM {s} steps": ("t2diff", {"diffusion_steps": 50, "diffusion_serving_steps": s})
+        for s in (20, 10, 5, 2, 1)
+    },
 }
 SIGNATURES = {"query_embedding batch 1": 1, "query_embedding batch 64": 64, "serving_default batch 1": 1}
 

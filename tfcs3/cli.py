@@ -39,6 +39,7 @@ from tfcs3.evaluation.retrieval import top_k_with_exclusions
 from tfcs3.experiment import environment_info, load_run, run_experiment
 from tfcs3.export import export_latency, export_model, raw_requests
 from tfcs3.models.registry import build_model, model_names
+from tfcs3.models.t2diff import T2DiffModel
 from tfcs3.online import learn_online
 from tfcs3.retrieval import INDEXES, ScannOptions
 
@@ -118,6 +119,11 @@ flags.DEFINE_enum(
 flags.DEFINE_integer("k", 100, "export: how many items serving_default returns.")
 flags.DEFINE_bool(
     "warmup", True, "export: write TF Serving warm-up requests (assets.extra/tf_serving_warmup_requests)."
+)
+flags.DEFINE_integer(
+    "diffusion_serving_steps",
+    None,
+    "evaluate/export/benchmark: T2Diff's reverse steps (fewer than its diffusion_steps: the DDIM sampler).",
 )
 flags.DEFINE_integer("scann_leaves", None, "export --index=scann: tree leaves (0 = no tree; default by catalog size).")
 flags.DEFINE_integer("scann_leaves_to_search", None, "export --index=scann: leaves searched per query.")
@@ -213,10 +219,24 @@ def cmd_train() -> None:
     print(f"\nRun written to {out} (metrics.json, weights, tensorboard/)")
 
 
+def _load_run() -> tuple[Any, PreparedData, dict[str, Any]]:
+    """The model, data and config of ``--run_dir``, with ``--diffusion_serving_steps`` applied."""
+    model, data, config = load_run(FLAGS.run_dir, FLAGS.data_dir)
+    steps = FLAGS.diffusion_serving_steps
+    if steps is not None:
+        if not isinstance(model, T2DiffModel) or model.generator is None:
+            raise app.UsageError(f"--diffusion_serving_steps applies to T2Diff with diffusion, not {config['model']}")
+        try:
+            model.set_serving_steps(steps)
+        except ValueError as err:
+            raise app.UsageError(f"--diffusion_serving_steps: {err}") from err
+    return model, data, config
+
+
 def cmd_evaluate() -> None:
     if not FLAGS.run_dir:
         raise app.UsageError("evaluate needs --run_dir (a directory written by `python -m tfcs3 train`)")
-    model, data, config = load_run(FLAGS.run_dir, FLAGS.data_dir)
+    model, data, config = _load_run()
     metrics = evaluate(model, data, FLAGS.split)
     print(f"{data.description} - {config['model']}, {data.protocol} protocol, {FLAGS.split} split")
     print(format_metrics({FLAGS.split: _summary(metrics)}))
@@ -281,7 +301,7 @@ def _export(model: Any, data: PreparedData, export_dir: str | Path, model_name: 
 def cmd_export() -> None:
     if not FLAGS.run_dir:
         raise app.UsageError("export needs --run_dir (a directory written by `python -m tfcs3 train`)")
-    model, data, config = load_run(FLAGS.run_dir, FLAGS.data_dir)
+    model, data, config = _load_run()
     path = _export(model, data, FLAGS.export_dir, FLAGS.model_name or config["model"])
     print(f"Exported {config['model']} ({FLAGS.index} index, top-{FLAGS.k}) to {path}")
 
@@ -290,7 +310,7 @@ def cmd_benchmark() -> None:
     """Exports the run (export flags) to a temporary directory and times every signature."""
     if not FLAGS.run_dir:
         raise app.UsageError("benchmark needs --run_dir (a directory written by `python -m tfcs3 train`)")
-    model, data, config = load_run(FLAGS.run_dir, FLAGS.data_dir)
+    model, data, config = _load_run()
     with tempfile.TemporaryDirectory(prefix="tfcs3-benchmark-") as tmp:
         path = _export(model, data, tmp, config["model"])
         print(f"Timing {config['model']} exported with the {FLAGS.index} index ({data.num_items} items) ...")

@@ -127,3 +127,53 @@ def test_reverse_chain_is_a_graph_loop_without_autograph():
     np.testing.assert_allclose(traced(seq, ids).numpy(), gen.sample(seq, ids).numpy(), rtol=1e-5, atol=1e-6)
     ops = {op.type for op in traced.get_concrete_function(seq, ids).graph.get_operations()}
     assert "While" in ops or "StatelessWhile" in ops
+
+
+def test_ddim_steps_stride_the_trained_chain():
+    from tfcs3.layers.diffusion import ddim_steps
+
+    assert ddim_steps(50, 5).tolist() == [10, 20, 30, 40, 50]
+    assert ddim_steps(50, 1).tolist() == [50]
+    assert ddim_steps(7, 7).tolist() == list(range(1, 8))
+    with pytest.raises(ValueError, match="1..50"):
+        ddim_steps(50, 0)
+
+
+@pytest.mark.parametrize("count", [1, 2, 5])
+def test_ddim_recovers_the_clean_drift_from_an_exact_denoiser(count):
+    # DDIM's defining property: the update re-noises z0_hat along the deterministic path, so a
+    # denoiser that always predicts the true z0 lands on z0 whatever the number of steps.
+    gen = _generator(dim=4, n=6, steps=10, serving_steps=count)
+    clean = tf.random.normal([3, 6, 4], seed=5)
+    gen.denoise = lambda noisy, condition, steps: clean
+    ids = tf.constant([[0, 0, 1, 2, 3, 4]] * 3)
+    drift = gen.sample(tf.random.normal([3, 6, 4], seed=6), ids, return_drift=True).numpy()
+    mask = (ids.numpy() != 0)[..., None]
+    np.testing.assert_allclose(drift, clean.numpy() * mask, atol=1e-5)
+
+
+def test_one_ddim_step_is_one_denoising_of_the_starting_noise():
+    gen = _generator(dim=4, n=6, steps=10, serving_steps=1)
+    seq, ids = tf.random.normal([2, 6, 4], seed=1), tf.constant([[0, 1, 2, 3, 4, 5]] * 2)
+    condition, mask = gen._inputs(seq, ids)
+    start = gen._noise(tf.shape(condition), gen.steps + 1)
+    expected = gen.denoise(start, condition, tf.fill([2], 10)) * mask
+    np.testing.assert_allclose(gen.sample(seq, ids, return_drift=True).numpy(), expected.numpy(), atol=1e-5)
+    # ... and differs from the 10-step DDPM chain it replaces.
+    gen.serving_steps = None
+    assert not np.allclose(gen.sample(seq, ids, return_drift=True).numpy(), expected.numpy(), atol=1e-3)
+
+
+def test_serving_steps_is_checked_kept_in_the_config_and_traced_as_a_loop():
+    gen = _generator(dim=4, n=6, steps=10, serving_steps=3)
+    assert DiffusionIntentGenerator.from_config(gen.get_config()).serving_steps == 3
+    gen.serving_steps = 10
+    assert gen.serving_steps is None  # T steps: the DDPM chain itself
+    with pytest.raises(ValueError, match="1..10"):
+        gen.serving_steps = 11
+    gen.serving_steps = 4
+    seq, ids = tf.random.normal([2, 6, 4], seed=1), tf.constant([[0, 1, 2, 3, 4, 5]] * 2)
+    traced = tf.function(gen.sample, autograph=False)
+    np.testing.assert_allclose(traced(seq, ids).numpy(), gen.sample(seq, ids).numpy(), rtol=1e-4, atol=1e-5)
+    ops = {op.type for op in traced.get_concrete_function(seq, ids).graph.get_operations()}
+    assert "While" in ops or "StatelessWhile" in ops

@@ -21,6 +21,20 @@ def exponential_betas(steps: int = 50, a: float = 0.01, b: float = 4.5) -> np.nd
     return betas
 
 
+def ddim_steps(steps: int, count: int) -> np.ndarray:
+    """The DDIM sampler's steps ``tau_i = round(i * T / S)`` for ``i = 1..S``, int ``[S]``,
+    ascending (the sampler runs them from the last): ``S = 1`` denoises once at ``T``, ``S = T``
+    visits every step.
+
+    Example:
+        >>> ddim_steps(50, 5).tolist()
+        [10, 20, 30, 40, 50]
+    """
+    if not 1 <= count <= steps:
+        raise ValueError(f"the number of sampler steps must be in 1..{steps}, got {count}")
+    return np.round(np.arange(1, count + 1) * steps / count).astype(np.int64)
+
+
 @tf_keras.utils.register_keras_serializable(package="tfcs3")
 class UNet1D(tf_keras.layers.Layer):
     """A small U-Net over the sequence axis: ``[B, L, C_in] -> [B, L, out_dim]``.
@@ -93,6 +107,12 @@ class DiffusionIntentGenerator(tf_keras.layers.Layer):
       DDPM posterior ``q(z_{t-1} | z_t, z0_hat)`` (mean and standard deviation; T2Diff's code uses
       a different coefficient and the variance, a quirk not copied); ``deterministic=True`` draws
       every noise tensor from a fixed seed (stateless), so serving is reproducible;
+    * fast inference (``serving_steps=S < T``, training-free): the deterministic DDIM sampler
+      (Song et al., ICLR 2021, eta = 0) on the strided steps ``tau_i = round(i T / S)``,
+      ``i = S..1``, from the same ``z_T``: ``eps_hat = (z_tau - sqrt(abar_tau) z0_hat) /
+      sqrt(1 - abar_tau)``, ``z_prev = sqrt(abar_prev) z0_hat + sqrt(1 - abar_prev) eps_hat``
+      (``abar_prev = 1`` after ``tau_1``, so the last ``z0_hat`` is the sample): ``S`` U-Net calls
+      instead of ``T``;
     * next intent: ``x_hat_{n+1} = x_n + z_0[n]`` (``z_0[n]`` itself with ``drift=False``).
 
     Everything entering the generator is ``stop_gradient``-ed and so is its output (the paper's
@@ -109,6 +129,9 @@ class DiffusionIntentGenerator(tf_keras.layers.Layer):
         drift: diffuse differences (T2Diff) or the shifted sequence (the ablation).
         deterministic: fixed-seed noise in :meth:`sample`.
         seed: that seed.
+        serving_steps: ``None`` (or ``T``): the DDPM chain of ``T`` steps; ``S < T``: the DDIM
+            sampler with ``S`` steps (see :func:`ddim_steps`). A serving-time option: it changes
+            no weight and can be set on a trained model (``generator.serving_steps = 5``).
 
     Input shape (``call`` = :meth:`sample`):
         ``(sequence [B, n, d], ids [B, n])``.
@@ -127,10 +150,12 @@ class DiffusionIntentGenerator(tf_keras.layers.Layer):
         drift: bool = True,
         deterministic: bool = True,
         seed: int = 0,
+        serving_steps: int | None = None,
         **kwargs: Any,
     ):
         super().__init__(**kwargs)
         self.steps, self.beta_a, self.beta_b = int(steps), float(beta_a), float(beta_b)
+        self.serving_steps = serving_steps
         self.step_weight, self.levels = float(step_weight), int(levels)
         self.width = None if width is None else int(width)
         self.drift, self.deterministic, self.seed = bool(drift), bool(deterministic), int(seed)
@@ -143,6 +168,17 @@ class DiffusionIntentGenerator(tf_keras.layers.Layer):
         self._posterior_x0 = tf.constant(np.sqrt(previous) * betas / (1 - alpha_bar), tf.float32)
         self._posterior_xt = tf.constant(np.sqrt(1 - betas) * (1 - previous) / (1 - alpha_bar), tf.float32)
         self._posterior_std = tf.constant(np.sqrt(betas * (1 - previous) / (1 - alpha_bar)), tf.float32)
+
+    @property
+    def serving_steps(self) -> int | None:
+        """Reverse steps at inference: ``None`` for the DDPM chain of ``T`` steps, else DDIM's."""
+        return self._serving_steps
+
+    @serving_steps.setter
+    def serving_steps(self, value: int | None) -> None:
+        if value is not None and not 1 <= int(value) <= self.steps:
+            raise ValueError(f"serving_steps must be in 1..{self.steps} (the trained T) or None, got {value}")
+        self._serving_steps = None if value is None or int(value) == self.steps else int(value)
 
     def build(self, input_shape: Any) -> None:
         dim = int(input_shape[0][-1])
@@ -208,9 +244,13 @@ class DiffusionIntentGenerator(tf_keras.layers.Layer):
         return tf.random.normal(shape)
 
     def sample(self, sequence: tf.Tensor, ids: tf.Tensor, return_drift: bool = False) -> tf.Tensor:
-        """The reverse chain: ``x_hat_{n+1}`` ``[B, d]`` (or the final ``z_0`` ``[B, n, d]``)."""
+        """The reverse chain: ``x_hat_{n+1}`` ``[B, d]`` (or the final ``z_0`` ``[B, n, d]``);
+        the DDPM chain, or DDIM's with :attr:`serving_steps` set."""
         condition, mask = self._inputs(sequence, ids)
         shape = tf.shape(condition)
+        if self.serving_steps is not None:
+            z = self._ddim(condition, mask, self.serving_steps)
+            return z if return_drift else self._intent(condition, z)
 
         def reverse_step(t: tf.Tensor, z: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
             clean_hat = self.denoise(z, condition, tf.fill(shape[:1], t)) * mask
@@ -225,6 +265,26 @@ class DiffusionIntentGenerator(tf_keras.layers.Layer):
         z = tf.stop_gradient(z * mask)
         return z if return_drift else self._intent(condition, z)
 
+    def _ddim(self, condition: tf.Tensor, mask: tf.Tensor, count: int) -> tf.Tensor:
+        """DDIM (eta = 0) over :func:`ddim_steps` ``(T, count)``: the final ``z0_hat`` ``[B, n, d]``."""
+        shape = tf.shape(condition)
+        taus = ddim_steps(self.steps, count)
+        current = tf.constant(taus, tf.int32)
+        previous = tf.constant(np.r_[0, taus[:-1]], tf.int32)  # 0: abar = 1, the end of the chain
+        abar = tf.concat([[1.0], self._alpha_bar], axis=0)  # index r -> abar_r, abar_0 = 1
+
+        def reverse_step(i: tf.Tensor, z: tf.Tensor, clean_hat: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+            t, prev = current[i], previous[i]
+            clean_hat = self.denoise(z, condition, tf.fill(shape[:1], t)) * mask
+            a_t, a_prev = tf.gather(abar, t), tf.gather(abar, prev)
+            noise = (z - tf.sqrt(a_t) * clean_hat) / tf.sqrt(1.0 - a_t)
+            z = tf.sqrt(a_prev) * clean_hat + tf.sqrt(1.0 - a_prev) * noise
+            return i - 1, tf.ensure_shape(z, condition.shape), tf.ensure_shape(clean_hat, condition.shape)
+
+        start = (tf.constant(count - 1), self._noise(shape, self.steps + 1), tf.zeros_like(condition))
+        _, _, clean_hat = tf.while_loop(lambda i, *_: i >= 0, reverse_step, start, maximum_iterations=count)
+        return tf.stop_gradient(clean_hat * mask)
+
     def call(self, inputs: tuple[tf.Tensor, tf.Tensor]) -> tf.Tensor:
         sequence, ids = inputs
         return self.sample(sequence, ids)
@@ -238,6 +298,7 @@ class DiffusionIntentGenerator(tf_keras.layers.Layer):
             "step_weight": self.step_weight,
             "levels": self.levels,
             "width": self.width,
+            "serving_steps": self.serving_steps,
             "drift": self.drift,
             "deterministic": self.deterministic,
             "seed": self.seed,

@@ -172,7 +172,7 @@ register("all_to_all")(_sparcode("youtubednn", False))
 
 _T2DIFF_HPARAMS = (
     "session_length", "diffusion_steps", "diffusion_weight", "diffusion_width", "use_diffusion", "drift",
-    "deterministic", "num_heads", "ffn_units", "attention_units",
+    "deterministic", "diffusion_serving_steps", "num_heads", "ffn_units", "attention_units",
 )  # fmt: skip
 
 

@@ -143,6 +143,10 @@ class T2DiffModel(TwoTowerModel):
         use_diffusion: ``False`` for the ablation without the generator.
         drift: ``False`` for the ablation without drift preparation.
         deterministic: fixed-seed noise in the reverse chain.
+        diffusion_serving_steps: reverse steps at inference (evaluation and export): ``None`` runs
+            the DDPM chain of ``diffusion_steps``; fewer runs the training-free DDIM sampler
+            (:class:`~tfcs3.layers.diffusion.DiffusionIntentGenerator`). Changes no weight:
+            :meth:`set_serving_steps` sets it on a trained model.
         num_heads, ffn_units, attention_units: :class:`MixedAttention` sizes.
         **kwargs: :class:`TwoTowerModel` arguments.
 
@@ -162,6 +166,7 @@ class T2DiffModel(TwoTowerModel):
         use_diffusion: bool = True,
         drift: bool = True,
         deterministic: bool = True,
+        diffusion_serving_steps: int | None = None,
         num_heads: int = 2,
         ffn_units: int = 64,
         attention_units: int = 32,
@@ -185,6 +190,7 @@ class T2DiffModel(TwoTowerModel):
             use_diffusion=bool(use_diffusion),
             drift=bool(drift),
             deterministic=bool(deterministic),
+            serving_steps=None if diffusion_serving_steps is None else int(diffusion_serving_steps),
             num_heads=int(num_heads),
             ffn_units=int(ffn_units),
             attention_units=int(attention_units),
@@ -194,8 +200,9 @@ class T2DiffModel(TwoTowerModel):
         super().__init__(spec, **kwargs)
         a = self._t2diff_args
         self.hparams.update(
-            {k: v for k, v in a.items() if k not in ("item_attributes", "steps", "width")},
+            {k: v for k, v in a.items() if k not in ("item_attributes", "steps", "width", "serving_steps")},
             diffusion_steps=a["steps"],
+            diffusion_serving_steps=self.generator.serving_steps if self.generator is not None else None,
             diffusion_width=a["width"],
             diffusion_weight=float(diffusion_weight),
         )
@@ -214,7 +221,12 @@ class T2DiffModel(TwoTowerModel):
         generator = None
         if a["use_diffusion"]:
             generator = DiffusionIntentGenerator(
-                a["steps"], width=a["width"], drift=a["drift"], deterministic=a["deterministic"], name="diffusion"
+                a["steps"],
+                width=a["width"],
+                drift=a["drift"],
+                deterministic=a["deterministic"],
+                serving_steps=a["serving_steps"],
+                name="diffusion",
             )
             dim = len(candidate_features) * candidate_args["embedding_dim"]
             generator.build((tf.TensorShape([None, None, dim]), tf.TensorShape([None, None])))
@@ -235,6 +247,14 @@ class T2DiffModel(TwoTowerModel):
     @property
     def generator(self) -> DiffusionIntentGenerator | None:
         return self.query_model.generator
+
+    def set_serving_steps(self, steps: int | None) -> None:
+        """Sets the reverse steps that evaluation and export run (``None``: the DDPM chain of
+        ``diffusion_steps``; fewer: DDIM), and records it in :attr:`hparams`."""
+        if self.generator is None:
+            raise ValueError("this T2Diff has no diffusion generator (use_diffusion=False): no steps to set")
+        self.generator.serving_steps = steps
+        self.hparams["diffusion_serving_steps"] = self.generator.serving_steps
 
     def compute_loss(self, features: Mapping[str, tf.Tensor], training: bool = False) -> tf.Tensor:
         c = self.candidate_model(features, training=training)
