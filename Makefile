@@ -14,7 +14,7 @@ export TFCS3_DATA_DIR
 export TF_USE_LEGACY_KERAS := 1
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: demo test test-all lint typecheck check benchmark install clean
+.PHONY: demo test test-all fuzz lint typecheck check benchmark install clean
 
 $(STAMP): setup.cfg pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,10 @@ test: $(STAMP)
 
 test-all: $(STAMP)
 	$(PY) -m pytest -q tests
+
+# The serving fuzz suite at 2,000 generated requests per signature (make test runs 250).
+fuzz: $(STAMP)
+	TFCS3_FUZZ_EXAMPLES=2000 $(PY) -m pytest -q tests/export/test_fuzz.py
 
 lint: $(STAMP)
 	$(PY) -m ruff check tfcs3 tests benchmarks

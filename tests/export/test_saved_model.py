@@ -126,11 +126,59 @@ def test_score_candidates_and_query_embedding(exports, trained):
     emb = loaded.signatures["query_embedding"](**query)["embedding"].numpy()
     expected = represent(model.query_model, {k: v[:3] for k, v in data.test.features.items()}).numpy()
     np.testing.assert_allclose(emb[:3], expected, rtol=1e-5, atol=1e-6)
-    cands = [[data.catalog_ids[0], data.catalog_ids[5], "unknown-item"]] * 4
-    scores = loaded.signatures["score_candidates"](**query, candidate_ids=tf.constant(cands))["scores"].numpy()
+    cands = [[data.catalog_ids[0], data.catalog_ids[5], "unknown-item", ""]] * 4
+    out = loaded.signatures["score_candidates"](**query, candidate_ids=tf.constant(cands))
+    scores, known = out["scores"].numpy(), out["known"].numpy()
     c = represent(model.candidate_model, data.catalog).numpy()
     np.testing.assert_allclose(scores[:3, :2], expected @ c[[0, 5]].T, rtol=1e-5, atol=1e-6)
-    assert np.isfinite(scores[:, 2]).all()
+    # Ids outside the catalog are never scored as items: -inf, and flagged.
+    assert (scores[:, 2:] == -np.inf).all() and known[:, :2].all() and not known[:, 2:].any()
+
+
+def test_rows_past_the_last_unexcluded_item_are_padding(exports, trained):
+    _, data = trained
+    f = tf.saved_model.load(str(exports["brute_force"])).signatures["serving_default"]
+    raw = _requests(data, n=2)
+    keep = list(data.catalog_ids[:3].astype(str))
+    everything_else = [i for i in data.catalog_ids.astype(str) if i not in keep]
+    raw["exclude"] = [everything_else for _ in raw["exclude"]]
+    out = f(**{k: tf.constant(v) for k, v in raw.items()})
+    ids, scores = out["item_ids"].numpy().astype(str), out["scores"].numpy()
+    for row_ids, row_scores in zip(ids, scores, strict=True):
+        assert sorted(row_ids[:3]) == sorted(keep) and np.isfinite(row_scores[:3]).all()
+        assert (row_ids[3:] == "").all() and (row_scores[3:] == -np.inf).all()
+
+
+@pytest.mark.parametrize(
+    "broken, named",
+    [
+        (lambda r: {**r, "exclude": r["exclude"][:1]}, "exclude"),
+        (lambda r: {**r, "segment": r["segment"][:2]}, "segment"),
+        (lambda r: {**r, "history": [h + [""] * 3000 for h in r["history"]]}, "history"),
+        (lambda r: {**r, "user_id": ["x" * 600] + r["user_id"][1:]}, "user_id"),
+    ],
+)
+def test_malformed_requests_are_refused_naming_the_input(exports, trained, broken, named):
+    _, data = trained
+    f = tf.saved_model.load(str(exports["brute_force"])).signatures["serving_default"]
+    raw = broken(_requests(data, n=3))
+    with pytest.raises(tf.errors.InvalidArgumentError, match=f"input `{named}`"):
+        f(**{k: tf.constant(v) for k, v in raw.items()})
+
+
+def test_limits_are_set_at_export_and_recorded(trained, tmp_path):
+    from tfcs3.export import ServingLimits
+
+    model, data = trained
+    with pytest.raises(ValueError, match="max_batch"):
+        ServingLimits(max_batch=0)
+    path = export_model(model, data, tmp_path, "m", k=K, warmup=False, limits=ServingLimits(max_batch=2))
+    assert json.loads((path / "assets.extra" / "tfcs3_export.json").read_text())["limits"]["max_batch"] == 2
+    f = tf.saved_model.load(str(path)).signatures["query_embedding"]
+    query = {k: v for k, v in _requests(data, n=3).items() if k != "exclude"}
+    with pytest.raises(tf.errors.InvalidArgumentError, match="max_batch"):
+        f(**{k: tf.constant(v) for k, v in query.items()})
+    assert f(**{k: tf.constant(v[:2]) for k, v in query.items()})["embedding"].shape[0] == 2
 
 
 def test_brute_force_export_serves_without_tfcs3_or_scann(exports, trained, serve_in_fresh_process):

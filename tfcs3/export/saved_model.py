@@ -7,13 +7,21 @@ dataset; ``[None]`` for a categorical feature, ``[None, None]`` for a list):
 
 * ``serving_default(<query features>, exclude) -> {item_ids [B, k], scores [B, k]}``:
   the top-k catalog items. ``exclude`` lists item ids to leave out per query (pad with ``""``;
-  ``[[""]]`` excludes nothing).
+  one row per query). When fewer than ``k`` items remain after the exclusions, the rest of the
+  row is padding: id ``""`` with score ``-inf`` (never an excluded item).
 * ``query_embedding(<query features>) -> {embedding [B, d]}``.
-* ``score_candidates(<query features>, candidate_ids [B, C]) -> {scores [B, C]}``.
+* ``score_candidates(<query features>, candidate_ids [B, C]) -> {scores [B, C], known [B, C]}``:
+  an id that is not in the catalog (``""`` padding included) is never scored as an item: its score
+  is ``-inf`` and ``known`` is false.
+
+Every signature checks its request before computing (:class:`ServingLimits`): every input has
+one row per query (the same batch size, ``exclude`` and ``candidate_ids`` included), and the batch
+size, list widths and string lengths are within the limits set at export. A request that breaks
+one is refused with ``INVALID_ARGUMENT`` and a message that names the input. Dtypes and ranks are
+checked by TensorFlow's signature binding before the graph runs.
 
 Fallbacks, never errors: an unknown categorical value uses the OOV bucket; an empty history
-(all ``""``) pools to zero; an unknown ``exclude`` id is ignored; an unknown candidate id is
-scored as the "unknown item" (the candidate tower applied to OOV features). The history feature
+(all ``""``) pools to zero; an unknown ``exclude`` id is ignored. The history feature
 is read in time order, most recent last, with ``""`` padding anywhere; only its last ``max_len``
 real entries are used (as in training). A feature aligned with the history (the time-gap feature
 ``history_gap``, when the data has it) lists one value per history entry (same width, ``""`` where
@@ -22,6 +30,7 @@ the history has ``""``) and is reordered and cropped with it; an unknown value u
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -60,6 +69,33 @@ def _vocab_table(feature: Feature, empty_is_padding: bool) -> tf.lookup.StaticHa
     return _table(feature.vocabulary.values, values, OOV, {"": PAD} if empty_is_padding else None)
 
 
+@dataclasses.dataclass(frozen=True)
+class ServingLimits:
+    """Request limits written into an export; a request over one is refused with an error that
+    names the input (the defaults are generous for online serving).
+
+    Args:
+        max_batch: queries per request.
+        max_list: entries per row of a list input (the history, its aligned feature, ``exclude``).
+        max_candidates: ``candidate_ids`` per row of ``score_candidates``.
+        max_string_bytes: bytes in any one string.
+
+    Example:
+        >>> export_model(model, data, "exports", "m", limits=ServingLimits(max_batch=256))
+    """
+
+    max_batch: int = 1024
+    max_list: int = 2048
+    max_candidates: int = 10_000
+    max_string_bytes: int = 512
+
+    def __post_init__(self) -> None:
+        for field in dataclasses.fields(self):
+            value = getattr(self, field.name)
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"ServingLimits.{field.name} must be a positive integer, got {value!r}")
+
+
 class ServingModule(tf.Module):
     """The exported object: raw-feature lookups, the query tower, the catalog and a top-k index.
 
@@ -72,6 +108,7 @@ class ServingModule(tf.Module):
         k: results returned by ``serving_default``.
         scann_options: ScaNN settings (default by catalog size).
         sparse_top_t: per-code posting-list cap of the ``sparse_code`` index (``None``: exact).
+        limits: the request limits (:class:`ServingLimits`; default: its defaults).
     """
 
     def __init__(
@@ -82,8 +119,10 @@ class ServingModule(tf.Module):
         k: int = 100,
         scann_options: ScannOptions | None = None,
         sparse_top_t: int | None = None,
+        limits: ServingLimits | None = None,
     ):
         super().__init__(name="tfcs3_serving")
+        self.limits = limits or ServingLimits()
         if index not in INDEXES:
             raise ValueError(f"index must be one of {sorted(INDEXES)}, got {index!r}")
         if not isinstance(model, TwoTowerModel):
@@ -117,11 +156,6 @@ class ServingModule(tf.Module):
         ]
         embeddings = represent(model.candidate_model, data.catalog).numpy()
         self.embedding_values = embeddings
-        unknown = {f.name: np.full((1,) + data.catalog[f.name].shape[1:], OOV, np.int32) for f in spec.candidate}
-        for f in spec.candidate:
-            if f.kind != CATEGORICAL:
-                unknown[f.name][:] = PAD
-        self.unknown_item = tf.Variable(represent(model.candidate_model, unknown).numpy()[0], trainable=False)
         self.item_embeddings = tf.Variable(embeddings, trainable=False, name="item_embeddings")
         self.item_ids = tf.Variable(data.catalog_ids.astype(str), trainable=False, name="item_ids")
         self.score_candidate_lists = model.score_candidates
@@ -145,6 +179,49 @@ class ServingModule(tf.Module):
         self.query_embedding = tf.function(self._query_embedding, input_signature=[query_specs])
         self.score_candidates = tf.function(self._score_candidates, input_signature=[score_spec])
 
+    def _checked(self, features: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
+        """``features`` after the request checks (one row per query in every input; the limits)."""
+        limits = self.limits
+        first = self.input_names[0]
+        batch = tf.shape(features[first])[0]
+        checks = [
+            tf.debugging.assert_less_equal(
+                batch, limits.max_batch, message=f"input `{first}`: more queries than this export's max_batch"
+            )
+        ]
+        for name, value in features.items():
+            if name != first:
+                checks.append(
+                    tf.debugging.assert_equal(
+                        tf.shape(value)[0],
+                        batch,
+                        message=f"input `{name}` must have one row per query, as many rows as `{first}`",
+                    )
+                )
+            if value.shape.rank == 2:
+                limit, what = (
+                    (limits.max_candidates, "max_candidates")
+                    if name == "candidate_ids"
+                    else (limits.max_list, "max_list")
+                )
+                checks.append(
+                    tf.debugging.assert_less_equal(
+                        tf.shape(value)[1],
+                        limit,
+                        message=f"input `{name}`: more entries per row than this export's {what}",
+                    )
+                )
+            longest = tf.reduce_max(tf.concat([tf.reshape(tf.strings.length(value), [-1]), [0]], axis=0))
+            checks.append(
+                tf.debugging.assert_less_equal(
+                    longest,
+                    limits.max_string_bytes,
+                    message=f"input `{name}`: a string longer than this export's max_string_bytes",
+                )
+            )
+        with tf.control_dependencies(checks):
+            return {name: tf.identity(value) for name, value in features.items()}
+
     def _encode(self, features: dict[str, tf.Tensor]) -> tf.Tensor:
         encoded = {}
         orders, padding = {}, {}
@@ -163,7 +240,7 @@ class ServingModule(tf.Module):
             check = tf.debugging.assert_equal(
                 tf.shape(features[f.name]),
                 tf.shape(features[seq]),
-                message=f"{f.name} must give one value per {seq} entry (same shape)",
+                message=f"input `{f.name}` must give one value per `{seq}` entry (the same shape)",
             )
             with tf.control_dependencies([check]):
                 values = tf.cast(self.tables[f.name].lookup(features[f.name]), tf.int32)
@@ -181,21 +258,26 @@ class ServingModule(tf.Module):
         return padded[:, -width:]
 
     def _query_embedding(self, features: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
-        return {"embedding": self._encode(features)}
+        return {"embedding": self._encode(self._checked(features))}
 
     def _top_k(self, features: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
+        features = self._checked(features)
         queries = self._encode(features)
         exclude_rows = self.row_table.lookup(features["exclude"])
         scores, rows = self.index.search(queries, self.k, exclude_rows)
-        return {"item_ids": tf.gather(self.item_ids, rows), "scores": scores}
+        # Excluded items (and nothing else) score -inf in every index: past the last real item a
+        # row is padding, an empty id with score -inf.
+        padding = tf.logical_or(tf.equal(scores, -np.inf), rows < 0)
+        ids = tf.where(padding, tf.constant("", tf.string), tf.gather(self.item_ids, tf.maximum(rows, 0)))
+        return {"item_ids": ids, "scores": tf.where(padding, tf.constant(-np.inf, scores.dtype), scores)}
 
     def _score_candidates(self, features: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
+        features = self._checked(features)
         queries = self._encode(features)
         rows = self.row_table.lookup(features["candidate_ids"])
         known = rows >= 0
-        candidates = tf.gather(self.item_embeddings, tf.maximum(rows, 0))
-        candidates = tf.where(known[..., None], candidates, self.unknown_item[None, None, :])
-        return {"scores": self.score_candidate_lists(queries, candidates)}
+        scores = self.score_candidate_lists(queries, tf.gather(self.item_embeddings, tf.maximum(rows, 0)))
+        return {"scores": tf.where(known, scores, tf.constant(-np.inf, scores.dtype)), "known": known}
 
     def signatures(self) -> dict[str, Any]:
         return {
@@ -274,6 +356,7 @@ def export_model(
     scann_options: ScannOptions | None = None,
     sparse_top_t: int | None = None,
     warmup: bool = True,
+    limits: ServingLimits | None = None,
 ) -> Path:
     """Writes ``export_dir/model_name/version/`` (TF Serving's layout) atomically.
 
@@ -284,7 +367,8 @@ def export_model(
     overwritten; with ``version=None`` the next free number is used. Plain copies of the item
     embeddings (``item_embeddings.npy``), ids (``item_ids.txt``) and a description of the export
     (``tfcs3_export.json``) go to ``assets.extra/`` for external ANN systems, and, unless
-    ``warmup=False``, TF Serving's warm-up requests (:mod:`tfcs3.export.warmup`).
+    ``warmup=False``, TF Serving's warm-up requests (:mod:`tfcs3.export.warmup`). ``limits``: the
+    request limits the signatures enforce (:class:`ServingLimits`).
 
     Returns:
         The version directory.
@@ -293,7 +377,7 @@ def export_model(
         raise ValueError(f"model_name must be a plain directory name, got {model_name!r}")
     if version is not None and version < 1:
         raise ValueError(f"version must be a positive integer, got {version}")
-    module = ServingModule(model, data, index, k, scann_options, sparse_top_t)
+    module = ServingModule(model, data, index, k, scann_options, sparse_top_t, limits)
     base = Path(export_dir) / model_name
     base.mkdir(parents=True, exist_ok=True)
     remove_stale_exports(base)
@@ -311,6 +395,7 @@ def export_model(
             "dataset": data.name,
             "protocol": data.protocol,
             "model": type(model).__name__,
+            "hparams": model.hparams,
             "index": index,
             **module.index.metadata(),  # index_options (ScaNN), sparse_index (SparCode)
             "k": module.k,
@@ -319,6 +404,7 @@ def export_model(
             "inputs": {f.name: f.kind for f in module.query_features},
             "history_max_len": module.max_len,
             "needs_scann_ops": index == "scann",
+            "limits": dataclasses.asdict(module.limits),
             "exported_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         }
         (extras / METADATA).write_text(json.dumps(metadata, indent=2))
