@@ -69,13 +69,30 @@ def sample_negatives(
     frequency (popularity; ``item_probability`` is ``[V]`` and sums to 1 over real items)."""
     if sampler == "uniform":
         ids = tf.random.uniform([num_negatives], NUM_RESERVED, vocab_size, dtype=tf.int32)
-        return ids, tf.fill([num_negatives], 1.0 / float(vocab_size - NUM_RESERVED))
+    else:
+        _check_sampler(sampler, item_probability)
+        assert item_probability is not None
+        logits = tf.math.log(tf.maximum(item_probability, 1e-30))
+        logits = tf.where(tf.range(vocab_size) < NUM_RESERVED, tf.cast(-1e30, logits.dtype), logits)
+        ids = tf.cast(tf.random.categorical(logits[None, :], num_negatives)[0], tf.int32)
+    return ids, sampling_probability(ids, vocab_size, sampler, item_probability)
+
+
+def sampling_probability(
+    ids: tf.Tensor, vocab_size: int, sampler: str, item_probability: tf.Tensor | None = None
+) -> tf.Tensor:
+    """The probability with which :func:`sample_negatives` draws each of ``ids`` (any shape):
+    ``1 / (V - 2)`` (uniform over the real items) or the item's training frequency (popularity);
+    the logQ term of a sampled softmax."""
+    if sampler == "uniform":
+        return tf.fill(tf.shape(ids), 1.0 / float(vocab_size - NUM_RESERVED))
+    _check_sampler(sampler, item_probability)
+    return tf.gather(item_probability, ids)
+
+
+def _check_sampler(sampler: str, item_probability: tf.Tensor | None) -> None:
     if sampler != "popularity" or item_probability is None:
         raise ValueError(f"negative_sampler must be one of {SAMPLERS} (popularity needs item probabilities)")
-    logits = tf.math.log(tf.maximum(item_probability, 1e-30))
-    logits = tf.where(tf.range(vocab_size) < NUM_RESERVED, tf.cast(-1e30, logits.dtype), logits)
-    ids = tf.cast(tf.random.categorical(logits[None, :], num_negatives)[0], tf.int32)
-    return ids, tf.gather(item_probability, ids)
 
 
 def contains(known: tf.Tensor, ids: tf.Tensor) -> tf.Tensor:

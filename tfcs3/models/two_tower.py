@@ -373,9 +373,9 @@ class TwoTowerModel(tfrs.Model):
 
     def sampling_probability(self, item_ids: tf.Tensor) -> tf.Tensor:
         """The probability with which ``negative_sampler`` draws each of ``item_ids`` (logQ)."""
-        if self.hparams["negative_sampler"] == "uniform":
-            return tf.fill(tf.shape(item_ids), 1.0 / (len(self.spec.item_vocabulary) - 2))
-        return tf.gather(self.item_probability, item_ids)
+        h = self.hparams
+        vocab = len(self.spec.item_vocabulary)
+        return retrieval_loss.sampling_probability(item_ids, vocab, h["negative_sampler"], self.item_probability)
 
     def _in_batch_softmax(
         self, q: tf.Tensor, c: tf.Tensor, item_ids: tf.Tensor, dropped: tf.Tensor | None = None
