@@ -27,8 +27,9 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(PY) -m tfcs3 demo $(ARGS)
 
+# Two workers (pytest-xdist), one test file per worker at a time so module fixtures are built once.
 test: $(STAMP)
-	$(PY) -m pytest -q --durations=15 -m "not slow" tests
+	$(PY) -m pytest -q --durations=15 -m "not slow" -n 2 --dist loadfile tests
 
 test-all: $(STAMP)
 	$(PY) -m pytest -q tests
