@@ -1,11 +1,15 @@
 """Dataset registry: find a dataset's files, load it, prepare it under a protocol, cache the result.
 
-Where data is looked for, in order:
+Where data is looked for:
 
-1. ``data_dir`` (the folder itself, or its ``movielens-100k/``-style subfolder);
-2. ``$TFCS3_DATA_DIR/<folder>``;
-3. ``$TFCS3_CACHE_DIR/<folder>`` (default ``~/.cache/tfcs3/<folder>``), where
-   ``download=True`` puts MovieLens fetched from GroupLens.
+* with ``data_dir``: that folder itself, or its ``movielens-100k/``-style subfolder, and nowhere
+  else (a folder named explicitly that does not hold the dataset is an error, never a silent
+  fallback); ``download=True`` fetches MovieLens into its subfolder;
+* without: ``$TFCS3_DATA_DIR/<folder>``, then ``$TFCS3_CACHE_DIR/<folder>`` (default
+  ``~/.cache/tfcs3/<folder>``), where ``download=True`` puts MovieLens fetched from GroupLens.
+
+A download folder that lacks some of the release's files (a download cut short) is fetched again
+with ``download=True`` and is an error naming the missing files without it.
 
 Prepared datasets (splits, vocabularies, histories) are cached under ``$TFCS3_CACHE_DIR/prepared/``
 as ``.npz`` files that cannot run code when read (:mod:`tfcs3.data.cache`), keyed by the source
@@ -49,25 +53,47 @@ def _has_files(directory: Path, names: tuple[str, ...]) -> bool:
     return any((directory / n).is_file() or (directory / (n + ".gz")).is_file() for n in names)
 
 
+def _missing_release_files(name: str, directory: Path) -> list[str]:
+    """The files of MovieLens release ``name`` that ``directory`` lacks (plain or .gz)."""
+    files = RELEASES[name][2]
+    return [f for f in files if not ((directory / f).is_file() or (directory / (f + ".gz")).is_file())]
+
+
 def find_data_dir(name: str, data_dir: str | Path | None = None, download: bool = False) -> Path:
     """Returns the folder holding dataset ``name``'s files (see the module docstring)."""
     if name not in _REGISTRY:
         raise ValueError(f"Unknown dataset {name!r}; choose from {list(DATASETS)}")
     folder, markers, _ = _REGISTRY[name]
-    candidates: list[Path] = []
     if data_dir:
-        candidates += [Path(data_dir), Path(data_dir) / folder]
-    if os.environ.get("TFCS3_DATA_DIR"):
-        candidates.append(Path(os.environ["TFCS3_DATA_DIR"]) / folder)
-    candidates.append(cache_dir() / folder)
+        candidates = [Path(data_dir), Path(data_dir) / folder]
+        target = Path(data_dir) / folder
+    else:
+        candidates = [Path(os.environ["TFCS3_DATA_DIR"]) / folder] if os.environ.get("TFCS3_DATA_DIR") else []
+        target = cache_dir() / folder
+        candidates.append(target)
     for candidate in candidates:
-        if _has_files(candidate, markers):
-            return candidate
+        try:
+            found = _has_files(candidate, markers)
+        except PermissionError as err:
+            raise DataFormatError(
+                f"{candidate}: permission denied, the data folder cannot be read ({err.strerror})"
+            ) from None
+        if not found:
+            continue
+        if candidate == target and name in RELEASES and _missing_release_files(name, candidate):
+            if download:  # a download cut short: fetch the whole release again
+                return download_movielens(name, target)
+            raise DataFormatError(
+                f"{candidate} holds an incomplete {name} download (missing {_missing_release_files(name, candidate)}); "
+                "pass download=True (CLI: --download) to fetch it again"
+            )
+        return candidate
     if download and name in RELEASES:
-        return download_movielens(name, cache_dir() / folder)
+        return download_movielens(name, target)
     raise DataFormatError(
         f"Dataset {name!r} not found: looked for {' or '.join(markers)} (plain or .gz) in "
         + ", ".join(str(c) for c in candidates)
+        + (" only (a data folder given explicitly is not replaced by another)" if data_dir else "")
         + (". Pass download=True (CLI: --download) to fetch it from GroupLens." if name in RELEASES else ".")
     )
 
@@ -82,7 +108,13 @@ def load_raw(name: str, data_dir: str | Path | None = None, download: bool = Fal
 
 def _fingerprint(directory: Path) -> str:
     h = hashlib.sha256(str(PREPARE_VERSION).encode())
-    for path in sorted(directory.iterdir()):
+    try:
+        paths = sorted(directory.iterdir())
+    except PermissionError as err:
+        raise DataFormatError(
+            f"{directory}: permission denied, the data folder cannot be read ({err.strerror})"
+        ) from None
+    for path in paths:
         if path.is_file():
             stat = path.stat()
             h.update(f"{path.name}:{stat.st_size}:{stat.st_mtime_ns}".encode())
