@@ -99,6 +99,11 @@ def test_an_interrupted_run_resumes_after_its_last_finished_epoch(synthetic_retr
     best = int(np.argmax(fit["history"]["val_ndcg@10"]))
     assert fit["best_epoch"] == best + 1
     assert fit["best_validation"]["ndcg@10"] == pytest.approx(evaluate(third, data, "validation")["ndcg@10"])
+    # Exact resume: the uninterrupted run of the same seed ends with the same history and weights.
+    straight = build_model(name, data, embedding_dim=16)
+    plain = train(straight, data, epochs=6, batch_size=128, seed=1, patience=10, verbose=0)
+    assert plain["history"] == fit["history"]
+    assert _weights_equal(straight.get_weights(), third.get_weights())
 
     # A finished run is not trained again; another configuration is refused.
     fourth = build_model(name, data, embedding_dim=16)
