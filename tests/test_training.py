@@ -3,6 +3,7 @@ import json
 
 import numpy as np
 import pytest
+import tensorflow as tf
 import tf_keras
 
 from tfcs3.evaluation import evaluate
@@ -140,3 +141,13 @@ def test_leftovers_of_a_dead_attempt_are_not_taken_for_state(synthetic_retrieval
     again = build_model("youtubednn", data, embedding_dim=16)
     train(again, data, epochs=1, batch_size=128, seed=1, verbose=0, resume_dir=resume)  # finished: restored
     assert _weights_equal(again.get_weights(), model.get_weights())
+
+
+def test_tensorboard_gets_the_hyperparameters(synthetic_retrieval, tmp_path):
+    model = build_model("youtubednn", synthetic_retrieval, embedding_dim=8)
+    train(model, synthetic_retrieval, epochs=1, batch_size=128, verbose=0, output_dir=tmp_path)
+    plugins = set()
+    for events in (tmp_path / "tensorboard").glob("events.out.tfevents.*"):
+        for event in tf.compat.v1.train.summary_iterator(str(events)):
+            plugins |= {v.metadata.plugin_data.plugin_name for v in event.summary.value}
+    assert "hparams" in plugins

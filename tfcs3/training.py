@@ -225,6 +225,19 @@ def _resume(directory: Path, model: Any, data: PreparedData, config: dict[str, A
     return state
 
 
+def _write_hparams(logdir: Path, model: TwoTowerModel, batch_size: int, learning_rate: float, seed: int) -> None:
+    """Writes the run's entry of TensorBoard's HParams dashboard: the model's hyperparameters and
+    the training settings (lists and other values as text), beside the logged metrics."""
+    from tensorboard.plugins.hparams import api as hp
+
+    values: dict[str, Any] = {"model": type(model).__name__, "batch_size": batch_size, "learning_rate": learning_rate}
+    values["seed"] = seed
+    for key, value in _plain(model.hparams).items():
+        values[key] = value if isinstance(value, (bool, int, float, str)) else json.dumps(value)
+    with tf.summary.create_file_writer(str(logdir)).as_default():
+        hp.hparams(values)
+
+
 def epoch_seed(seed: int, epoch: int) -> int:
     """The seed of epoch ``epoch`` (0-based) of a run seeded ``seed``. The epoch's shuffle order
     and every random draw of its training steps (dropout, sampled negatives, diffusion noise)
@@ -338,6 +351,7 @@ def train(
     callbacks.append(stopper)
     if output_dir is not None:
         callbacks.append(tf_keras.callbacks.TensorBoard(str(output_dir / "tensorboard"), update_freq="epoch"))
+        _write_hparams(output_dir / "tensorboard", model, batch_size, learning_rate, seed)
     if not isinstance(model, TwoTowerModel):
         raise TypeError(f"train() fits a tfcs3 TwoTowerModel, got {type(model).__name__} (nothing to train)")
     model.before_training(data, seed=seed, verbose=verbose)  # e.g. CS3 trains its downstream ranker first

@@ -32,6 +32,7 @@ from tfcs3.data.movielens import PARTIAL_ML1M_RATINGS, load_movielens_1m, load_m
 from tfcs3.data.protocols import DATA_PROTOCOLS, RETRIEVAL, USER_SPLIT, PreparedData, prepare, prepare_user_split
 from tfcs3.data.raw import DataFormatError, RawDataset
 from tfcs3.data.synthetic import generate_synthetic
+from tfcs3.progress import status
 
 PREPARE_VERSION = 4  # bump when PreparedData changes (3: Feature.aligned_with; 4: npz cache)
 
@@ -158,7 +159,8 @@ def load_prepared(
             return read_prepared(path, key)
         except CacheMiss:
             pass  # absent, stale, or not ours (never executed): prepared again below
-    data = _prepare(_REGISTRY[name][2](directory), protocol, max_history, seed, history_gaps)
+    with status(f"Preparing {name} for the {protocol} protocol (cached for the next run)"):
+        data = _prepare(_REGISTRY[name][2](directory), protocol, max_history, seed, history_gaps)
     if use_cache:
         try:
             write_prepared(data, path, key)
