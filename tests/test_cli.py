@@ -219,3 +219,20 @@ def test_each_command_explains_its_own_flags():
     assert proc.returncode == 0
     assert "usage: python -m tfcs3 export" in proc.stdout and "--index" in proc.stdout
     assert "--epochs" not in proc.stdout  # train's, not export's
+
+
+def test_train_on_your_own_log_through_a_description(tmp_path):
+    from tfcs3.data.synthetic import generate_synthetic
+
+    raw = generate_synthetic(num_users=80, num_items=40, seed=1)
+    raw.interactions.to_csv(tmp_path / "log.csv", index=False)
+    (tmp_path / "log.toml").write_text(
+        'name = "mine"\ninteractions = "log.csv"\nuser = "user"\nitem = "item"\ntimestamp = "timestamp"\n'
+    )
+    run = tmp_path / "run"
+    proc = _cli("train", f"--dataset={tmp_path / 'log.toml'}", "--epochs=1", "--embedding_dim=8",
+                f"--output_dir={run}", "--verbose=0", env={"TFCS3_CACHE_DIR": str(tmp_path / "cache")})  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert json.loads((run / "metrics.json").read_text())["dataset"] == "mine"
+    proc = _cli("train", "--dataset=nowhere.toml", "--epochs=1")
+    assert proc.returncode == 2 and "Unknown dataset 'nowhere.toml'" in proc.stderr

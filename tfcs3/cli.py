@@ -33,6 +33,7 @@ from absl import app, flags, logging
 
 import tfcs3  # noqa: F401  (selects Keras 2 before TensorFlow loads)
 from tfcs3.data.datasets import DATASETS, find_data_dir, load_prepared
+from tfcs3.data.described import is_description
 from tfcs3.data.protocols import DATA_PROTOCOLS, RETRIEVAL, USER_SPLIT, PreparedData
 from tfcs3.data.raw import DataFormatError
 from tfcs3.evaluation.evaluate import evaluate, represent
@@ -74,7 +75,13 @@ COMMAND_FLAGS: dict[str, tuple[str, ...]] = {
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("model", "youtubednn", f"Registered model: one of {model_names()}.")
-flags.DEFINE_enum("dataset", "ml-100k", list(DATASETS), "Dataset to train and evaluate on.")
+flags.DEFINE_string(
+    "dataset",
+    "ml-100k",
+    f"Dataset to train and evaluate on: one of {', '.join(DATASETS)}, or the path of a dataset description "
+    "(.toml / .json: your own log; see tfcs3.data.described).",
+)
+
 flags.DEFINE_enum(
     "protocol",
     RETRIEVAL,
@@ -221,7 +228,8 @@ def _summary(metrics: dict[str, float]) -> dict[str, float]:
 
 
 def _default_output_dir(name: str) -> Path:
-    return Path("runs") / f"{FLAGS.dataset}-{name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    dataset = Path(FLAGS.dataset).stem if is_description(FLAGS.dataset) else FLAGS.dataset
+    return Path("runs") / f"{dataset}-{name}-{time.strftime('%Y%m%d-%H%M%S')}"
 
 
 def cmd_train() -> None:

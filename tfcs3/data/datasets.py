@@ -22,11 +22,13 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 from collections.abc import Callable
 from pathlib import Path
 
 from tfcs3.data.amazon import load_amazon
 from tfcs3.data.cache import CacheMiss, read_prepared, write_prepared
+from tfcs3.data.described import DatasetDescription, is_description, load_described
 from tfcs3.data.download import RELEASES, download_movielens
 from tfcs3.data.movielens import PARTIAL_ML1M_RATINGS, load_movielens_1m, load_movielens_100k
 from tfcs3.data.protocols import DATA_PROTOCOLS, RETRIEVAL, USER_SPLIT, PreparedData, prepare, prepare_user_split
@@ -63,7 +65,10 @@ def _missing_release_files(name: str, directory: Path) -> list[str]:
 def find_data_dir(name: str, data_dir: str | Path | None = None, download: bool = False) -> Path:
     """Returns the folder holding dataset ``name``'s files (see the module docstring)."""
     if name not in _REGISTRY:
-        raise ValueError(f"Unknown dataset {name!r}; choose from {list(DATASETS)}")
+        raise ValueError(
+            f"Unknown dataset {name!r}; choose from {list(DATASETS)}, or give the path of a dataset description "
+            "(.toml / .json: your own log, see tfcs3.data.described)"
+        )
     folder, markers, _ = _REGISTRY[name]
     if data_dir:
         candidates = [Path(data_dir), Path(data_dir) / folder]
@@ -100,11 +105,26 @@ def find_data_dir(name: str, data_dir: str | Path | None = None, download: bool 
 
 
 def load_raw(name: str, data_dir: str | Path | None = None, download: bool = False, seed: int = 0) -> RawDataset:
-    """Loads dataset ``name`` (one of :data:`DATASETS`) as a :class:`RawDataset`."""
+    """Loads dataset ``name`` (one of :data:`DATASETS`, or the path of a dataset description:
+    :mod:`tfcs3.data.described`) as a :class:`RawDataset`."""
     if name == "synthetic":
         return generate_synthetic(seed=seed)
+    if is_description(name):
+        return load_described(name)
     directory = find_data_dir(name, data_dir, download)
     return _REGISTRY[name][2](directory)
+
+
+def _fingerprint_files(paths: list[Path]) -> str:
+    """A key of ``paths``' names, sizes and modification times (and the preparation version)."""
+    h = hashlib.sha256(str(PREPARE_VERSION).encode())
+    for path in paths:
+        try:
+            stat = path.stat()
+        except OSError as err:
+            raise DataFormatError(f"{path}: cannot be read ({err.strerror})") from None
+        h.update(f"{path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}".encode())
+    return h.hexdigest()[:16]
 
 
 def _fingerprint(directory: Path) -> str:
@@ -144,15 +164,27 @@ def load_prepared(
     users, :func:`~tfcs3.data.protocols.prepare_user_split`, whose split and target positions
     ``seed`` draws; the result is retrieval data). ``seed`` also seeds the synthetic dataset.
     ``history_gaps`` adds the history's time-gap buckets (``history_gap``; needs real timestamps).
+    ``name`` may also be the path of a dataset description (your own log:
+    :mod:`tfcs3.data.described`); its files' sizes and times key the cache.
     """
     if protocol not in DATA_PROTOCOLS:
         raise ValueError(f"protocol must be one of {DATA_PROTOCOLS}, got {protocol!r}")
     if name == "synthetic":
         return _prepare(generate_synthetic(seed=seed), protocol, max_history, seed, history_gaps)
-    directory = find_data_dir(name, data_dir, download)
     seeded = f"-s{seed}" if protocol == USER_SPLIT else ""
     gaps = "-gaps" if history_gaps else ""
-    key = f"{name}-{protocol}{seeded}-h{max_history}{gaps}-{_fingerprint(directory)}"
+    loader: Callable[[], RawDataset]
+    if is_description(name):
+        description = DatasetDescription.from_file(name)
+        files = [Path(name), *description.files()]
+        files += [p for p in (description.side_table("users"), description.side_table("items")) if p is not None]
+        fingerprint = _fingerprint_files(files)
+        label, loader = re.sub(r"[^\w.-]", "_", description.name), lambda: load_described(description)
+    else:
+        directory = find_data_dir(name, data_dir, download)
+        fingerprint = _fingerprint(directory)
+        label, loader = name, lambda: _REGISTRY[name][2](directory)
+    key = f"{label}-{protocol}{seeded}-h{max_history}{gaps}-{fingerprint}"
     path = cache_dir() / "prepared" / f"{key}.npz"
     if use_cache:
         try:
@@ -160,7 +192,7 @@ def load_prepared(
         except CacheMiss:
             pass  # absent, stale, or not ours (never executed): prepared again below
     with status(f"Preparing {name} for the {protocol} protocol (cached for the next run)"):
-        data = _prepare(_REGISTRY[name][2](directory), protocol, max_history, seed, history_gaps)
+        data = _prepare(loader(), protocol, max_history, seed, history_gaps)
     if use_cache:
         try:
             write_prepared(data, path, key)

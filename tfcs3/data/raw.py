@@ -16,6 +16,8 @@ import pandas as pd
 
 #: A checksum file beside the data (``sha256  name`` per line, digests of the uncompressed files).
 CHECKSUMS = "SHA256SUMS"
+#: An optional 0/1 column of ``RawDataset.interactions``: the pre-ranking label (else rating >= 4).
+LABEL_COLUMN = "label"
 #: Longest value quoted in an error message.
 QUOTE_LIMIT = 60
 
@@ -31,7 +33,8 @@ class RawDataset:
     Attributes:
         name: dataset name, e.g. ``"ml-100k"``; a subset says so (``"ml-1m[users1-2999]"``).
         interactions: columns ``user`` (str), ``item`` (str), ``rating`` (float, NaN when the
-            dataset has none) and ``timestamp`` (int64; for order-only data, the position).
+            dataset has none) and ``timestamp`` (int64; for order-only data, the position); an
+            optional ``label`` (0/1) is the pre-ranking label, which is otherwise rating >= 4.
         users: indexed by user id (str); one string column per user feature.
         items: indexed by item id (str); a ``title`` column, string columns for categorical item
             features and list-of-string columns for multi-valued ones.
@@ -58,6 +61,17 @@ class RawDataset:
     @property
     def has_ratings(self) -> bool:
         return bool(self.interactions["rating"].notna().all())
+
+    @property
+    def has_labels(self) -> bool:
+        """Whether pre-ranking has labels: a 0/1 ``label`` column, else ratings (label = rating >= 4)."""
+        return LABEL_COLUMN in self.interactions.columns or self.has_ratings
+
+    def labels(self, interactions: pd.DataFrame) -> Any:
+        """The 0/1 labels of ``interactions`` rows (a subset of :attr:`interactions`), float32."""
+        if LABEL_COLUMN in interactions.columns:
+            return interactions[LABEL_COLUMN].to_numpy().astype("float32")
+        return (interactions["rating"].to_numpy() >= 4).astype("float32")
 
 
 def quote(value: object, limit: int = QUOTE_LIMIT) -> str:
