@@ -39,6 +39,7 @@ from tfcs3.data import load_prepared  # noqa: E402
 from tfcs3.data.protocols import RETRIEVAL, USER_SPLIT  # noqa: E402
 from tfcs3.evaluation.retrieval import KS  # noqa: E402
 from tfcs3.experiment import environment_info, run_experiment  # noqa: E402
+from tfcs3.models.registry import is_trainable  # noqa: E402
 from tfcs3.training import selection_metric  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -268,9 +269,9 @@ def _run_one(
         extra["resumed_at"] = fit["resumed_at"]
     if registered in POST_RUN:
         extra.update(POST_RUN[registered](result["_model"], data))
-    ranker = getattr(result["_model"], "ranker_report", None)
-    if ranker:
-        extra["ranker"] = {k: v for k, v in ranker.items() if k != "history"}
+    if is_trainable(result["_model"]):
+        for key, report in result["_model"].training_report().items():
+            extra[key] = {k: v for k, v in report.items() if k != "history"}
     return {
         **extra,
         "model": model,

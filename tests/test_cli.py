@@ -177,3 +177,62 @@ def test_help_lists_the_commands_and_tfcs3s_flags_only():
         assert f"\n    {command} " in proc.stdout
     assert "--model" in proc.stdout and "--loss" in proc.stdout
     assert "--xla_" not in proc.stdout and "test_srcdir" not in proc.stdout
+
+
+def test_a_training_killed_mid_epoch_resumes_to_the_uninterrupted_result(tmp_path):
+    # kill -9 while epoch 3 trains (epochs 1-2 are in the resume state), then rerun the command.
+    import signal
+    import time
+
+    args = ["train", "--dataset=synthetic", "--model=youtubednn", "--epochs=4", "--patience=10",
+            "--batch_size=32", "--embedding_dim=8", "--verbose=0"]  # fmt: skip
+    straight = _cli(*args, f"--output_dir={tmp_path / 'straight'}")
+    assert straight.returncode == 0, straight.stderr[-2000:]
+    run = tmp_path / "killed"
+    command = [sys.executable, "-m", "tfcs3", *args, f"--output_dir={run}", "--resume"]
+    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    state = run / "resume" / "state.json"
+    deadline = time.time() + 300
+    while time.time() < deadline and proc.poll() is None:
+        if state.is_file() and json.loads(state.read_text())["epochs_done"] >= 2:
+            break
+        time.sleep(0.05)
+    assert proc.poll() is None, "the run ended before it could be killed"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert json.loads(state.read_text())["epochs_done"] in (2, 3)
+    resumed = _cli(*args, f"--output_dir={run}", "--resume")
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    a = json.loads((tmp_path / "straight" / "metrics.json").read_text())
+    b = json.loads((run / "metrics.json").read_text())
+    assert b["fit"]["resumed_at"] and a["fit"]["history"] == b["fit"]["history"]
+    assert a["validation"] == b["validation"] and a["test"] == b["test"]
+
+
+def test_each_command_explains_its_own_flags():
+    from tfcs3 import cli
+
+    listed = {name for names in cli.COMMAND_FLAGS.values() for name in names}
+    own = {flag.name for flag in cli.FLAGS.get_flags_for_module(cli.__name__)}
+    assert listed == own  # every flag belongs to a command, and every listed flag exists
+    proc = _cli("export", "--help")
+    assert proc.returncode == 0
+    assert "usage: python -m tfcs3 export" in proc.stdout and "--index" in proc.stdout
+    assert "--epochs" not in proc.stdout  # train's, not export's
+
+
+def test_train_on_your_own_log_through_a_description(tmp_path):
+    from tfcs3.data.synthetic import generate_synthetic
+
+    raw = generate_synthetic(num_users=80, num_items=40, seed=1)
+    raw.interactions.to_csv(tmp_path / "log.csv", index=False)
+    (tmp_path / "log.toml").write_text(
+        'name = "mine"\ninteractions = "log.csv"\nuser = "user"\nitem = "item"\ntimestamp = "timestamp"\n'
+    )
+    run = tmp_path / "run"
+    proc = _cli("train", f"--dataset={tmp_path / 'log.toml'}", "--epochs=1", "--embedding_dim=8",
+                f"--output_dir={run}", "--verbose=0", env={"TFCS3_CACHE_DIR": str(tmp_path / "cache")})  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert json.loads((run / "metrics.json").read_text())["dataset"] == "mine"
+    proc = _cli("train", "--dataset=nowhere.toml", "--epochs=1")
+    assert proc.returncode == 2 and "Unknown dataset 'nowhere.toml'" in proc.stderr

@@ -3,6 +3,7 @@ import json
 
 import numpy as np
 import pytest
+import tensorflow as tf
 import tf_keras
 
 from tfcs3.evaluation import evaluate
@@ -99,6 +100,11 @@ def test_an_interrupted_run_resumes_after_its_last_finished_epoch(synthetic_retr
     best = int(np.argmax(fit["history"]["val_ndcg@10"]))
     assert fit["best_epoch"] == best + 1
     assert fit["best_validation"]["ndcg@10"] == pytest.approx(evaluate(third, data, "validation")["ndcg@10"])
+    # Exact resume: the uninterrupted run of the same seed ends with the same history and weights.
+    straight = build_model(name, data, embedding_dim=16)
+    plain = train(straight, data, epochs=6, batch_size=128, seed=1, patience=10, verbose=0)
+    assert plain["history"] == fit["history"]
+    assert _weights_equal(straight.get_weights(), third.get_weights())
 
     # A finished run is not trained again; another configuration is refused.
     fourth = build_model(name, data, embedding_dim=16)
@@ -135,3 +141,13 @@ def test_leftovers_of_a_dead_attempt_are_not_taken_for_state(synthetic_retrieval
     again = build_model("youtubednn", data, embedding_dim=16)
     train(again, data, epochs=1, batch_size=128, seed=1, verbose=0, resume_dir=resume)  # finished: restored
     assert _weights_equal(again.get_weights(), model.get_weights())
+
+
+def test_tensorboard_gets_the_hyperparameters(synthetic_retrieval, tmp_path):
+    model = build_model("youtubednn", synthetic_retrieval, embedding_dim=8)
+    train(model, synthetic_retrieval, epochs=1, batch_size=128, verbose=0, output_dir=tmp_path)
+    plugins = set()
+    for events in (tmp_path / "tensorboard").glob("events.out.tfevents.*"):
+        for event in tf.compat.v1.train.summary_iterator(str(events)):
+            plugins |= {v.metadata.plugin_data.plugin_name for v in event.summary.value}
+    assert "hparams" in plugins

@@ -10,7 +10,8 @@ Commands:
               metrics), exporting a new version every ``--export_every`` steps
     demo      train YouTubeDNN on MovieLens-100K, evaluate, export, and query the export for one user
 
-``python -m tfcs3 --help`` lists the commands and tfcs3's flags, ``--helpfull`` every flag.
+``python -m tfcs3 --help`` lists the commands and tfcs3's flags, ``python -m tfcs3 <command>
+--help`` the flags that command reads, ``--helpfull`` every flag.
 A mistake (unknown model or dataset, bad hyperparameter, missing run or data folder) prints one
 line and exits with status 2; set ``TFCS3_TRACEBACK=1`` to see the traceback.
 """
@@ -32,6 +33,7 @@ from absl import app, flags, logging
 
 import tfcs3  # noqa: F401  (selects Keras 2 before TensorFlow loads)
 from tfcs3.data.datasets import DATASETS, find_data_dir, load_prepared
+from tfcs3.data.described import is_description
 from tfcs3.data.protocols import DATA_PROTOCOLS, RETRIEVAL, USER_SPLIT, PreparedData
 from tfcs3.data.raw import DataFormatError
 from tfcs3.evaluation.evaluate import evaluate, represent
@@ -44,10 +46,42 @@ from tfcs3.online import learn_online
 from tfcs3.retrieval import INDEXES, ScannOptions
 
 COMMANDS = ("train", "evaluate", "export", "benchmark", "online", "demo")
+_DATA = ("dataset", "protocol", "data_dir", "download", "max_history", "history_gaps")
+_MODEL = ("model", "embedding_dim", "hidden_units", "temperature", "loss", "num_negatives", "negative_sampler",
+          "mixed_negatives", "hparams")  # fmt: skip
+_TRAINING = ("epochs", "patience", "validation_sample", "seed", "batch_size", "learning_rate", "verbose")
+_EXPORT = ("export_dir", "model_name", "version", "index", "k", "warmup", "diffusion_serving_steps", "scann_leaves",
+           "scann_leaves_to_search", "scann_reorder", "sparse_top_t")  # fmt: skip
+#: The flags each command reads (``python -m tfcs3 <command> --help`` lists them).
+COMMAND_FLAGS: dict[str, tuple[str, ...]] = {
+    "train": (*_MODEL, *_DATA, *_TRAINING, "output_dir", "resume"),
+    "evaluate": ("run_dir", "data_dir", "split", "diffusion_serving_steps"),
+    "export": ("run_dir", "data_dir", *_EXPORT),
+    "benchmark": ("run_dir", "data_dir", *_EXPORT, "seconds", "candidates"),
+    "online": (
+        *_MODEL,
+        *_DATA,
+        "seed",
+        "batch_size",
+        "learning_rate",
+        "verbose",
+        "output_dir",
+        "export_every",
+        "export_dir",
+        "model_name",
+    ),  # fmt: skip
+    "demo": ("data_dir", "download", "epochs", "user", "top_k", "verbose"),
+}
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("model", "youtubednn", f"Registered model: one of {model_names()}.")
-flags.DEFINE_enum("dataset", "ml-100k", list(DATASETS), "Dataset to train and evaluate on.")
+flags.DEFINE_string(
+    "dataset",
+    "ml-100k",
+    f"Dataset to train and evaluate on: one of {', '.join(DATASETS)}, or the path of a dataset description "
+    "(.toml / .json: your own log; see tfcs3.data.described).",
+)
+
 flags.DEFINE_enum(
     "protocol",
     RETRIEVAL,
@@ -194,7 +228,8 @@ def _summary(metrics: dict[str, float]) -> dict[str, float]:
 
 
 def _default_output_dir(name: str) -> Path:
-    return Path("runs") / f"{FLAGS.dataset}-{name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    dataset = Path(FLAGS.dataset).stem if is_description(FLAGS.dataset) else FLAGS.dataset
+    return Path("runs") / f"{dataset}-{name}-{time.strftime('%Y%m%d-%H%M%S')}"
 
 
 def cmd_train() -> None:
@@ -438,9 +473,43 @@ def _dispatch(command: str) -> None:
     {**commands, "demo": cmd_demo}[command]()
 
 
+def command_help(command: str) -> str:
+    """What ``python -m tfcs3 <command> --help`` prints: the command's line of the module
+    docstring and the flags it reads, with their defaults and help."""
+    doc = (__doc__ or "").splitlines()
+    text = []
+    for number, line in enumerate(doc):
+        if line.strip().startswith(command + " "):
+            text.append(line.strip())
+            for more in doc[number + 1 :]:  # its continuation lines
+                if not more.startswith(" " * 14):
+                    break
+                text.append(more.strip())
+            break
+    out = [f"usage: python -m tfcs3 {command} [--flags]", "", " ".join(text), "", "flags:"]
+    for name in COMMAND_FLAGS[command]:
+        flag = FLAGS[name]
+        default = "" if flag.default is None else f" (default: {flag.default_as_str})"
+        out.append(f"  --{name}: {flag.help}{default}")
+    return "\n".join(out)
+
+
+def _help_for_command(argv: Sequence[str]) -> str | None:
+    """The command help when ``argv`` is ``<command> --help`` (or ``-h``), else ``None``."""
+    wanted = [a for a in argv[1:] if not a.startswith("-")]
+    if len(wanted) == 1 and wanted[0] in COMMANDS and ({"--help", "-h", "-?"} & set(argv[1:])):
+        return command_help(wanted[0])
+    return None
+
+
 def run() -> None:
     """Entry point of ``python -m tfcs3`` and the ``tfcs3`` console script: ``--help`` prints this
-    module's docstring (the commands) whichever way it was started."""
+    module's docstring (the commands) whichever way it was started; ``<command> --help`` prints
+    that command's flags."""
+    text = _help_for_command(sys.argv)
+    if text is not None:
+        print(text)
+        sys.exit(0)
     main_module = sys.modules["__main__"]
     main_module.__doc__ = __doc__
     for flag in FLAGS.get_flags_for_module(__name__):  # --help lists tfcs3's own flags, not TF's

@@ -225,8 +225,29 @@ def _resume(directory: Path, model: Any, data: PreparedData, config: dict[str, A
     return state
 
 
-def _fit_with_replay(
-    model: Any,
+def _write_hparams(logdir: Path, model: TwoTowerModel, batch_size: int, learning_rate: float, seed: int) -> None:
+    """Writes the run's entry of TensorBoard's HParams dashboard: the model's hyperparameters and
+    the training settings (lists and other values as text), beside the logged metrics."""
+    from tensorboard.plugins.hparams import api as hp
+
+    values: dict[str, Any] = {"model": type(model).__name__, "batch_size": batch_size, "learning_rate": learning_rate}
+    values["seed"] = seed
+    for key, value in _plain(model.hparams).items():
+        values[key] = value if isinstance(value, (bool, int, float, str)) else json.dumps(value)
+    with tf.summary.create_file_writer(str(logdir)).as_default():
+        hp.hparams(values)
+
+
+def epoch_seed(seed: int, epoch: int) -> int:
+    """The seed of epoch ``epoch`` (0-based) of a run seeded ``seed``. The epoch's shuffle order
+    and every random draw of its training steps (dropout, sampled negatives, diffusion noise)
+    derive from it alone, so a run resumed at an epoch boundary repeats the uninterrupted run
+    exactly (same machine and threads)."""
+    return int(np.random.SeedSequence([seed, epoch]).generate_state(1)[0] % 2**31)
+
+
+def _fit_epochs(
+    model: TwoTowerModel,
     data: PreparedData,
     epochs: int,
     batch_size: int,
@@ -236,17 +257,28 @@ def _fit_with_replay(
     verbose: int,
     start_epoch: int = 0,
 ) -> dict[str, list[float]]:
-    """One ``fit`` call per epoch. Each epoch starts by replaying the training stream in time order
-    through the current towers (``model.replay_memories``: memories rebuilt from zero, every row's
-    leak-free memory inputs kept), then trains on the shuffled rows with those inputs; validation
-    after the epoch reads the memories that replay built, the same representation space the towers
-    were just trained on (a replay *after* the epoch would hand them vectors from newer weights)."""
-    stream = data.train.subset(data.train.time_order())
+    """One ``fit`` call per epoch, each seeded by :func:`epoch_seed` alone: the global seed is set,
+    the train step is traced again (so its random ops start afresh from that seed) and the
+    epoch's batches are drawn with it.
+
+    A model with memories (``has_memories``) first replays the training stream in time order
+    through the current towers (``model.replay_memories``: memories rebuilt from zero, every
+    row's leak-free memory inputs kept), then trains on the shuffled rows with those inputs;
+    validation after the epoch reads the memories that replay built, the same representation
+    space the towers were just trained on (a replay *after* the epoch would hand them vectors
+    from newer weights)."""
+    stream = data.train.subset(data.train.time_order()) if model.has_memories else None
     logs: dict[str, list[float]] = {}
     for epoch in range(start_epoch, epochs):
-        inputs = model.replay_memories(stream, batch_size)
-        split = dataclasses.replace(stream, features={**stream.features, **inputs})
-        ds = make_dataset(split, batch_size, shuffle=True, seed=seed + epoch, drop_remainder=drop_remainder)
+        seeded = epoch_seed(seed, epoch)
+        tf_keras.utils.set_random_seed(seeded)
+        model.make_train_function(force=True)
+        if stream is not None:
+            inputs = model.replay_memories(stream, batch_size)
+            split = dataclasses.replace(stream, features={**stream.features, **inputs})
+            ds = make_dataset(split, batch_size, shuffle=True, seed=seeded, drop_remainder=drop_remainder)
+        else:
+            ds = model.training_dataset(data.train, batch_size, seeded, drop_remainder)
         history = model.fit(ds, initial_epoch=epoch, epochs=epoch + 1, callbacks=callbacks, verbose=verbose)
         for key, values in history.history.items():
             logs.setdefault(key, []).extend(values)
@@ -287,16 +319,19 @@ def train(
             :class:`ResumeCheckpoint`). If it already holds the state of this run (same model,
             hyperparameters, data and training settings), training continues after its last
             finished epoch; a run that stopped early, or reached ``epochs``, is not trained
-            again (a larger ``epochs`` extends one that ran to its old maximum). A continued run
-            draws its noise (and, without memories, its shuffles) from ``seed`` + the epoch it
-            resumes at, so it is not bit-identical to an uninterrupted one. ``train_seconds``
+            again (a larger ``epochs`` extends one that ran to its old maximum). ``train_seconds``
             then sums the finished epochs of every attempt. The directory should serve this run
             alone (files of other names are left alone); it stays in place, to be deleted once
             the result is stored.
 
-    A model with a ``before_training(data, seed, verbose)`` method gets it called first (CS3 trains
-    its ranker there). A model with memories (``has_memories``, CS3's CTS / CMS) has them rebuilt
-    at the start of every epoch by replaying the training stream in time order, and trains on
+    Every epoch draws its randomness from ``seed`` and its own index alone (:func:`epoch_seed`),
+    so a run resumed from ``resume_dir`` after an interruption (a kill included) ends with the
+    same weights and metrics as the uninterrupted run of the same seed. An interrupted epoch is
+    run again from its start.
+
+    The model's ``before_training(data, seed, verbose)`` hook is called first (CS3 trains its
+    ranker there). A model with memories (``has_memories``, CS3's CTS / CMS) has them rebuilt at
+    the start of every epoch by replaying the training stream in time order, and trains on
     shuffled rows that carry leak-free memory inputs (see ``CS3Mixin.replay_memories``).
 
     Returns:
@@ -316,6 +351,7 @@ def train(
     callbacks.append(stopper)
     if output_dir is not None:
         callbacks.append(tf_keras.callbacks.TensorBoard(str(output_dir / "tensorboard"), update_freq="epoch"))
+        _write_hparams(output_dir / "tensorboard", model, batch_size, learning_rate, seed)
     if not isinstance(model, TwoTowerModel):
         raise TypeError(f"train() fits a tfcs3 TwoTowerModel, got {type(model).__name__} (nothing to train)")
     model.before_training(data, seed=seed, verbose=verbose)  # e.g. CS3 trains its downstream ranker first
@@ -357,14 +393,9 @@ def train(
     else:
         if state is not None and first:
             state["resumed_at"].append(first)
-            tf_keras.utils.set_random_seed(seed + first)
-        if model.has_memories:
-            stopper.restore_on_train_end = False  # fit is called once per epoch
-            logs = _fit_with_replay(model, data, epochs, batch_size, seed, callbacks, drop_remainder, verbose, first)
-            stopper.restore()
-        else:
-            train_ds = model.training_dataset(data.train, batch_size, seed + first, drop_remainder)
-            logs = model.fit(train_ds, initial_epoch=first, epochs=epochs, callbacks=callbacks, verbose=verbose).history
+        stopper.restore_on_train_end = False  # fit is called once per epoch
+        logs = _fit_epochs(model, data, epochs, batch_size, seed, callbacks, drop_remainder, verbose, first)
+        stopper.restore()
         if state:
             logs = state["history"]
     fit = {

@@ -2,6 +2,7 @@
 
 from tfcs3.data.amazon import load_amazon
 from tfcs3.data.datasets import DATASETS, find_data_dir, load_prepared, load_raw
+from tfcs3.data.described import DatasetDescription, load_described
 from tfcs3.data.download import download_movielens
 from tfcs3.data.features import OOV, PAD, Feature, FeatureSpec, Vocabulary
 from tfcs3.data.movielens import load_movielens_1m, load_movielens_100k
@@ -21,9 +22,9 @@ from tfcs3.data.synthetic import generate_synthetic
 
 __all__ = [
     "DATASETS", "LABEL", "OOV", "PAD", "PRERANKING", "PRERANKING_PER_USER", "RETRIEVAL", "USER_SPLIT",
-    "DataFormatError", "Feature",
+    "DataFormatError", "DatasetDescription", "Feature",
     "FeatureSpec", "PreparedData", "RawDataset", "Split", "Vocabulary",
-    "download_movielens", "find_data_dir", "generate_synthetic", "load_amazon",
+    "download_movielens", "find_data_dir", "generate_synthetic", "load_amazon", "load_described",
     "load_movielens_100k", "load_movielens_1m", "load_prepared", "load_raw", "make_dataset",
     "prepare", "prepare_user_split",
 ]  # fmt: skip

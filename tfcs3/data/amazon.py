@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from tfcs3.data.raw import DataFormatError, RawDataset, find_file, parse_int, read_lines
+from tfcs3.data.raw import DataFormatError, RawDataset, find_file, parse_int, quote, read_lines
 
 AMAZON_FILES = {"beauty": "Beauty", "sports": "Sports_and_Outdoors"}
 
@@ -28,13 +29,17 @@ def load_amazon(data_dir: str | Path, name: str = "beauty") -> RawDataset:
     stem = AMAZON_FILES[name]
     seq_path = find_file(data_dir, f"{stem}.txt")
     users, items, positions = [], [], []
+    first_line: dict[str, int] = {}
     for no, line in read_lines(seq_path):
         fields = line.split()
         if len(fields) < 2:
-            raise DataFormatError(f"{seq_path}, line {no}: expected 'user item [item ...]', got {line!r}")
+            raise DataFormatError(f"{seq_path}, line {no}: expected 'user item [item ...]', got {quote(line)}")
         for value in fields:
             parse_int(value, seq_path, no, "id")
         user = fields[0]
+        if user in first_line:  # one line per user: a second one is an error, not a silent merge
+            raise DataFormatError(f"{seq_path}, line {no}: user {quote(user)} already has line {first_line[user]}")
+        first_line[user] = no
         for pos, item in enumerate(fields[1:]):
             users.append(user)
             items.append(item)
@@ -51,7 +56,7 @@ def load_amazon(data_dir: str | Path, name: str = "beauty") -> RawDataset:
     attr_path = find_file(data_dir, f"{stem}_item2attributes.json")
     text = "\n".join(line for _, line in read_lines(attr_path))
     try:
-        attributes = json.loads(text)
+        attributes = json.loads(text, object_pairs_hook=lambda pairs: _unique_keys(pairs, attr_path))
     except json.JSONDecodeError as err:
         raise DataFormatError(f"{attr_path}, line {err.lineno}: invalid JSON: {err.msg}") from err
     if not isinstance(attributes, dict):
@@ -71,3 +76,13 @@ def load_amazon(data_dir: str | Path, name: str = "beauty") -> RawDataset:
         description=f"Amazon {stem} (S3-Rec 5-core; order only, no timestamps or ratings)",
         timestamps_are_times=False,
     )
+
+
+def _unique_keys(pairs: list[tuple[str, Any]], path: Path) -> dict[str, Any]:
+    """A JSON object's pairs as a dict; a repeated key (an item listed twice) is an error."""
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise DataFormatError(f"{path}: item {quote(key)} is listed more than once")
+        out[key] = value
+    return out

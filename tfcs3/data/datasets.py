@@ -1,11 +1,15 @@
 """Dataset registry: find a dataset's files, load it, prepare it under a protocol, cache the result.
 
-Where data is looked for, in order:
+Where data is looked for:
 
-1. ``data_dir`` (the folder itself, or its ``movielens-100k/``-style subfolder);
-2. ``$TFCS3_DATA_DIR/<folder>``;
-3. ``$TFCS3_CACHE_DIR/<folder>`` (default ``~/.cache/tfcs3/<folder>``), where
-   ``download=True`` puts MovieLens fetched from GroupLens.
+* with ``data_dir``: that folder itself, or its ``movielens-100k/``-style subfolder, and nowhere
+  else (a folder named explicitly that does not hold the dataset is an error, never a silent
+  fallback); ``download=True`` fetches MovieLens into its subfolder;
+* without: ``$TFCS3_DATA_DIR/<folder>``, then ``$TFCS3_CACHE_DIR/<folder>`` (default
+  ``~/.cache/tfcs3/<folder>``), where ``download=True`` puts MovieLens fetched from GroupLens.
+
+A download folder that lacks some of the release's files (a download cut short) is fetched again
+with ``download=True`` and is an error naming the missing files without it.
 
 Prepared datasets (splits, vocabularies, histories) are cached under ``$TFCS3_CACHE_DIR/prepared/``
 as ``.npz`` files that cannot run code when read (:mod:`tfcs3.data.cache`), keyed by the source
@@ -18,16 +22,19 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 from collections.abc import Callable
 from pathlib import Path
 
 from tfcs3.data.amazon import load_amazon
 from tfcs3.data.cache import CacheMiss, read_prepared, write_prepared
+from tfcs3.data.described import DatasetDescription, is_description, load_described
 from tfcs3.data.download import RELEASES, download_movielens
 from tfcs3.data.movielens import PARTIAL_ML1M_RATINGS, load_movielens_1m, load_movielens_100k
 from tfcs3.data.protocols import DATA_PROTOCOLS, RETRIEVAL, USER_SPLIT, PreparedData, prepare, prepare_user_split
 from tfcs3.data.raw import DataFormatError, RawDataset
 from tfcs3.data.synthetic import generate_synthetic
+from tfcs3.progress import status
 
 PREPARE_VERSION = 4  # bump when PreparedData changes (3: Feature.aligned_with; 4: npz cache)
 
@@ -49,40 +56,86 @@ def _has_files(directory: Path, names: tuple[str, ...]) -> bool:
     return any((directory / n).is_file() or (directory / (n + ".gz")).is_file() for n in names)
 
 
+def _missing_release_files(name: str, directory: Path) -> list[str]:
+    """The files of MovieLens release ``name`` that ``directory`` lacks (plain or .gz)."""
+    files = RELEASES[name][2]
+    return [f for f in files if not ((directory / f).is_file() or (directory / (f + ".gz")).is_file())]
+
+
 def find_data_dir(name: str, data_dir: str | Path | None = None, download: bool = False) -> Path:
     """Returns the folder holding dataset ``name``'s files (see the module docstring)."""
     if name not in _REGISTRY:
-        raise ValueError(f"Unknown dataset {name!r}; choose from {list(DATASETS)}")
+        raise ValueError(
+            f"Unknown dataset {name!r}; choose from {list(DATASETS)}, or give the path of a dataset description "
+            "(.toml / .json: your own log, see tfcs3.data.described)"
+        )
     folder, markers, _ = _REGISTRY[name]
-    candidates: list[Path] = []
     if data_dir:
-        candidates += [Path(data_dir), Path(data_dir) / folder]
-    if os.environ.get("TFCS3_DATA_DIR"):
-        candidates.append(Path(os.environ["TFCS3_DATA_DIR"]) / folder)
-    candidates.append(cache_dir() / folder)
+        candidates = [Path(data_dir), Path(data_dir) / folder]
+        target = Path(data_dir) / folder
+    else:
+        candidates = [Path(os.environ["TFCS3_DATA_DIR"]) / folder] if os.environ.get("TFCS3_DATA_DIR") else []
+        target = cache_dir() / folder
+        candidates.append(target)
     for candidate in candidates:
-        if _has_files(candidate, markers):
-            return candidate
+        try:
+            found = _has_files(candidate, markers)
+        except PermissionError as err:
+            raise DataFormatError(
+                f"{candidate}: permission denied, the data folder cannot be read ({err.strerror})"
+            ) from None
+        if not found:
+            continue
+        if candidate == target and name in RELEASES and _missing_release_files(name, candidate):
+            if download:  # a download cut short: fetch the whole release again
+                return download_movielens(name, target)
+            raise DataFormatError(
+                f"{candidate} holds an incomplete {name} download (missing {_missing_release_files(name, candidate)}); "
+                "pass download=True (CLI: --download) to fetch it again"
+            )
+        return candidate
     if download and name in RELEASES:
-        return download_movielens(name, cache_dir() / folder)
+        return download_movielens(name, target)
     raise DataFormatError(
         f"Dataset {name!r} not found: looked for {' or '.join(markers)} (plain or .gz) in "
         + ", ".join(str(c) for c in candidates)
+        + (" only (a data folder given explicitly is not replaced by another)" if data_dir else "")
         + (". Pass download=True (CLI: --download) to fetch it from GroupLens." if name in RELEASES else ".")
     )
 
 
 def load_raw(name: str, data_dir: str | Path | None = None, download: bool = False, seed: int = 0) -> RawDataset:
-    """Loads dataset ``name`` (one of :data:`DATASETS`) as a :class:`RawDataset`."""
+    """Loads dataset ``name`` (one of :data:`DATASETS`, or the path of a dataset description:
+    :mod:`tfcs3.data.described`) as a :class:`RawDataset`."""
     if name == "synthetic":
         return generate_synthetic(seed=seed)
+    if is_description(name):
+        return load_described(name)
     directory = find_data_dir(name, data_dir, download)
     return _REGISTRY[name][2](directory)
 
 
+def _fingerprint_files(paths: list[Path]) -> str:
+    """A key of ``paths``' names, sizes and modification times (and the preparation version)."""
+    h = hashlib.sha256(str(PREPARE_VERSION).encode())
+    for path in paths:
+        try:
+            stat = path.stat()
+        except OSError as err:
+            raise DataFormatError(f"{path}: cannot be read ({err.strerror})") from None
+        h.update(f"{path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}".encode())
+    return h.hexdigest()[:16]
+
+
 def _fingerprint(directory: Path) -> str:
     h = hashlib.sha256(str(PREPARE_VERSION).encode())
-    for path in sorted(directory.iterdir()):
+    try:
+        paths = sorted(directory.iterdir())
+    except PermissionError as err:
+        raise DataFormatError(
+            f"{directory}: permission denied, the data folder cannot be read ({err.strerror})"
+        ) from None
+    for path in paths:
         if path.is_file():
             stat = path.stat()
             h.update(f"{path.name}:{stat.st_size}:{stat.st_mtime_ns}".encode())
@@ -111,22 +164,35 @@ def load_prepared(
     users, :func:`~tfcs3.data.protocols.prepare_user_split`, whose split and target positions
     ``seed`` draws; the result is retrieval data). ``seed`` also seeds the synthetic dataset.
     ``history_gaps`` adds the history's time-gap buckets (``history_gap``; needs real timestamps).
+    ``name`` may also be the path of a dataset description (your own log:
+    :mod:`tfcs3.data.described`); its files' sizes and times key the cache.
     """
     if protocol not in DATA_PROTOCOLS:
         raise ValueError(f"protocol must be one of {DATA_PROTOCOLS}, got {protocol!r}")
     if name == "synthetic":
         return _prepare(generate_synthetic(seed=seed), protocol, max_history, seed, history_gaps)
-    directory = find_data_dir(name, data_dir, download)
     seeded = f"-s{seed}" if protocol == USER_SPLIT else ""
     gaps = "-gaps" if history_gaps else ""
-    key = f"{name}-{protocol}{seeded}-h{max_history}{gaps}-{_fingerprint(directory)}"
+    loader: Callable[[], RawDataset]
+    if is_description(name):
+        description = DatasetDescription.from_file(name)
+        files = [Path(name), *description.files()]
+        files += [p for p in (description.side_table("users"), description.side_table("items")) if p is not None]
+        fingerprint = _fingerprint_files(files)
+        label, loader = re.sub(r"[^\w.-]", "_", description.name), lambda: load_described(description)
+    else:
+        directory = find_data_dir(name, data_dir, download)
+        fingerprint = _fingerprint(directory)
+        label, loader = name, lambda: _REGISTRY[name][2](directory)
+    key = f"{label}-{protocol}{seeded}-h{max_history}{gaps}-{fingerprint}"
     path = cache_dir() / "prepared" / f"{key}.npz"
     if use_cache:
         try:
             return read_prepared(path, key)
         except CacheMiss:
             pass  # absent, stale, or not ours (never executed): prepared again below
-    data = _prepare(_REGISTRY[name][2](directory), protocol, max_history, seed, history_gaps)
+    with status(f"Preparing {name} for the {protocol} protocol (cached for the next run)"):
+        data = _prepare(loader(), protocol, max_history, seed, history_gaps)
     if use_cache:
         try:
             write_prepared(data, path, key)

@@ -16,6 +16,7 @@ import zipfile
 from pathlib import Path
 
 from tfcs3.data.raw import DataFormatError
+from tfcs3.progress import progress
 
 GROUPLENS = "https://files.grouplens.org/datasets/movielens/"
 
@@ -86,7 +87,9 @@ def download_movielens(name: str, target_dir: str | Path, timeout: float = 60.0)
     print(f"Downloading {url} ...", flush=True)
     try:
         with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 (fixed https URL)
-            archive = response.read()
+            size = int(response.headers.get("Content-Length") or 0) or None
+            chunks = iter(lambda: response.read(1 << 16), b"")
+            archive = b"".join(progress(chunks, total=size and -(-size // (1 << 16)), desc=name, unit="64KiB"))
     except OSError as err:
         raise DataFormatError(f"could not download {url}: {err}") from err
     return extract_verified(archive, name, target_dir)

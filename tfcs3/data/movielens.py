@@ -16,10 +16,12 @@ import pandas as pd
 from tfcs3.data.raw import (
     DataFormatError,
     RawDataset,
+    drop_repeated_rows,
     find_file,
     parse_int,
     read_lines,
     split_fields,
+    unique_ids,
 )
 
 ML100K_GENRES = (
@@ -58,7 +60,7 @@ def _parse_ratings(path: Path, sep: str, encoding: str = "latin-1") -> pd.DataFr
         rows.append((user, item, float(r), parse_int(ts, path, no, "timestamp")))
     if not rows:
         raise DataFormatError(f"{path}: no ratings found (empty file)")
-    return _ratings_frame(rows)
+    return drop_repeated_rows(_ratings_frame(rows), path)
 
 
 def _parse_users(path: Path, sep: str, order: tuple[str, ...]) -> pd.DataFrame:
@@ -73,14 +75,23 @@ def _parse_users(path: Path, sep: str, order: tuple[str, ...]) -> pd.DataFrame:
         age = parse_int(fields["age"], path, no, "age")
         group = fields["age"] if sep == "::" else age_bucket(age)
         rows.append((fields["user"], fields["gender"], group, fields["occupation"], fields["zip"][:2]))
-    return pd.DataFrame(rows, columns=["user", "gender", "age", "occupation", "zip_prefix"]).set_index("user")
+    users = pd.DataFrame(rows, columns=["user", "gender", "age", "occupation", "zip_prefix"]).set_index("user")
+    return unique_ids(users, path, "user")
 
 
 def _assemble(
-    name: str, description: str, interactions: pd.DataFrame, users: pd.DataFrame, item_rows: list[Any], path: Path
+    name: str,
+    description: str,
+    interactions: pd.DataFrame,
+    users: pd.DataFrame,
+    item_rows: list[Any],
+    path: Path,
+    item_path: Path,
 ) -> RawDataset:
-    """Checks that ratings only name known users and movies, and builds the RawDataset."""
+    """Checks that movie ids are unique and that ratings only name known users and movies, and
+    builds the RawDataset."""
     items = pd.DataFrame(item_rows, columns=["item", "title", "year", "genres"]).set_index("item")
+    unique_ids(items, item_path, "movie")
     _check_known(interactions, users, items, path)
     return RawDataset(
         name=name,
@@ -127,7 +138,7 @@ def load_movielens_100k(data_dir: str | Path) -> RawDataset:
         year = date[-4:] if len(date) >= 4 and date[-4:].isdigit() else "unknown"
         item_rows.append((fields[0], fields[1], year, genres))
     description = "MovieLens-100K (943 users, 1,682 movies, 100,000 ratings)"
-    return _assemble("ml-100k", description, interactions, users, item_rows, ratings_path)
+    return _assemble("ml-100k", description, interactions, users, item_rows, ratings_path, item_path)
 
 
 _YEAR = re.compile(r"\((\d{4})\)\s*$")
@@ -163,4 +174,4 @@ def load_movielens_1m(data_dir: str | Path) -> RawDataset:
         match = _YEAR.search(title)
         year = match.group(1) if match else "unknown"
         item_rows.append((mid, title, year, [g for g in genres.split("|") if g]))
-    return _assemble(name, description, interactions, users, item_rows, ratings_path)
+    return _assemble(name, description, interactions, users, item_rows, ratings_path, movie_path)

@@ -279,7 +279,7 @@ def _split_from(
     timestamps = part["timestamp"].to_numpy().astype(np.int64)
     split = Split(features=features, target=target, users=users, timestamps=timestamps)
     if labels:
-        split.labels = (part["rating"].to_numpy() >= 4).astype(np.float32)
+        split.labels = raw.labels(part)
     if earlier is not None:
         lists = [earlier[i][earlier[i] != t] for i, t in zip(idx, target, strict=True)]
         split.exclusion_indptr = np.r_[0, np.cumsum([len(x) for x in lists])].astype(np.int64)
@@ -318,9 +318,9 @@ def prepare(
     adds the time-gap buckets of the history (``history_gap``)."""
     if protocol not in (*PROTOCOLS, PRERANKING_PER_USER):
         raise ValueError(f"protocol must be one of {(*PROTOCOLS, PRERANKING_PER_USER)}, got {protocol!r}")
-    if protocol != RETRIEVAL and not raw.has_ratings:
+    if protocol != RETRIEVAL and not raw.has_labels:
         raise ValueError(
-            f"Dataset {raw.name!r} has no ratings, so it has no labels for the pre-ranking "
+            f"Dataset {raw.name!r} has no ratings or labels, so it has no labels for the pre-ranking "
             "protocol; use protocol='retrieval'"
         )
     if max_history < 0:

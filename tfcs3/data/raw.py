@@ -4,12 +4,22 @@ from __future__ import annotations
 
 import dataclasses
 import gzip
+import hashlib
 import io
+import warnings
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
+
+#: A checksum file beside the data (``sha256  name`` per line, digests of the uncompressed files).
+CHECKSUMS = "SHA256SUMS"
+#: An optional 0/1 column of ``RawDataset.interactions``: the pre-ranking label (else rating >= 4).
+LABEL_COLUMN = "label"
+#: Longest value quoted in an error message.
+QUOTE_LIMIT = 60
 
 
 class DataFormatError(ValueError):
@@ -23,7 +33,8 @@ class RawDataset:
     Attributes:
         name: dataset name, e.g. ``"ml-100k"``; a subset says so (``"ml-1m[users1-2999]"``).
         interactions: columns ``user`` (str), ``item`` (str), ``rating`` (float, NaN when the
-            dataset has none) and ``timestamp`` (int64; for order-only data, the position).
+            dataset has none) and ``timestamp`` (int64; for order-only data, the position); an
+            optional ``label`` (0/1) is the pre-ranking label, which is otherwise rating >= 4.
         users: indexed by user id (str); one string column per user feature.
         items: indexed by item id (str); a ``title`` column, string columns for categorical item
             features and list-of-string columns for multi-valued ones.
@@ -51,29 +62,106 @@ class RawDataset:
     def has_ratings(self) -> bool:
         return bool(self.interactions["rating"].notna().all())
 
+    @property
+    def has_labels(self) -> bool:
+        """Whether pre-ranking has labels: a 0/1 ``label`` column, else ratings (label = rating >= 4)."""
+        return LABEL_COLUMN in self.interactions.columns or self.has_ratings
+
+    def labels(self, interactions: pd.DataFrame) -> Any:
+        """The 0/1 labels of ``interactions`` rows (a subset of :attr:`interactions`), float32."""
+        if LABEL_COLUMN in interactions.columns:
+            return interactions[LABEL_COLUMN].to_numpy().astype("float32")
+        return (interactions["rating"].to_numpy() >= 4).astype("float32")
+
+
+def quote(value: object, limit: int = QUOTE_LIMIT) -> str:
+    """``repr(value)``, cut to about ``limit`` characters (an error message must stay readable)."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text):,} characters)"
+
 
 def find_file(directory: str | Path, filename: str) -> Path:
-    """Returns ``directory/filename`` or ``directory/filename.gz``, whichever exists."""
+    """Returns ``directory/filename`` or ``directory/filename.gz``, whichever exists, after checking
+    that it reads whole (a gzip that is corrupt or cut short is reported as such) and, when the
+    folder has a ``SHA256SUMS`` entry for ``filename``, that its content matches it.
+
+    Raises:
+        DataFormatError: neither exists, or both do (which one is meant is not ours to guess), the
+            folder or file cannot be read, the file is corrupt or does not match its checksum.
+    """
     directory = Path(directory)
-    for candidate in (directory / filename, directory / (filename + ".gz")):
-        if candidate.is_file():
-            return candidate
-    raise DataFormatError(
-        f"Missing data file: neither {directory / filename} nor {directory / (filename + '.gz')} exists"
-    )
+    candidates = (directory / filename, directory / (filename + ".gz"))
+    try:
+        found = [c for c in candidates if c.is_file()]
+    except PermissionError as err:
+        raise DataFormatError(
+            f"{directory}: permission denied, the data folder cannot be read ({err.strerror})"
+        ) from None
+    if len(found) == 2:
+        raise DataFormatError(
+            f"Two candidate files for {filename} in {directory}: {found[0].name} and {found[1].name}; keep one"
+        )
+    if not found:
+        raise DataFormatError(f"Missing data file: neither {candidates[0]} nor {candidates[1]} exists")
+    verify(found[0], filename)
+    return found[0]
+
+
+def _open(path: Path) -> Any:
+    return gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb")
+
+
+def verify(path: Path, name: str) -> None:
+    """Reads ``path`` through once: a corrupt or truncated gzip, an unreadable file, or content
+    whose sha256 differs from the ``SHA256SUMS`` entry for ``name`` beside it is a
+    :class:`DataFormatError`."""
+    expected = _checksums(path.parent).get(name)
+    digest = hashlib.sha256()
+    try:
+        with _open(path) as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(block)
+    except PermissionError as err:
+        raise DataFormatError(f"{path}: permission denied ({err.strerror})") from None
+    except (gzip.BadGzipFile, EOFError, zlib.error) as err:
+        raise DataFormatError(f"{path}: the gzip file is corrupt or truncated ({err})") from None
+    except OSError as err:
+        raise DataFormatError(f"{path}: cannot be read ({err})") from None
+    if expected is not None and digest.hexdigest() != expected:
+        raise DataFormatError(
+            f"{path}: its content does not match {path.parent / CHECKSUMS} (sha256 {digest.hexdigest()[:16]}..., "
+            f"expected {expected[:16]}...): the file is corrupt or not the release the checksums describe"
+        )
+
+
+def _checksums(directory: Path) -> dict[str, str]:
+    """``{file name: sha256}`` from ``directory/SHA256SUMS`` (empty when there is none)."""
+    path = directory / CHECKSUMS
+    if not path.is_file():
+        return {}
+    sums = {}
+    for number, line in read_lines(path):
+        fields = line.split()
+        if len(fields) != 2 or len(fields[0]) != 64:
+            raise DataFormatError(f"{path}, line {number}: expected '<sha256>  <file name>', got {quote(line)}")
+        sums[fields[1].lstrip("*")] = fields[0].lower()
+    return sums
 
 
 def read_lines(path: Path, encoding: str = "utf-8") -> Iterator[tuple[int, str]]:
     """Yields ``(line_number, line)`` (1-based, newline stripped) of a plain or gzip text file."""
-    opener = gzip.open if path.suffix == ".gz" else open
     try:
-        with opener(path, "rb") as raw:
+        with _open(path) as raw:
             text = io.TextIOWrapper(raw, encoding=encoding, newline="")
             for number, line in enumerate(text, start=1):
                 line = line.rstrip("\r\n")
                 if line:
                     yield number, line
-    except (OSError, EOFError, UnicodeDecodeError) as err:
+    except PermissionError as err:
+        raise DataFormatError(f"{path}: permission denied ({err.strerror})") from None
+    except (gzip.BadGzipFile, EOFError, zlib.error) as err:
+        raise DataFormatError(f"{path}: the gzip file is corrupt or truncated ({err})") from None
+    except (OSError, UnicodeDecodeError) as err:
         raise DataFormatError(f"{path}: cannot be read as {encoding} text: {err}") from err
 
 
@@ -81,7 +169,33 @@ def parse_int(value: str, path: Path, line_no: int, what: str) -> int:
     try:
         return int(value)
     except ValueError:
-        raise DataFormatError(f"{path}, line {line_no}: {what} must be an integer, got {value!r}") from None
+        raise DataFormatError(f"{path}, line {line_no}: {what} must be an integer, got {quote(value)}") from None
+
+
+def unique_ids(frame: pd.DataFrame, path: Path, what: str) -> pd.DataFrame:
+    """``frame`` (indexed by id) if no id repeats; a repeated id in a side table is an error (which
+    row is right cannot be told), naming the file and the id."""
+    repeated = frame.index[frame.index.duplicated()]
+    if len(repeated):
+        raise DataFormatError(
+            f"{path}: {what} id {quote(repeated[0])} appears more than once "
+            f"({len(repeated)} repeated id(s)); each {what} must have one row"
+        )
+    return frame
+
+
+def drop_repeated_rows(interactions: pd.DataFrame, path: Path) -> pd.DataFrame:
+    """``interactions`` without rows that repeat an earlier row exactly (same user, item, rating
+    and timestamp: an export that wrote a row twice). The count dropped is reported as a
+    warning, never silently; rows that differ in any field are all kept."""
+    repeated = interactions.duplicated()
+    if repeated.any():
+        warnings.warn(
+            f"{path}: dropped {int(repeated.sum()):,} interaction rows that repeat an earlier row exactly",
+            stacklevel=2,
+        )
+        interactions = interactions[~repeated].reset_index(drop=True)
+    return interactions
 
 
 def split_fields(line: str, sep: str, count: int, path: Path, line_no: int, layout: str) -> list[str]:
@@ -89,6 +203,6 @@ def split_fields(line: str, sep: str, count: int, path: Path, line_no: int, layo
     if len(fields) != count:
         raise DataFormatError(
             f"{path}, line {line_no}: expected {count} fields separated by {sep!r} ({layout}), "
-            f"got {len(fields)}: {line[:80]!r}"
+            f"got {len(fields)}: {quote(line)}"
         )
     return fields

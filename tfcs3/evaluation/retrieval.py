@@ -15,6 +15,8 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
+from tfcs3.progress import progress
+
 KS = (10, 20, 50, 100)
 ScoreFn = Callable[[int, int], np.ndarray]
 
@@ -46,7 +48,7 @@ def target_ranks(
     n = len(targets)
     batch_size = batch_size or default_batch_size(num_items or 100_000)
     ranks = np.empty(n, dtype=np.int64)
-    for start in range(0, n, batch_size):
+    for start in progress(range(0, n, batch_size), desc="ranking the catalog", unit="block"):
         end = min(n, start + batch_size)
         scores = np.array(score_fn(start, end), dtype=np.float64, copy=True)
         if scores.ndim != 2 or scores.shape[0] != end - start:

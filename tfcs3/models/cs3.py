@@ -228,6 +228,11 @@ class CS3Mixin(_MixinBase):
         validation = self.ranker.evaluate(make_dataset(data.validation, 2048), verbose=0, return_dict=True)
         self.ranker_report = {"validation_auc": float(validation["auc"]), "train_seconds": time.time() - started}
 
+    def training_report(self) -> dict[str, Any]:
+        """``{"ranker": ...}``: the CMS ranker's validation AUC and training seconds (once it
+        trained in :meth:`before_training`)."""
+        return {"ranker": dict(self.ranker_report)} if self.ranker_report else {}
+
     def build_extras(self, features: Mapping[str, tf.Tensor]) -> None:
         """Creates the ranker's variables (before restoring weights)."""
         if self.ranker is not None:

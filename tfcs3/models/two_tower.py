@@ -241,6 +241,11 @@ class TwoTowerModel(tfrs.Model):
         """Creates the variables one call on ``features`` leaves unbuilt (a CS3 ranker), so that
         restoring saved weights is complete."""
 
+    def training_report(self) -> dict[str, Any]:
+        """What the model measured about its own training, beyond the loss and the metrics, to be
+        stored with a benchmark run (CS3: its ranker's validation AUC and time); empty here."""
+        return {}
+
     @property
     def scorer_variables(self) -> list[tf.Variable]:
         """Variables of a learned score outside the towers (FIT's LSS, SparCode's interaction);

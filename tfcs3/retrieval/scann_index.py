@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
+from tfcs3.progress import status
 from tfcs3.retrieval.base import IndexedModel, TopKIndex, register_index
 
 
@@ -106,7 +107,8 @@ class ScannIndex(TopKIndex):
         )
         if o.reorder:
             builder = builder.reorder(o.reorder)
-        self.state = builder.build().serialize_to_module()
+        with status(f"Building the ScaNN index over {self.num_items:,} items"):
+            self.state = builder.build().serialize_to_module()
 
     @classmethod
     def for_model(cls, model: IndexedModel, embeddings: tf.Variable, k: int, **options: Any) -> ScannIndex:
