@@ -133,7 +133,7 @@ def test_time_gaps_export_and_reload(with_gaps, tmp_path):
     again = loaded.signatures["query_embedding"](**{k: tf.constant(messy[k]) for k in names})["embedding"]
     np.testing.assert_allclose(again.numpy(), reference.numpy(), atol=1e-6)
     bad = dict({k: tf.constant(raw[k]) for k in names}, history_gap=tf.constant([r[:-1] for r in raw["history_gap"]]))
-    with pytest.raises(tf.errors.InvalidArgumentError, match="input `history_gap` must give one value per `history` entry"):
+    with pytest.raises(tf.errors.InvalidArgumentError, match="`history_gap` must give one value per `history` entry"):
         loaded.signatures["query_embedding"](**bad)
 
 
