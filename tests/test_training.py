@@ -143,11 +143,13 @@ def test_leftovers_of_a_dead_attempt_are_not_taken_for_state(synthetic_retrieval
     assert _weights_equal(again.get_weights(), model.get_weights())
 
 
-def test_tensorboard_gets_the_hyperparameters(synthetic_retrieval, tmp_path):
+def test_tensorboard_gets_the_hyperparameters_and_every_validation_metric(synthetic_retrieval, tmp_path):
     model = build_model("youtubednn", synthetic_retrieval, embedding_dim=8)
     train(model, synthetic_retrieval, epochs=1, batch_size=128, verbose=0, output_dir=tmp_path)
-    plugins = set()
-    for events in (tmp_path / "tensorboard").glob("events.out.tfevents.*"):
+    plugins, tags = set(), set()
+    for events in (tmp_path / "tensorboard").glob("**/events.out.tfevents.*"):
         for event in tf.compat.v1.train.summary_iterator(str(events)):
             plugins |= {v.metadata.plugin_data.plugin_name for v in event.summary.value}
+            tags |= {v.tag for v in event.summary.value}
     assert "hparams" in plugins
+    assert {"validation/ndcg@10", "validation/recall@50", "validation/mrr@10"} <= tags  # every metric

@@ -48,8 +48,12 @@ class ValidationEarlyStopping(tf_keras.callbacks.Callback):
         checkpoint_dir: str | Path | None = None,
         sample: int | None = None,
         seed: int = 0,
+        summary_dir: str | Path | None = None,
     ):
         super().__init__()
+        #: Every validation metric of every epoch goes to TensorBoard here (the selection metric
+        #: also goes to the logs, the progress bar and the history).
+        self.writer = tf.summary.create_file_writer(str(summary_dir)) if summary_dir else None
         if sample is not None and sample < 1:
             raise ValueError(f"validation sample must be >= 1 examples, got {sample}")
         if sample is not None and sample < len(data.validation):
@@ -69,7 +73,13 @@ class ValidationEarlyStopping(tf_keras.callbacks.Callback):
         self.restore_on_train_end = True
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
-        value = evaluate(self.model, self.data, "validation")[self.metric]
+        metrics = evaluate(self.model, self.data, "validation")
+        value = metrics[self.metric]
+        if self.writer is not None:
+            with self.writer.as_default():
+                for name, metric in metrics.items():
+                    tf.summary.scalar(f"validation/{name}", metric, step=epoch)
+            self.writer.flush()
         if logs is not None:
             logs[f"val_{self.metric}"] = value
         if value > self.best:
@@ -347,7 +357,8 @@ def train(
         output_dir = Path(output_dir)
         checkpoint_dir = output_dir / "checkpoints"
         checkpoint_dir.mkdir(parents=True, exist_ok=True)
-    stopper = ValidationEarlyStopping(data, patience, checkpoint_dir, validation_sample, seed)
+    summaries = None if output_dir is None else Path(output_dir) / "tensorboard" / "validation_metrics"
+    stopper = ValidationEarlyStopping(data, patience, checkpoint_dir, validation_sample, seed, summaries)
     callbacks.append(stopper)
     if output_dir is not None:
         callbacks.append(tf_keras.callbacks.TensorBoard(str(output_dir / "tensorboard"), update_freq="epoch"))

@@ -93,7 +93,7 @@ def test_versions_are_never_overwritten_and_writes_are_atomic(trained, tmp_path,
 def test_signatures_take_raw_features(exports, trained):
     model, data = trained
     loaded = tf.saved_model.load(str(exports["brute_force"]))
-    assert set(loaded.signatures) == {"serving_default", "query_embedding", "score_candidates"}
+    assert set(loaded.signatures) == {"serving_default", "top_k", "query_embedding", "score_candidates"}
     _, inputs = loaded.signatures["serving_default"].structured_input_signature
     assert {n: s.dtype for n, s in inputs.items()} == {
         "user_id": tf.string, "segment": tf.string, "history": tf.string, "exclude": tf.string
@@ -133,6 +133,17 @@ def test_score_candidates_and_query_embedding(exports, trained):
     np.testing.assert_allclose(scores[:3, :2], expected @ c[[0, 5]].T, rtol=1e-5, atol=1e-6)
     # Ids outside the catalog are never scored as items: -inf, and flagged.
     assert (scores[:, 2:] == -np.inf).all() and known[:, :2].all() and not known[:, 2:].any()
+
+
+def test_top_k_without_exclusions_needs_no_exclude_input(exports, trained):
+    _, data = trained
+    loaded = tf.saved_model.load(str(exports["brute_force"]))
+    raw = _requests(data, n=3)
+    query = {k: tf.constant(v) for k, v in raw.items() if k != "exclude"}
+    plain = loaded.signatures["top_k"](**query)
+    empty = loaded.signatures["serving_default"](**query, exclude=tf.constant([[""]] * len(raw["exclude"])))
+    np.testing.assert_array_equal(plain["item_ids"].numpy(), empty["item_ids"].numpy())
+    np.testing.assert_array_equal(plain["scores"].numpy(), empty["scores"].numpy())
 
 
 def test_rows_past_the_last_unexcluded_item_are_padding(exports, trained):
@@ -313,7 +324,7 @@ def test_warmup_requests_are_well_formed_and_every_one_succeeds(trained, tmp_pat
     path = export_model(model, data, tmp_path, "m")
     loaded = tf.saved_model.load(str(path))
     records = list(tf.data.TFRecordDataset(str(path / "assets.extra" / "tf_serving_warmup_requests")))
-    assert len(records) == 6  # 3 signatures x batch 1 and 8
+    assert len(records) == 8  # 4 signatures x batches 1 and 8
     seen = set()
     for record in records:
         log = prediction_log_pb2.PredictionLog.FromString(record.numpy())
@@ -325,7 +336,7 @@ def test_warmup_requests_are_well_formed_and_every_one_succeeds(trained, tmp_pat
         batch = next(iter(inputs.values())).shape[0]
         assert all(v.shape[0] == batch for v in out.values())
         seen.add((signature, batch))
-    assert {s for s, _ in seen} == {"serving_default", "query_embedding", "score_candidates"}
+    assert {s for s, _ in seen} == {"serving_default", "top_k", "query_embedding", "score_candidates"}
     assert not (
         export_model(model, data, tmp_path, "m", warmup=False) / "assets.extra" / "tf_serving_warmup_requests"
     ).exists()

@@ -9,6 +9,8 @@ dataset; ``[None]`` for a categorical feature, ``[None, None]`` for a list):
   the top-k catalog items. ``exclude`` lists item ids to leave out per query (pad with ``""``;
   one row per query). When fewer than ``k`` items remain after the exclusions, the rest of the
   row is padding: id ``""`` with score ``-inf`` (never an excluded item).
+* ``top_k(<query features>) -> {item_ids [B, k], scores [B, k]}``: ``serving_default`` for
+  requests that exclude nothing (no ``exclude`` input to send).
 * ``query_embedding(<query features>) -> {embedding [B, d]}``.
 * ``score_candidates(<query features>, candidate_ids [B, C]) -> {scores [B, C], known [B, C]}``:
   an id that is not in the catalog (``""`` padding included) is never scored as an item: its score
@@ -176,6 +178,7 @@ class ServingModule(tf.Module):
         top_spec = {**query_specs, "exclude": tf.TensorSpec([None, None], tf.string, name="exclude")}
         score_spec = {**query_specs, "candidate_ids": tf.TensorSpec([None, None], tf.string, name="candidate_ids")}
         self.serving_default = tf.function(self._top_k, input_signature=[top_spec])
+        self.top_k = tf.function(self._top_k_all, input_signature=[query_specs])
         self.query_embedding = tf.function(self._query_embedding, input_signature=[query_specs])
         self.score_candidates = tf.function(self._score_candidates, input_signature=[score_spec])
 
@@ -271,6 +274,10 @@ class ServingModule(tf.Module):
         ids = tf.where(padding, tf.constant("", tf.string), tf.gather(self.item_ids, tf.maximum(rows, 0)))
         return {"item_ids": ids, "scores": tf.where(padding, tf.constant(-np.inf, scores.dtype), scores)}
 
+    def _top_k_all(self, features: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
+        batch = tf.shape(features[self.input_names[0]])[0]
+        return self._top_k({**features, "exclude": tf.fill(tf.stack([batch, 1]), "")})
+
     def _score_candidates(self, features: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
         features = self._checked(features)
         queries = self._encode(features)
@@ -282,6 +289,7 @@ class ServingModule(tf.Module):
     def signatures(self) -> dict[str, Any]:
         return {
             "serving_default": self.serving_default,
+            "top_k": self.top_k,
             "query_embedding": self.query_embedding,
             "score_candidates": self.score_candidates,
         }

@@ -23,7 +23,7 @@ from tfcs3.data.protocols import PreparedData
 from tfcs3.export.requests import raw_requests
 
 WARMUP_FILE = "tf_serving_warmup_requests"
-SIGNATURES = ("serving_default", "query_embedding", "score_candidates")
+SIGNATURES = ("serving_default", "top_k", "query_embedding", "score_candidates")
 
 
 def warmup_inputs(
