@@ -19,7 +19,6 @@ import numpy as np
 import tensorflow as tf
 import tf_keras
 
-from tfcs3.data.pipeline import make_dataset
 from tfcs3.data.protocols import PRERANKING, PRERANKING_PER_USER, PreparedData
 from tfcs3.evaluation.evaluate import evaluate
 from tfcs3.models.registry import build_variables
@@ -285,10 +284,10 @@ def _fit_epochs(
         model.make_train_function(force=True)
         if stream is not None:
             inputs = model.replay_memories(stream, batch_size)
-            split = dataclasses.replace(stream, features={**stream.features, **inputs})
-            ds = make_dataset(split, batch_size, shuffle=True, seed=seeded, drop_remainder=drop_remainder)
+            train = dataclasses.replace(stream, features={**stream.features, **inputs})
         else:
-            ds = model.training_dataset(data.train, batch_size, seeded, drop_remainder)
+            train = data.train
+        ds = model.training_dataset(train, batch_size, seeded, drop_remainder)
         history = model.fit(ds, initial_epoch=epoch, epochs=epoch + 1, callbacks=callbacks, verbose=verbose)
         for key, values in history.history.items():
             logs.setdefault(key, []).extend(values)
