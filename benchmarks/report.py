@@ -573,7 +573,32 @@ def competitive_tables() -> str:
                     + f" | {delta} | {per_epoch:.0f} | {epochs} | `{setting}` |"
                 )
         out.append("")
+    out += loss_timing_table()
     return "\n".join(out) if out else "_No results yet._\n"
+
+
+def loss_timing_table() -> list[str]:
+    """Seconds per training epoch of each loss (benchmarks/loss_timing.py), per dataset."""
+    out = []
+    for path in sorted(RESULTS_DIR.glob("loss-timing-*.json")):
+        r = json.loads(path.read_text())
+        out += [
+            f"#### {r['dataset']} — time per epoch by loss (idle machine, {r['cpu_count']} cores, median of "
+            f"{r['rounds']} round(s))\n",
+            "| backbone | loss | batch | train s/epoch | × in-batch | validation pass s "
+            "| epoch + validation × in-batch |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for row in r["rows"]:
+            ratio = row.get("train_ratio_vs_in_batch")
+            both = row.get("epoch_with_validation_ratio_vs_in_batch")
+            out.append(
+                f"| {row['backbone']} | {row['loss']} | {row['batch_size']} | {row['train_epoch_s']:.1f} | "
+                f"{'—' if ratio is None else f'{ratio:.2f}×'} | {row['validation_s']:.1f} | "
+                f"{'—' if both is None else f'{both:.2f}×'} |"
+            )
+        out.append(f"\nProduced by: `{r['command']}` → `benchmarks/results/{path.name}`\n")
+    return out
 
 
 README = ROOT / "README.md"
