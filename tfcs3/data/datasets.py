@@ -86,11 +86,12 @@ def find_data_dir(name: str, data_dir: str | Path | None = None, download: bool 
             ) from None
         if not found:
             continue
-        if candidate == target and name in RELEASES and _missing_release_files(name, candidate):
+        missing = _missing_release_files(name, candidate) if candidate == target and name in RELEASES else []
+        if missing:
             if download:  # a download cut short: fetch the whole release again
                 return download_movielens(name, target)
             raise DataFormatError(
-                f"{candidate} holds an incomplete {name} download (missing {_missing_release_files(name, candidate)}); "
+                f"{candidate} holds an incomplete {name} download (missing {missing}); "
                 "pass download=True (CLI: --download) to fetch it again"
             )
         return candidate

@@ -247,10 +247,15 @@ class DiffusionIntentGenerator(tf_keras.layers.Layer):
         """The reverse chain: ``x_hat_{n+1}`` ``[B, d]`` (or the final ``z_0`` ``[B, n, d]``);
         the DDPM chain, or DDIM's with :attr:`serving_steps` set."""
         condition, mask = self._inputs(sequence, ids)
-        shape = tf.shape(condition)
-        if self.serving_steps is not None:
+        if self.serving_steps is None:
+            z = self._ddpm(condition, mask)
+        else:
             z = self._ddim(condition, mask, self.serving_steps)
-            return z if return_drift else self._intent(condition, z)
+        return z if return_drift else self._intent(condition, z)
+
+    def _ddpm(self, condition: tf.Tensor, mask: tf.Tensor) -> tf.Tensor:
+        """The DDPM chain of ``T`` steps: the final ``z_0`` ``[B, n, d]``."""
+        shape = tf.shape(condition)
 
         def reverse_step(t: tf.Tensor, z: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
             clean_hat = self.denoise(z, condition, tf.fill(shape[:1], t)) * mask
@@ -262,8 +267,7 @@ class DiffusionIntentGenerator(tf_keras.layers.Layer):
         # loop in every tracing context, including Keras's SavedModel export of the layer.
         start = (tf.constant(self.steps), self._noise(shape, self.steps + 1))
         _, z = tf.while_loop(lambda t, _: t > 0, reverse_step, start, maximum_iterations=self.steps)
-        z = tf.stop_gradient(z * mask)
-        return z if return_drift else self._intent(condition, z)
+        return tf.stop_gradient(z * mask)
 
     def _ddim(self, condition: tf.Tensor, mask: tf.Tensor, count: int) -> tf.Tensor:
         """DDIM (eta = 0) over :func:`ddim_steps` ``(T, count)``: the final ``z0_hat`` ``[B, n, d]``."""
