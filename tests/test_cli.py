@@ -97,6 +97,7 @@ def test_train_on_missing_data_names_where_it_looked(tmp_path):
     assert "u.data" in proc.stderr and str(tmp_path) in proc.stderr
 
 
+@pytest.mark.slow  # the mechanism is tested in process; this is its command line (make test-all)
 def test_cs3_switches_and_online_learning_from_the_command_line(tmp_path):
     run = tmp_path / "run"
     proc = _cli("train", "--dataset=synthetic", "--model=cs3_youtubednn", "--epochs=1", "--embedding_dim=8",
@@ -115,6 +116,7 @@ def test_cs3_switches_and_online_learning_from_the_command_line(tmp_path):
     assert (exports / "cs3_youtubednn" / "1" / "saved_model.pb").is_file()
 
 
+@pytest.mark.slow  # the mechanism is tested in process; this is its command line (make test-all)
 def test_sparcode_with_its_index_and_fit_from_the_command_line(tmp_path):
     run = tmp_path / "sc"
     proc = _cli("train", "--dataset=synthetic", "--model=sparcode", "--epochs=1", "--embedding_dim=8",

@@ -10,7 +10,15 @@ from nbclient import NotebookClient
 EXAMPLES = sorted((Path(__file__).resolve().parent.parent / "examples").glob("*.ipynb"))
 
 
-@pytest.mark.parametrize("notebook", EXAMPLES, ids=[p.name for p in EXAMPLES])
+#: Notebooks run by ``make test-all`` only (T2Diff's evaluates its diffusion chain at several step counts).
+SLOW = {"t2diff.ipynb"}
+
+
+@pytest.mark.parametrize(
+    "notebook",
+    [pytest.param(p, marks=pytest.mark.slow) if p.name in SLOW else p for p in EXAMPLES],
+    ids=[p.name for p in EXAMPLES],
+)
 def test_notebook_runs(notebook, monkeypatch, tmp_path):
     monkeypatch.setenv("TFCS3_EXAMPLE_EPOCHS", "1")
     monkeypatch.setenv("TFCS3_EXAMPLE_DATASET", "synthetic")

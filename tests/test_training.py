@@ -58,7 +58,9 @@ class Interrupt(Exception):
     """Stands for a killed process."""
 
 
-@pytest.mark.parametrize("name", ["youtubednn", "cs3_youtubednn"])  # CS3: memories, and a ranker trained apart
+@pytest.mark.parametrize(  # CS3: memories, and a ranker trained apart (make test-all: the slowest test of the suite)
+    "name", ["youtubednn", pytest.param("cs3_youtubednn", marks=pytest.mark.slow)]
+)
 def test_an_interrupted_run_resumes_after_its_last_finished_epoch(synthetic_retrieval, tmp_path, name):
     data = synthetic_retrieval
     resume = tmp_path / "resume"

@@ -36,6 +36,7 @@ from tfcs3.data.datasets import DATASETS, find_data_dir, load_prepared
 from tfcs3.data.described import is_description
 from tfcs3.data.protocols import DATA_PROTOCOLS, RETRIEVAL, USER_SPLIT, PreparedData
 from tfcs3.data.raw import DataFormatError
+from tfcs3.distribute import STRATEGIES
 from tfcs3.evaluation.evaluate import evaluate, represent
 from tfcs3.evaluation.retrieval import top_k_with_exclusions
 from tfcs3.experiment import environment_info, load_run, run_experiment
@@ -54,7 +55,7 @@ _EXPORT = ("export_dir", "model_name", "version", "index", "k", "warmup", "diffu
            "scann_leaves_to_search", "scann_reorder", "sparse_top_t")  # fmt: skip
 #: The flags each command reads (``python -m tfcs3 <command> --help`` lists them).
 COMMAND_FLAGS: dict[str, tuple[str, ...]] = {
-    "train": (*_MODEL, *_DATA, *_TRAINING, "output_dir", "resume"),
+    "train": (*_MODEL, *_DATA, *_TRAINING, "strategy", "global_negatives", "output_dir", "resume"),
     "evaluate": ("run_dir", "data_dir", "split", "diffusion_serving_steps"),
     "export": ("run_dir", "data_dir", *_EXPORT),
     "benchmark": ("run_dir", "data_dir", *_EXPORT, "seconds", "candidates"),
@@ -105,7 +106,20 @@ flags.DEFINE_bool(
     "train: keep the training state in <output_dir>/resume at every epoch end and, when the same "
     "command was interrupted before, continue after its last finished epoch (needs --output_dir).",
 )
-flags.DEFINE_integer("batch_size", 512, "Training batch size (= in-batch negatives for retrieval).")
+flags.DEFINE_integer(
+    "batch_size", 512, "Training batch size, the global batch under --strategy (= in-batch negatives for retrieval)."
+)
+flags.DEFINE_string(
+    "strategy",
+    "default",
+    f"tf.distribute strategy: one of {', '.join(STRATEGIES)} (multi_worker reads the cluster from TF_CONFIG; "
+    "see docs/scaling_out.md).",
+)
+flags.DEFINE_boolean(
+    "global_negatives",
+    True,
+    "With several replicas, softmax negatives come from every replica (--noglobal_negatives: each replica's own).",
+)
 flags.DEFINE_float("learning_rate", 3e-3, "Adam learning rate.")
 flags.DEFINE_integer("embedding_dim", 64, "Width of feature embeddings and tower outputs.")
 flags.DEFINE_list(
@@ -245,6 +259,8 @@ def cmd_train() -> None:
         hparams=_hparams(),
         validation_sample=FLAGS.validation_sample,
         resume_dir=resume_dir,
+        strategy=FLAGS.strategy,
+        global_negatives=FLAGS.global_negatives,
         **_training_flags(),
     )
     if resume_dir is not None:  # the run directory now holds the result

@@ -24,10 +24,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import tensorflow as tf
 
 from tfcs3.data.datasets import load_prepared
 from tfcs3.data.protocols import RETRIEVAL, PreparedData
 from tfcs3.data.sequences import HISTORY_GAP
+from tfcs3.distribute import is_chief, make_strategy
 from tfcs3.evaluation.evaluate import evaluate
 from tfcs3.evaluation.retrieval import KS
 from tfcs3.models.registry import build_model, is_trainable, load_model, save_model
@@ -71,6 +73,8 @@ def run_experiment(
     validation_sample: int | None = None,
     history_gaps: bool = False,
     resume_dir: str | Path | None = None,
+    strategy: str | tf.distribute.Strategy = "default",
+    global_negatives: bool = True,
 ) -> dict[str, Any]:
     """Trains and evaluates one model; returns (and writes, with ``output_dir``) its metrics
     (retrieval metrics at the cut-offs ``ks``). ``validation_sample`` is passed to
@@ -78,7 +82,9 @@ def run_experiment(
     validation metrics always cover the whole split. ``history_gaps`` prepares the data with the
     history's time-gap feature (:func:`~tfcs3.data.load_prepared`). ``resume_dir`` keeps the
     training state at every epoch end and continues an interrupted run found there
-    (:func:`~tfcs3.training.train`)."""
+    (:func:`~tfcs3.training.train`). ``strategy`` (a name of :data:`tfcs3.distribute.STRATEGIES`
+    or a strategy) builds and trains the model under ``tf.distribute``, with ``global_negatives``
+    across its replicas; under a cluster only the chief writes ``output_dir``."""
     hparams = dict(hparams or {})
     if validation_sample is not None and validation_sample < 1:
         raise ValueError(f"validation_sample must be >= 1 examples, got {validation_sample}")
@@ -86,7 +92,10 @@ def run_experiment(
     if data is None:
         data = load_prepared(dataset, protocol, data_dir, max_history, download, seed=seed, history_gaps=history_gaps)
     history_gaps = HISTORY_GAP in data.spec.names  # what the data holds (also when passed in)
-    model = build_model(model_name, data, **hparams)
+    if isinstance(strategy, str):
+        strategy = make_strategy(strategy)
+    with strategy.scope():
+        model = build_model(model_name, data, **hparams)
     result: dict[str, Any] = {
         "model": model_name,
         "dataset": data.name,
@@ -105,7 +114,9 @@ def run_experiment(
         },
         "selection_metric": selection_metric(data.protocol),
     }
-    out = Path(output_dir) if output_dir else None
+    out = Path(output_dir) if output_dir and is_chief() else None
+    if strategy.num_replicas_in_sync > 1:
+        result["training"].update(replicas=int(strategy.num_replicas_in_sync), global_negatives=global_negatives)
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
         run_config = {
@@ -132,6 +143,8 @@ def run_experiment(
             verbose=verbose,
             validation_sample=validation_sample,
             resume_dir=resume_dir,
+            strategy=strategy,
+            global_negatives=global_negatives,
         )
         if out is not None:
             save_model(model, out, model_name, hparams)

@@ -19,6 +19,7 @@ import numpy as np
 import tensorflow as tf
 import tf_keras
 
+from tfcs3 import distribute
 from tfcs3.data.protocols import PRERANKING, PRERANKING_PER_USER, PreparedData
 from tfcs3.evaluation.evaluate import evaluate
 from tfcs3.models.registry import build_variables
@@ -288,12 +289,45 @@ def _fit_epochs(
         else:
             train = data.train
         ds = model.training_dataset(train, batch_size, seeded, drop_remainder)
+        if model.distribute_strategy.num_replicas_in_sync > 1:
+            # Every worker builds the same (seeded) batches; each takes its part of every one.
+            options = tf.data.Options()
+            options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+            ds = ds.with_options(options)
         history = model.fit(ds, initial_epoch=epoch, epochs=epoch + 1, callbacks=callbacks, verbose=verbose)
         for key, values in history.history.items():
             logs.setdefault(key, []).extend(values)
         if model.stop_training:
             break
     return logs
+
+
+def _check_strategy(
+    model: Any, strategy: tf.distribute.Strategy | None, batch_size: int, global_negatives: bool
+) -> tf.distribute.Strategy:
+    """The strategy ``train`` runs under (the one ``model`` was built under when ``None``), after
+    checking that ``model`` can train under it."""
+    if not isinstance(model, TwoTowerModel):
+        raise TypeError(f"train() fits a tfcs3 TwoTowerModel, got {type(model).__name__} (nothing to train)")
+    built_under = model.distribute_strategy  # Keras records the strategy scope a model is built in
+    strategy = strategy or built_under
+    if strategy is not built_under:
+        raise ValueError(
+            f"{type(model).__name__} was not built under this strategy: build it inside `with strategy.scope():` "
+            "(tfcs3.experiment.run_experiment(strategy=...) does)"
+        )
+    model.global_negatives = bool(global_negatives)
+    replicas = int(strategy.num_replicas_in_sync)
+    if replicas > 1 and model.unsynchronized_state():
+        raise ValueError(
+            f"{type(model).__name__} updates {', '.join(model.unsynchronized_state())} outside its gradients, "
+            f"which are not yet kept equal across the {replicas} replicas: train it with strategy 'default'"
+        )
+    if batch_size % replicas:
+        raise ValueError(
+            f"batch_size={batch_size} is the global batch: it must be a multiple of the {replicas} replicas"
+        )
+    return strategy
 
 
 def train(
@@ -308,6 +342,8 @@ def train(
     verbose: int = 1,
     validation_sample: int | None = None,
     resume_dir: str | Path | None = None,
+    strategy: tf.distribute.Strategy | None = None,
+    global_negatives: bool = True,
 ) -> dict[str, Any]:
     """Fits ``model`` on ``data.train`` with Adam, early stopping on the validation metric.
 
@@ -332,6 +368,12 @@ def train(
             then sums the finished epochs of every attempt. The directory should serve this run
             alone (files of other names are left alone); it stays in place, to be deleted once
             the result is stored.
+        strategy: a ``tf.distribute`` strategy (:func:`tfcs3.distribute.make_strategy`) whose
+            scope ``model`` was built in; ``None``: the current one (one device). ``batch_size``
+            is the global batch, split evenly across the replicas. Under a cluster only the chief
+            (:func:`tfcs3.distribute.is_chief`) writes ``output_dir`` and ``resume_dir``.
+        global_negatives: with several replicas, softmax negatives come from every replica
+            (``False``: each replica's own, TFRS's behaviour); see ``docs/scaling_out.md``.
 
     Every epoch draws its randomness from ``seed`` and its own index alone (:func:`epoch_seed`),
     so a run resumed from ``resume_dir`` after an interruption (a kill included) ends with the
@@ -349,6 +391,9 @@ def train(
     """
     if epochs < 1:
         raise ValueError(f"epochs must be >= 1, got {epochs}")
+    strategy = _check_strategy(model, strategy, batch_size, global_negatives)
+    if not distribute.is_chief():  # only the chief writes files; the workers' weights are the same
+        output_dir = resume_dir = None
     tf_keras.utils.set_random_seed(seed)
     callbacks: list[tf_keras.callbacks.Callback] = []
     checkpoint_dir = None
@@ -362,10 +407,9 @@ def train(
     if output_dir is not None:
         callbacks.append(tf_keras.callbacks.TensorBoard(str(output_dir / "tensorboard"), update_freq="epoch"))
         _write_hparams(output_dir / "tensorboard", model, batch_size, learning_rate, seed)
-    if not isinstance(model, TwoTowerModel):
-        raise TypeError(f"train() fits a tfcs3 TwoTowerModel, got {type(model).__name__} (nothing to train)")
     model.before_training(data, seed=seed, verbose=verbose)  # e.g. CS3 trains its downstream ranker first
-    model.compile(optimizer=tf_keras.optimizers.Adam(learning_rate))
+    with strategy.scope():
+        model.compile(optimizer=tf_keras.optimizers.Adam(learning_rate))
     drop_remainder = data.protocol != PRERANKING
     start = time.time()
     state = None

@@ -68,6 +68,7 @@ import numpy as np
 import tensorflow as tf
 import tf_keras
 
+from tfcs3 import distribute
 from tfcs3.data.features import FeatureSpec
 from tfcs3.data.pipeline import make_dataset, split_arrays
 from tfcs3.data.protocols import PreparedData, Split
@@ -248,6 +249,10 @@ class CS3Mixin(_MixinBase):
         """True with CTS or CMS: training then replays the stream (:meth:`replay_memories`)."""
         return self.cts or self.cms
 
+    def unsynchronized_state(self) -> list[str]:
+        """CTS / CMS memories are written outside the gradients, from each replica's own rows."""
+        return ["the CTS / CMS memories"] if self.has_memories else []
+
     def start_online(self) -> None:
         """Online learning: memories start empty and every step writes the batch it learned."""
         self.reset_memories()
@@ -382,10 +387,10 @@ class CS3Mixin(_MixinBase):
         with tf.GradientTape() as tape:
             q = self.query_model(features, training=True)
             c = self.candidate_model(features, training=True)
-            loss = self.loss_from_representations(features, q, c)
+            loss = self.replica_loss(self.loss_from_representations(features, q, c))
             tower_losses = self.query_model.losses + self.candidate_model.losses
             regularization_loss = tf.reduce_sum([tf.reduce_sum(x) for x in tower_losses])
-            total_loss = loss + regularization_loss
+            total_loss = loss + distribute.replica_share(regularization_loss)
         variables = self._tower_variables()
         gradients = tape.gradient(total_loss, variables)
         self.optimizer.apply_gradients(zip(gradients, variables, strict=True))
@@ -396,7 +401,8 @@ class CS3Mixin(_MixinBase):
                 # after the batch's writes.
                 self.ranker.train_step(features)
         metrics = {metric.name: metric.result() for metric in self.metrics}
-        metrics.update(loss=loss, regularization_loss=regularization_loss, total_loss=total_loss)
+        share = distribute.replica_share(regularization_loss)  # Keras sums what the replicas log
+        metrics.update(loss=loss, regularization_loss=share, total_loss=total_loss)
         return metrics
 
 

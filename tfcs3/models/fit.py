@@ -336,6 +336,11 @@ class FITModel(TwoTowerModel):
         users = self.query_model(features, training=training, queries=queries)
         return self._logit(self._heads(users), item_heads)
 
+    def unsynchronized_state(self) -> list[str]:
+        """The Meta Query Module's temperature schedule counts the examples seen outside the
+        gradients, from each replica's own rows."""
+        return ["the temperature schedule's example counter"] if self.meta is not None else []
+
     def compute_loss(self, features: Mapping[str, tf.Tensor], training: bool = False) -> tf.Tensor:
         if LABEL not in features:
             raise ValueError(f"FIT trains on labelled impressions: batches need a {LABEL!r} entry")

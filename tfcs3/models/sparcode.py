@@ -311,6 +311,11 @@ class SparCodeModel(TwoTowerModel):
         """Variables of the score outside the towers (the export tracks them)."""
         return [*self.interaction.variables, self.bias]
 
+    def unsynchronized_state(self) -> list[str]:
+        """The EMA codebooks, their restarts and the sparsity schedule's example counter are
+        updated outside the gradients, from each replica's own rows."""
+        return ["the EMA codebooks and the example counter"]
+
     def compute_loss(self, features: Mapping[str, tf.Tensor], training: bool = False) -> tf.Tensor:
         h = self.hparams
         z = self._tokens(self.query_model(features, training=training, continuous=True), "num_query_tokens")

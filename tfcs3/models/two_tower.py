@@ -27,6 +27,7 @@ import tensorflow as tf
 import tensorflow_recommenders as tfrs
 import tf_keras
 
+from tfcs3 import distribute
 from tfcs3.data.features import SEQUENCE, FeatureSpec
 from tfcs3.data.pipeline import LABEL, make_dataset
 from tfcs3.data.protocols import PreparedData, Split
@@ -217,6 +218,16 @@ class TwoTowerModel(tfrs.Model):
 
     #: SparCode's product quantizer of query codes (the ``sparse_code`` index needs one).
     quantizer: Any = None
+    #: Under a strategy with several replicas, the softmax negatives are every replica's
+    #: (in-batch candidates, sampled negatives); ``False`` keeps each replica's own (TFRS's
+    #: behaviour). No effect on one device. Set by :func:`tfcs3.training.train`.
+    global_negatives = True
+
+    def unsynchronized_state(self) -> list[str]:
+        """What the model updates outside its gradients that is not yet kept equal across
+        replicas (EMA codebooks, memories, schedules): training refuses such a model under a
+        strategy with several replicas. None here."""
+        return []
 
     def before_training(self, data: PreparedData, seed: int = 0, verbose: int = 0, online: bool = False) -> None:
         """Called once before training (or online learning, ``online=True``) starts; CS3 fits its
@@ -372,6 +383,8 @@ class TwoTowerModel(tfrs.Model):
             negatives = tf.concat([negatives, item_ids], axis=0)
             vectors = tf.concat([vectors, c], axis=0)
             probability = tf.concat([probability, tf.gather(self.item_probability, item_ids)], axis=0)
+        if self.global_negatives:  # every replica's negatives (and positives, when mixed) are shared
+            (vectors, negatives, probability), _ = distribute.gather_from_replicas([vectors, negatives, probability])
         return retrieval_loss.sampled_softmax_loss(
             q, c, item_ids, vectors, negatives, h["temperature"], positive_probability, probability, known
         )
@@ -387,17 +400,30 @@ class TwoTowerModel(tfrs.Model):
     ) -> tf.Tensor:
         """In-batch softmax with logQ correction and accidental-hit removal (summed over the batch).
 
-        Dot models use ``tfrs.tasks.Retrieval``; other scorers get the same steps applied to
-        ``score(q, c)``: divide by T, subtract log p(item), mask same-item negatives, softmax CE.
+        Dot models use ``tfrs.tasks.Retrieval``; other scorers, and every model under a strategy
+        with :attr:`global_negatives`, get the same steps applied to ``score(q, c)``: divide by T,
+        subtract log p(item), mask same-item negatives, softmax cross-entropy. Under a strategy
+        the candidates are every replica's (:func:`tfcs3.distribute.gather_from_replicas`), and
+        row ``r``'s positive is the candidate at this replica's offset plus ``r``.
         """
-        probability = tf.gather(self.item_probability, item_ids) if self.use_logq else None
-        hits = item_ids if self.hparams["remove_accidental_hits"] else None
-        if self.is_dot and dropped is None:
+        replicated = self.global_negatives and distribute.replicas_in_sync() > 1
+        if replicated and dropped is not None:
+            raise ValueError(
+                f"{type(self).__name__} leaves known in-batch pairs out of its softmax, which global negatives "
+                "do not support yet: train it with global_negatives=False or on one replica"
+            )
+        offset = tf.constant(0, tf.int32)
+        candidate_ids = item_ids
+        if replicated:
+            (c, candidate_ids), offset = distribute.gather_from_replicas([c, item_ids])
+        probability = tf.gather(self.item_probability, candidate_ids) if self.use_logq else None
+        hits = candidate_ids if self.hparams["remove_accidental_hits"] else None
+        if self.is_dot and dropped is None and not replicated:
             return self.task(
                 q, c, candidate_sampling_probability=probability, candidate_ids=hits, compute_metrics=False
             )
         scores = self.score(q, c) / self.hparams["temperature"]
-        labels = tf.eye(tf.shape(scores)[0], tf.shape(scores)[1])
+        labels = tf.one_hot(offset + tf.range(tf.shape(scores)[0]), tf.shape(scores)[1])
         if probability is not None:
             scores = tfrs.layers.loss.SamplingProbablityCorrection()(scores, probability)
         if hits is not None:
@@ -430,6 +456,26 @@ class TwoTowerModel(tfrs.Model):
         q = self.query_model(features, training=training)
         c = self.candidate_model(features, training=training)
         return self.loss_from_representations(features, q, c)
+
+    def train_step(self, features: Mapping[str, tf.Tensor]) -> dict[str, tf.Tensor]:
+        """TFRS's step, correct under a strategy (see :meth:`replica_loss`): each replica adds
+        ``1 / R`` of the regularization penalty, as the replicas' gradients are summed."""
+        with tf.GradientTape() as tape:
+            loss = self.replica_loss(self.compute_loss(features, training=True))
+            penalty = tf.reduce_sum([tf.reduce_sum(x) for x in self.losses])
+            total_loss = loss + distribute.replica_share(penalty)
+        gradients = tape.gradient(total_loss, self.trainable_variables)
+        self.optimizer.apply_gradients(zip(gradients, self.trainable_variables, strict=True))
+        metrics = {metric.name: metric.result() for metric in self.metrics}
+        # Keras sums what each replica logs: each logs its part of the global batch's losses.
+        metrics.update(loss=loss, regularization_loss=distribute.replica_share(penalty), total_loss=total_loss)
+        return metrics
+
+    def replica_loss(self, loss: tf.Tensor) -> tf.Tensor:
+        """This replica's part of the global batch's loss, given the loss of its rows: the
+        replicas' gradients are summed, so a sum over rows (retrieval) stays as it is and a mean
+        (pre-ranking) counts ``1 / R``. The same on one device."""
+        return loss if self.mode == "retrieval" else distribute.replica_share(loss)
 
     def positive_mask(self, features: Mapping[str, tf.Tensor]) -> tf.Tensor:
         """1.0 on rows whose (query, candidate) pair is a positive: every row in retrieval, the
