@@ -74,7 +74,8 @@ class TwoTowerModel(tfrs.Model):
     training, evaluation and export then work unchanged. What the machinery asks of a model is a
     hook with a no-op default (``before_training``, ``has_memories`` / ``replay_memories``,
     ``start_online``, ``build_extras``, ``scorer_variables``, ``serving_tables``,
-    ``catalog_scorer``, ``training_examples`` / ``training_dataset``): override what you need.
+    ``catalog_scorer``, ``training_examples`` / ``training_dataset``, ``unsynchronized_state``):
+    override what you need.
 
     Example:
         >>> data = tfcs3.data.load_prepared("ml-100k")
