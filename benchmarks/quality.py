@@ -120,7 +120,7 @@ for _label, _fixed in {"fit-no_mqm": {"use_mqm": False}, "fit-no_lss": {"use_lss
 MECHANISMS["sparcode"] = ("youtubednn", [{"sparsity_bias": 0.0}, {"sparsity_bias": -1.0}])
 MECHANISMS["all_to_all"] = ("youtubednn", [{}])
 # T2Diff's two stop-gradients leave no parameter shared by the tower loss and the diffusion loss,
-# so under Adam lambda only rescales the U-Net's own gradient (specs/t2diff.md): it is not tuned
+# so under Adam lambda only rescales the U-Net's own gradient (the paper's loss): it is not tuned
 # (the paper: "1 or 10", its code 0.1 on ML-1M). The ablations reuse T2Diff's setting.
 MECHANISMS["t2diff"] = ("youtubednn", [{"diffusion_weight": 1.0}])
 for _label, _fixed in {"t2diff-no_diffusion": {"use_diffusion": False}, "t2diff-no_drift": {"drift": False}}.items():

@@ -345,7 +345,7 @@ T2DIFF_ROWS = (
     ("t2diff", "T2Diff"),
     ("t2diff-time_lag", "T2Diff with the time lag (history time-gap buckets)"),
 )
-# T2Diff's published ML-1M figures (specs/t2diff.md §9.2): full ML-1M (6,040 users), the authors'
+# T2Diff's published ML-1M figures (as the T2Diff paper reports them): full ML-1M (6,040 users), the authors'
 # preprocessing (no time sort), full softmax, best epoch picked on the test set.
 T2DIFF_PAPER = {"recall@2": 0.07738, "recall@20": 0.27727, "mrr@2": 0.06076, "mrr@20": 0.08730}
 

@@ -23,8 +23,8 @@ def gap_buckets(gaps: np.ndarray, num_buckets: int = GAP_BUCKETS) -> np.ndarray:
 
         b = min(num_buckets - 1, floor(log2(1 + gap / 60)))
 
-    so bucket 0 is under a minute, 1 under three, ... (T2Diff's time-lag feature, specs/t2diff.md
-    item 8: "a bucketised log time-lag"; the bucket edges are this library's choice).
+    so bucket 0 is under a minute, 1 under three, ... (T2Diff's time-lag feature, a bucketised
+    log time-lag; the bucket edges are this library's choice).
     """
     gaps = np.asarray(gaps, dtype=np.float64)
     if np.any(gaps < 0):

@@ -11,7 +11,7 @@ labelled (u, v) sample, positive or negative:
 with ``beta = 0.8`` and zero initial vectors. ``s_u`` is concatenated (stop-gradient) to the user
 tower's input, ``s_v`` to the item tower's; the item side still depends on item-keyed inputs only.
 
-INTERPRETATION (specs/cs3.md sections 1.3 and 5): offline, the ranker is trained first on the
+INTERPRETATION (where the CS3 paper leaves it open): offline, the ranker is trained first on the
 training split (:mod:`tfcs3.models.ranker`) and then frozen; the memories are read before a batch
 is written (the two-tower sees the previous values, as in production); with in-batch negatives
 (retrieval) only the logged pairs update the memories, never the sampled negatives, which the

@@ -11,7 +11,7 @@ with ``alpha = 0.8`` and zero initial vectors; negatives change nothing. ``c_u``
 (stop-gradient) to the user tower's input and ``c_v`` to the item tower's, so each tower sees a
 summary of the other one while the item side still depends on item-keyed inputs only.
 
-INTERPRETATION (specs/cs3.md sections 1.2 and 5): the memories are non-trainable variables written
+INTERPRETATION (where the CS3 paper leaves it open): the memories are non-trainable variables written
 only by the EMA; a batch is *read before it is written* (the model computes its forward pass and
 loss with the pre-batch memories, then updates them), so the label of an example never reaches its
 own prediction; the stored tower outputs are detached.

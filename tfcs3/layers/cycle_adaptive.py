@@ -12,7 +12,7 @@ weights:
 ``2e`` lies in (0, 2) with mean about 1, so re-weighting does not shrink the activations. The extra
 parameters are ``W'`` ([units, d_in]) and ``b'`` ([d_in]); CAS adds no loss term.
 
-INTERPRETATION (specs/cs3.md sections 1.1 and 5): ``phi`` is the layer's own activation, applied
+INTERPRETATION (where the CS3 paper leaves it open): ``phi`` is the layer's own activation, applied
 in both passes; gradients flow through both passes and through the gate; ``W'`` and ``b'`` start at
 zero, so ``2e = 1`` and a fresh CAS block computes exactly its plain dense layer; with
 ``cycles > 1`` the gate is recomputed from the latest output and always re-weights the original

@@ -15,7 +15,7 @@ The Category Alignment Loss aligns the spread of item vectors across categories 
     L_CA = sum_{i != major} || C(S_major) - C(S_i) ||_F^2
 
 with ``C(S_i)`` the covariance of the batch's item vectors of category ``i`` and ``major`` the
-category with most items. INTERPRETATION (specs/baselines.md): only categories with at least two
+category with most items. INTERPRETATION (where the DAT paper leaves it open): only categories with at least two
 items in the batch take part; a multi-valued category feature uses its first value.
 
 Note: some public reproductions (the IntTower/HIT repositories) feed fresh random noise as the

@@ -11,7 +11,7 @@ CIKM 2022 (arXiv 2210.09890).
 
       s(u, v) = sum_{l=1..L} sum_{m=1..H_u} max_{n=1..H_v} <U_l[m], V[n]>.
 
-* CIR (INTERPRETATION of the paper's figure, as in specs/baselines.md): InfoNCE over the batch's
+* CIR (INTERPRETATION of the IntTower paper's figure): InfoNCE over the batch's
   positive pairs with the batch's items as negatives, on cosine similarities of the towers' last
   hidden states,
 

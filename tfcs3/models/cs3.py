@@ -27,7 +27,7 @@ The item side reads only item-keyed inputs, so the catalog is still embedded onc
 (brute force or ScaNN); the memories are non-trainable weights of the towers, so they are saved,
 restored and exported with the model.
 
-INTERPRETATION (specs/cs3.md section 5), recorded here:
+INTERPRETATIONS where the paper leaves a choice open, recorded here:
 
 * Read before write: a batch's forward pass and loss use the memories as they were before the
   batch, then the memories take the batch's updates (in batch order, duplicates applied one after

@@ -22,7 +22,7 @@ per item. ``score`` gathers, for each candidate, the user representation of its 
 the LSS. Evaluation of the model itself (``call``) computes only the row's own hard query: the same
 function, one user pass per row instead of ``N``.
 
-INTERPRETATIONS (the paper's body could not be read; ``specs/fit.md``):
+INTERPRETATIONS (the paper's body could not be read):
 
 * ``e_c`` is the candidate tower's own attribute embeddings (shared tables); the history items are
   embedded with the same tables through an item -> attributes table built from the catalog, so

@@ -1,6 +1,6 @@
 """The downstream ranking model whose penultimate layer CS3's Cascade-Model Sharing reads.
 
-CS3 (``specs/cs3.md`` section 1.3) keeps per-user and per-item EMA memories ``s_u``, ``s_v`` of
+CS3's Cascade-Model Sharing keeps per-user and per-item EMA memories ``s_u``, ``s_v`` of
 ``h_uv``, the penultimate fully connected layer of the cascade's *ranking* model for the pair
 ``(u, v)``, and feeds them to the two towers as extra inputs. That only adds information if the
 ranker sees what a two-tower cannot: features that mix the user and the item before any tower

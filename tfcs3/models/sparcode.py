@@ -22,7 +22,7 @@ The representations of the tfcs3 contract: ``query_model`` returns the quantized
 tokens ``[C, K_i * d]``; ``score`` is ``y``. With ``quantize=False`` the same network scores the
 continuous tokens: the unrestricted all-to-all scorer (accurate, not indexable).
 
-INTERPRETATIONS (``specs/sparcode.md``):
+INTERPRETATIONS (choices the SparCode paper leaves open):
 
 * the towers end in one linear layer of width ``K_u * d`` (equal to the official code's ``D``-wide
   output followed by ``K_u`` linear heads, two linear maps in a row);
