@@ -36,7 +36,7 @@ from tfcs3.data.datasets import DATASETS, find_data_dir, load_prepared
 from tfcs3.data.described import is_description
 from tfcs3.data.protocols import DATA_PROTOCOLS, RETRIEVAL, USER_SPLIT, PreparedData
 from tfcs3.data.raw import DataFormatError
-from tfcs3.distribute import STRATEGIES
+from tfcs3.distribute import STRATEGIES, is_chief
 from tfcs3.evaluation.evaluate import evaluate, represent
 from tfcs3.evaluation.retrieval import top_k_with_exclusions
 from tfcs3.experiment import environment_info, load_run, run_experiment
@@ -263,11 +263,15 @@ def cmd_train() -> None:
         global_negatives=FLAGS.global_negatives,
         **_training_flags(),
     )
-    if resume_dir is not None:  # the run directory now holds the result
+    chief = is_chief()
+    if resume_dir is not None and chief:  # the run directory now holds the result
         shutil.rmtree(resume_dir, ignore_errors=True)
     print(f"\n{result['dataset_description']} - {FLAGS.model}, {FLAGS.protocol} protocol")
     print(format_metrics({"validation": _summary(result["validation"]), "test": _summary(result["test"])}))
-    print(f"\nRun written to {out} (metrics.json, weights, tensorboard/)")
+    if chief:
+        print(f"\nRun written to {out} (metrics.json, weights, tensorboard/)")
+    else:
+        print("\nThis worker wrote nothing: the cluster's chief writes the run")
 
 
 def _load_run() -> tuple[Any, PreparedData, dict[str, Any]]:
