@@ -131,10 +131,9 @@ def mirrored(out: Path, cases: list[str]) -> None:
 
 
 def worker(index: int, ports: list[int], out: Path) -> None:
-    os.environ["TF_CONFIG"] = json.dumps(
-        {"cluster": {"worker": [f"127.0.0.1:{p}" for p in ports]}, "task": {"type": "worker", "index": index}}
-    )
-    from tfcs3.distribute import make_strategy
+    from tfcs3.distribute import local_tf_config, make_strategy
+
+    os.environ["TF_CONFIG"] = local_tf_config(ports, index)
 
     strategy = make_strategy("multi_worker")  # before any other TensorFlow work
     from tfcs3.experiment import run_experiment

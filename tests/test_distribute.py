@@ -2,7 +2,6 @@
 
 import json
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -11,7 +10,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tfcs3.distribute import gather_from_replicas, is_chief, make_strategy, replica_share
+from tfcs3.distribute import free_local_ports, gather_from_replicas, is_chief, make_strategy, replica_share
 from tfcs3.models import build_model
 from tfcs3.training import train
 
@@ -111,20 +110,10 @@ def test_mirrored_replicas_equal_one_device_on_the_global_batch(tmp_path, cases)
             assert r["local_relative_loss_gap"] < 1e-5, (case, r)
 
 
-def _free_ports(n: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(n)]
-    for s in sockets:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in sockets]
-    for s in sockets:
-        s.close()
-    return ports
-
-
 def test_two_workers_on_localhost_end_with_the_same_weights(tmp_path):
     """MultiWorkerMirroredStrategy over 2 processes (TF_CONFIG, 127.0.0.1): after an epoch the
     workers hold identical weights, and only the chief (worker 0) wrote the run."""
-    ports = ",".join(str(p) for p in _free_ports(2))
+    ports = ",".join(str(p) for p in free_local_ports(2))
     workers = [_run("worker", str(i), ports, str(tmp_path)) for i in range(2)]
     for process in workers:
         _wait(process, timeout=300)

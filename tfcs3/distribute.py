@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 from collections.abc import Sequence
 
 import tensorflow as tf
@@ -122,3 +123,20 @@ def _placed(tensor: tf.Tensor) -> tf.Tensor:
         return tensor
     with tf.device(tf.distribute.get_strategy().extended.worker_devices[0]):
         return tf.identity(tensor)
+
+
+def free_local_ports(n: int) -> list[int]:
+    """``n`` TCP ports free on 127.0.0.1 now, for a cluster on one machine (a trial run, a test)."""
+    sockets = [socket.socket() for _ in range(n)]
+    for s in sockets:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    return ports
+
+
+def local_tf_config(ports: Sequence[int], index: int) -> str:
+    """The ``TF_CONFIG`` of worker ``index`` of a cluster of workers on 127.0.0.1 at ``ports``."""
+    cluster = {"worker": [f"127.0.0.1:{port}" for port in ports]}
+    return json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})
