@@ -123,6 +123,7 @@ def test_sparcode_with_its_index_and_fit_from_the_command_line(tmp_path):
         (["train", "--model=fit"], "--protocol=preranking"),
         (["evaluate", "--run_dir=/nonexistent/run"], "not a tfcs3 run directory"),
         (["train", "--dataset=ml-100k", "--data_dir=/nonexistent/data"], "not found"),
+        (["train", "--strategy=multi_worker"], "TF_CONFIG environment variable"),
     ],
 )
 def test_a_mistake_is_one_line_and_status_2(args, says, tmp_path):
