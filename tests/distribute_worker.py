@@ -40,14 +40,11 @@ def _data() -> Any:
 
 
 def _step(model: Any, batch: dict[str, Any]) -> tuple[Any, list[Any]]:
+    """The model's own training step, up to the gradients of its trainable variables."""
     import tensorflow as tf
 
-    from tfcs3 import distribute
-
     with tf.GradientTape() as tape:
-        loss = model.replica_loss(model.compute_loss(batch, training=True))
-        penalty = tf.reduce_sum([tf.reduce_sum(x) for x in model.losses])
-        total = loss + distribute.replica_share(penalty)
+        total = model.step_losses(batch)["total_loss"]
     grads = tape.gradient(total, model.trainable_variables)
     return total, [
         tf.zeros_like(v) if g is None else tf.convert_to_tensor(g)

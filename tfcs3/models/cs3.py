@@ -68,7 +68,6 @@ import numpy as np
 import tensorflow as tf
 import tf_keras
 
-from tfcs3 import distribute
 from tfcs3.data.features import FeatureSpec
 from tfcs3.data.pipeline import make_dataset, split_arrays
 from tfcs3.data.protocols import PreparedData, Split
@@ -388,22 +387,15 @@ class CS3Mixin(_MixinBase):
             q = self.query_model(features, training=True)
             c = self.candidate_model(features, training=True)
             loss = self.replica_loss(self.loss_from_representations(features, q, c))
-            tower_losses = self.query_model.losses + self.candidate_model.losses
-            regularization_loss = tf.reduce_sum([tf.reduce_sum(x) for x in tower_losses])
-            total_loss = loss + distribute.replica_share(regularization_loss)
-        variables = self._tower_variables()
-        gradients = tape.gradient(total_loss, variables)
-        self.optimizer.apply_gradients(zip(gradients, variables, strict=True))
+            losses = self.replica_losses(loss, self.query_model.losses + self.candidate_model.losses)
+        self.apply_step(tape, losses, self._tower_variables())
         if self.update_in_step:
             self.update_memories(features, q, c)
             if self.ranker is not None and self.ranker.optimizer is not None:
                 # Online (before_training(online=True) compiled it): the ranker learns the batch
                 # after the batch's writes.
                 self.ranker.train_step(features)
-        metrics = {metric.name: metric.result() for metric in self.metrics}
-        share = distribute.replica_share(regularization_loss)  # Keras sums what the replicas log
-        metrics.update(loss=loss, regularization_loss=share, total_loss=total_loss)
-        return metrics
+        return self.step_logs(losses)
 
 
 def _later_writes(ids: np.ndarray, wrote: np.ndarray) -> np.ndarray:

@@ -459,18 +459,39 @@ class TwoTowerModel(tfrs.Model):
         return self.loss_from_representations(features, q, c)
 
     def train_step(self, features: Mapping[str, tf.Tensor]) -> dict[str, tf.Tensor]:
-        """TFRS's step, correct under a strategy (see :meth:`replica_loss`): each replica adds
-        ``1 / R`` of the regularization penalty, as the replicas' gradients are summed."""
+        """TFRS's step, correct under a strategy (see :meth:`step_losses`)."""
         with tf.GradientTape() as tape:
-            loss = self.replica_loss(self.compute_loss(features, training=True))
-            penalty = tf.reduce_sum([tf.reduce_sum(x) for x in self.losses])
-            total_loss = loss + distribute.replica_share(penalty)
-        gradients = tape.gradient(total_loss, self.trainable_variables)
-        self.optimizer.apply_gradients(zip(gradients, self.trainable_variables, strict=True))
-        metrics = {metric.name: metric.result() for metric in self.metrics}
-        # Keras sums what each replica logs: each logs its part of the global batch's losses.
-        metrics.update(loss=loss, regularization_loss=distribute.replica_share(penalty), total_loss=total_loss)
-        return metrics
+            losses = self.step_losses(features)
+        self.apply_step(tape, losses, self.trainable_variables)
+        return self.step_logs(losses)
+
+    def step_losses(self, features: Mapping[str, tf.Tensor]) -> dict[str, tf.Tensor]:
+        """This replica's ``loss``, ``regularization_loss`` and ``total_loss`` on ``features``,
+        to be recorded under a gradient tape.
+
+        The replicas' gradients are summed, so each replica counts its part of the global batch's
+        loss (:meth:`replica_loss`) and ``1 / R`` of the regularization penalty. On one device
+        they are TFRS's losses.
+        """
+        return self.replica_losses(self.replica_loss(self.compute_loss(features, training=True)), self.losses)
+
+    @staticmethod
+    def replica_losses(loss: tf.Tensor, penalties: Sequence[tf.Tensor]) -> dict[str, tf.Tensor]:
+        """The logged losses of a step given this replica's task loss and the penalty terms."""
+        share = distribute.replica_share(tf.reduce_sum([tf.reduce_sum(x) for x in penalties]))
+        return {"loss": loss, "regularization_loss": share, "total_loss": loss + share}
+
+    def apply_step(
+        self, tape: tf.GradientTape, losses: Mapping[str, tf.Tensor], variables: Sequence[tf.Variable]
+    ) -> None:
+        """One optimizer update of ``variables`` along the gradient of ``losses["total_loss"]``."""
+        gradients = tape.gradient(losses["total_loss"], variables)
+        self.optimizer.apply_gradients(zip(gradients, variables, strict=True))
+
+    def step_logs(self, losses: Mapping[str, tf.Tensor]) -> dict[str, tf.Tensor]:
+        """What a step returns to Keras: the metrics' results and the losses (Keras sums what the
+        replicas log, and each logs its part of the global batch's losses)."""
+        return {**{metric.name: metric.result() for metric in self.metrics}, **losses}
 
     def replica_loss(self, loss: tf.Tensor) -> tf.Tensor:
         """This replica's part of the global batch's loss, given the loss of its rows: the
