@@ -11,7 +11,9 @@ import tensorflow as tf
 from tfcs3.data.protocols import PRERANKING, PreparedData, Split
 from tfcs3.evaluation.ranking import auc, gauc, logloss
 from tfcs3.evaluation.retrieval import KS, default_batch_size, metrics_from_ranks, target_ranks
+from tfcs3.models import retriever
 from tfcs3.models.popularity import PopularityRecommender
+from tfcs3.models.retriever import Retriever
 
 
 def _select(features: Mapping[str, np.ndarray], names: Sequence[str], lo: int, hi: int) -> dict[str, tf.Tensor]:
@@ -19,25 +21,10 @@ def _select(features: Mapping[str, np.ndarray], names: Sequence[str], lo: int, h
 
 
 def represent(tower: tf.keras.Model, features: Mapping[str, np.ndarray], batch_size: int = 2048) -> tf.Tensor:
-    """Runs a tower (``query_model`` or ``candidate_model``) over feature arrays, in batches.
-
-    Rows go through the tower ordered by how many real (non-zero) entries their list features
-    hold, and come back in their own order: each batch then holds lists of similar length, so a
-    tower that skips the columns a whole batch pads (the sequence towers) does not spend its time
-    on padding. Every row's output is its own, whatever batch it is in."""
-    names = tower.feature_names
-    missing = [n for n in names if n not in features]
-    if missing:
-        raise ValueError(f"{tower.name} needs features {missing}, which the data does not have")
-    n = len(features[names[0]])
-    lists = [np.asarray(features[name]) for name in names if np.ndim(features[name]) == 2]
-    if not lists or n <= batch_size:
-        parts = [tower(_select(features, names, lo, lo + batch_size), training=False) for lo in range(0, n, batch_size)]
-        return tf.concat(parts, axis=0)
-    order = np.argsort(sum(np.count_nonzero(x, axis=1) for x in lists), kind="stable")
-    ordered = {name: np.asarray(features[name])[order] for name in names}
-    parts = [tower(_select(ordered, names, lo, lo + batch_size), training=False) for lo in range(0, n, batch_size)]
-    return tf.gather(tf.concat(parts, axis=0), np.argsort(order))
+    """Runs a tfcs3 tower (``query_model`` or ``candidate_model``, which know their
+    ``feature_names``) over feature arrays, in batches; see :func:`tfcs3.models.retriever.represent`
+    for any other Keras tower."""
+    return retriever.represent(tower, features, tower.feature_names, batch_size)
 
 
 def catalog_scores_fn(model: Any, data: PreparedData, split: Split) -> tuple[Any, int]:
@@ -45,8 +32,10 @@ def catalog_scores_fn(model: Any, data: PreparedData, split: Split) -> tuple[Any
     :func:`target_ranks` (the second sizes its blocks)."""
     if isinstance(model, PopularityRecommender):
         return (lambda start, end: model.score_catalog(end - start)), 1
-    candidates = represent(model.candidate_model, data.catalog)
-    queries = represent(model.query_model, split.features)
+    if not isinstance(model, Retriever):
+        raise TypeError(f"{type(model).__name__} is not a tfcs3 Retriever (see tfcs3.models.TowerRetriever)")
+    candidates = model.represent_candidates(data.catalog)
+    queries = model.represent_queries(split.features)
     scorer, width = model.catalog_scorer(candidates, num_queries=len(split))  # SparCode: per-code tables
     return (lambda start, end: scorer(queries[start:end]).numpy()), width
 

@@ -47,9 +47,8 @@ import tensorflow as tf
 
 from tfcs3.data.features import CATEGORICAL, OOV, PAD, SEQUENCE, Feature
 from tfcs3.data.protocols import PreparedData
-from tfcs3.evaluation.evaluate import represent
 from tfcs3.export.warmup import write_warmup_requests
-from tfcs3.models.two_tower import TwoTowerModel
+from tfcs3.models.retriever import Retriever
 from tfcs3.retrieval import INDEXES, ScannOptions
 
 EXTRAS = "assets.extra"
@@ -102,8 +101,9 @@ class ServingModule(tf.Module):
     """The exported object: raw-feature lookups, the query tower, the catalog and a top-k index.
 
     Args:
-        model: a trained tfcs3 model (``query_model``, ``candidate_model``, ``score``); models
-            whose score is not a dot product (IntTower's sum-max) export with brute force only.
+        model: a trained :class:`~tfcs3.models.Retriever` (every tfcs3 model, or any two Keras
+            towers in a :class:`~tfcs3.models.TowerRetriever`); models whose score is not a dot
+            product (IntTower's sum-max) export with brute force only.
         data: the prepared data the model was trained on (vocabularies and catalog).
         index: ``"brute_force"`` (stock ops; exact model scoring for any scorer), ``"scann"`` (needs
             the ScaNN ops; dot models) or ``"sparse_code"`` (SparCode's inverted index, stock ops).
@@ -115,7 +115,7 @@ class ServingModule(tf.Module):
 
     def __init__(
         self,
-        model: TwoTowerModel,
+        model: Retriever,
         data: PreparedData,
         index: str = "brute_force",
         k: int = 100,
@@ -127,8 +127,11 @@ class ServingModule(tf.Module):
         self.limits = limits or ServingLimits()
         if index not in INDEXES:
             raise ValueError(f"index must be one of {sorted(INDEXES)}, got {index!r}")
-        if not isinstance(model, TwoTowerModel):
-            raise TypeError(f"{type(model).__name__} has no query/candidate towers to export")
+        if not isinstance(model, Retriever):
+            raise TypeError(
+                f"{type(model).__name__} has no query/candidate towers to export "
+                "(wrap a model's towers in tfcs3.models.TowerRetriever)"
+            )
         spec = data.spec
         self.k = int(min(k, data.num_items))
         self.index_kind = index
@@ -156,7 +159,7 @@ class ServingModule(tf.Module):
         self.serving_tables = [
             tf.Variable(table, trainable=False, name=key.replace("/", "_")) for key, (table, _) in tables.items()
         ]
-        embeddings = represent(model.candidate_model, data.catalog).numpy()
+        embeddings = model.represent_candidates(data.catalog).numpy()
         self.embedding_values = embeddings
         self.item_embeddings = tf.Variable(embeddings, trainable=False, name="item_embeddings")
         self.item_ids = tf.Variable(data.catalog_ids.astype(str), trainable=False, name="item_ids")
@@ -165,7 +168,7 @@ class ServingModule(tf.Module):
         # them in a model that has never run (an untrained export), so that they can be tracked.
         if model.scorer_variables:
             one = {name: values[:1] for name, values in data.train.features.items()}
-            model.score(represent(model.query_model, one), tf.constant(embeddings[:1]))
+            model.score(model.represent_queries(one), tf.constant(embeddings[:1]))
         self.scorer_variables = list(model.scorer_variables)
         options = {"scann_options": scann_options, "sparse_top_t": sparse_top_t}
         self.index = INDEXES[index].for_model(model, self.item_embeddings, self.k, **options)
@@ -354,7 +357,7 @@ def next_version(base: str | Path) -> int:
 
 
 def export_model(
-    model: TwoTowerModel,
+    model: Retriever,
     data: PreparedData,
     export_dir: str | Path,
     model_name: str = "tfcs3",

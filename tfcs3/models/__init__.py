@@ -15,6 +15,7 @@ from tfcs3.models.registry import (
     register,
     save_model,
 )
+from tfcs3.models.retriever import Retriever, TowerRetriever
 from tfcs3.models.sequential import ItemEmbeddingTower, SequenceQueryTower, SequentialModel
 from tfcs3.models.sparcode import CodeTower, SparCodeModel
 from tfcs3.models.t2diff import T2DiffModel, T2DiffUserTower
@@ -26,5 +27,6 @@ __all__ = [
     "InteractionTower", "IntTowerModel", "PopularityRecommender", "Tower", "TwoTowerModel",
     "ItemEmbeddingTower", "SequenceQueryTower", "SequentialModel", "CS3", "CS3DAT", "CS3IntTower", "CS3Mixin",
     "CS3TwoTower", "cs3_class", "Ranker", "CodeTower", "SparCodeModel", "T2DiffModel", "T2DiffUserTower",
+    "Retriever", "TowerRetriever",
     "build_model", "is_trainable", "load_model", "model_names", "protocols_of", "register", "save_model",
 ]  # fmt: skip

@@ -19,7 +19,7 @@ Objectives:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -32,13 +32,14 @@ from tfcs3.data.features import SEQUENCE, FeatureSpec
 from tfcs3.data.pipeline import LABEL, make_dataset
 from tfcs3.data.protocols import PreparedData, Split
 from tfcs3.models import retrieval_loss
+from tfcs3.models.retriever import Retriever
 from tfcs3.models.tower import Tower, feature_configs
 
 TOWERS = ("dssm", "youtubednn")
 MODES = ("retrieval", "preranking")
 
 
-class TwoTowerModel(tfrs.Model):
+class TwoTowerModel(tfrs.Model, Retriever):
     """A dot-product two-tower model built from a :class:`FeatureSpec`.
 
     Args:
@@ -214,11 +215,10 @@ class TwoTowerModel(tfrs.Model):
         (query, candidate) pair is a positive (every row for retrieval, label = 1 otherwise)."""
         return tf.constant(0.0)
 
-    # --- Hooks: what training, online learning, evaluation and export ask of a model. The
-    # defaults do nothing; a mechanism overrides the ones it needs (CS3, FIT, SparCode). ---
+    # --- Hooks: what training and online learning ask of a model (evaluation and export ask
+    # for :class:`Retriever`'s). The defaults do nothing; a mechanism overrides the ones it
+    # needs (CS3, FIT, SparCode). ---
 
-    #: SparCode's product quantizer of query codes (the ``sparse_code`` index needs one).
-    quantizer: Any = None
     #: Under a strategy with several replicas, the softmax negatives are every replica's
     #: (in-batch candidates, sampled negatives); ``False`` keeps each replica's own (TFRS's
     #: behaviour). No effect on one device. Set by :func:`tfcs3.training.train`.
@@ -258,25 +258,11 @@ class TwoTowerModel(tfrs.Model):
         stored with a benchmark run (CS3: its ranker's validation AUC and time); empty here."""
         return {}
 
-    @property
-    def scorer_variables(self) -> list[tf.Variable]:
-        """Variables of a learned score outside the towers (FIT's LSS, SparCode's interaction);
-        the export tracks them."""
-        return []
-
     def serving_tables(self) -> dict[str, tuple[tf.Tensor, str]]:
         """Per-id query-tower inputs an export freezes: ``{input key: (table, id feature)}``
         (memories, history item embeddings); serving gathers ``table[ids]`` under the key."""
         tower: Any = self.query_model
         return dict(tower.serving_tables())
-
-    def catalog_scorer(
-        self, candidate_repr: tf.Tensor, num_queries: int | None = None
-    ) -> tuple[Callable[[tf.Tensor], tf.Tensor], int]:
-        """``(score_fn(queries) -> [B, N], floats per (query, item) pair)`` against the whole
-        catalog ``candidate_repr``, for full-catalog evaluation (SparCode precomputes per-code
-        tables here)."""
-        return (lambda queries: self.score(queries, candidate_repr)), self.score_width
 
     @property
     def query_feature_names(self) -> list[str]:
@@ -285,23 +271,6 @@ class TwoTowerModel(tfrs.Model):
     @property
     def candidate_feature_names(self) -> list[str]:
         return self.candidate_model.feature_names
-
-    #: True when ``score`` is the plain dot product (then ScaNN and TFRS's retrieval task apply).
-    is_dot = True
-    #: Score terms per (query, candidate) pair, for sizing evaluation blocks.
-    score_width = 1
-
-    def score(self, query_repr: tf.Tensor, candidate_repr: tf.Tensor) -> tf.Tensor:
-        """All-pairs scores ``[num_queries, num_candidates] = Q C^T``."""
-        return tf.matmul(query_repr, candidate_repr, transpose_b=True)
-
-    def score_candidates(self, query_repr: tf.Tensor, candidate_repr: tf.Tensor) -> tf.Tensor:
-        """Per-query candidate lists: ``[B, D]`` x ``[B, C, D]`` -> ``[B, C]``."""
-        return tf.einsum("bd,bcd->bc", query_repr, candidate_repr)
-
-    def score_pairs(self, query_repr: tf.Tensor, candidate_repr: tf.Tensor) -> tf.Tensor:
-        """Row-aligned pairs: ``[B, D]`` x ``[B, D]`` -> ``[B]``."""
-        return self.score_candidates(query_repr, candidate_repr[:, None, :])[:, 0]
 
     def call(self, features: Mapping[str, tf.Tensor], training: bool | None = None) -> tf.Tensor:
         """Per-example score of each (query, candidate) pair in ``features`` (logit of a click)."""
