@@ -441,7 +441,9 @@ def t2diff_steps_table() -> list[str]:
     out.append(
         f"\nRecommended on validation (fewest steps within one seed standard deviation of the chain's mean): "
         f"**{r.get('recommended_steps')}**. Produced by: `{r['command']}` → `benchmarks/results/t2diff-steps.json`; "
-        "latency from `benchmarks/t2diff_latency.py` (untrained weights, exported, 2 cores).\n"
+        "latency from `benchmarks/t2diff_latency.py` (untrained weights, exported, 2 cores). "
+        "`T2DiffModel`'s default `diffusion_serving_steps` is this count; the T2Diff rows of the other "
+        "tables were measured with the chain.\n"
     )
     _plot_steps(by_steps, latency)
     out.append(f"![NDCG@10 and latency against reverse steps](benchmarks/results/{T2DIFF_STEPS_PLOT.name})\n")
