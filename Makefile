@@ -14,7 +14,7 @@ export TFCS3_DATA_DIR
 export TF_USE_LEGACY_KERAS := 1
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: demo test test-all fuzz lint typecheck check benchmark install clean
+.PHONY: demo test test-all fuzz notebooks lint typecheck check benchmark install clean
 
 $(STAMP): setup.cfg pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -38,9 +38,13 @@ test-all: $(STAMP)
 fuzz: $(STAMP)
 	TFCS3_FUZZ_EXAMPLES=2000 $(PY) -m pytest -q tests/export/test_fuzz.py
 
+# Runs every notebook at its defaults and stores it with its outputs (ARGS: some notebooks).
+notebooks: $(STAMP)
+	$(PY) examples/store_outputs.py $(ARGS)
+
 lint: $(STAMP)
-	$(PY) -m ruff check tfcs3 tests benchmarks
-	$(PY) -m ruff format --check tfcs3 tests benchmarks
+	$(PY) -m ruff check tfcs3 tests benchmarks examples
+	$(PY) -m ruff format --check tfcs3 tests benchmarks examples
 
 typecheck: $(STAMP)
 	$(PY) -m mypy

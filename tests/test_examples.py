@@ -1,6 +1,7 @@
 """Every notebook in examples/ runs top to bottom (one epoch, on the embedded synthetic data: the
 same code as on MovieLens-100K, in a fraction of the time), so no example can rot."""
 
+import importlib.util
 from pathlib import Path
 
 import nbformat
@@ -8,6 +9,9 @@ import pytest
 from nbclient import NotebookClient
 
 EXAMPLES = sorted((Path(__file__).resolve().parent.parent / "examples").glob("*.ipynb"))
+_spec = importlib.util.spec_from_file_location("store_outputs", EXAMPLES[0].parent / "store_outputs.py")
+store_outputs = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(store_outputs)
 
 
 #: Notebooks run by ``make test-all`` only (T2Diff's evaluates its diffusion chain at several step counts).
@@ -33,3 +37,19 @@ def test_notebook_runs(notebook, monkeypatch, tmp_path):
 
 def test_there_are_examples():
     assert EXAMPLES, "examples/ has no notebooks"
+
+
+@pytest.mark.parametrize("notebook", EXAMPLES, ids=[p.name for p in EXAMPLES])
+def test_notebook_is_stored_with_its_outputs(notebook):
+    """Readers on GitHub see results: every code cell ran, in order, without an error, and the
+    outputs came from the code as it is now (``make notebooks`` stores them)."""
+    nb = nbformat.read(notebook, as_version=4)
+    stored = nb.metadata.get(store_outputs.KEY)
+    assert stored, f"{notebook.name} has no stored outputs: run `make notebooks`"
+    assert stored["source_sha256"] == store_outputs.source_digest(nb), (
+        f"{notebook.name}'s code changed after its outputs were stored: run `make notebooks`"
+    )
+    code = [cell for cell in nb.cells if cell.cell_type == "code"]
+    assert [cell.execution_count for cell in code] == list(range(1, len(code) + 1))
+    outputs = [o for cell in code for o in cell.get("outputs", [])]
+    assert outputs and not [o for o in outputs if o.output_type == "error"]

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import TypeVar
 
-from tqdm.auto import tqdm
+from tqdm import tqdm  # the terminal bar: progress is shown on terminals only
 
 T = TypeVar("T")
 ENV = "TFCS3_PROGRESS"

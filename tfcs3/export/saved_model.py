@@ -32,13 +32,16 @@ the history has ``""``) and is reordered and cropped with it; an unknown value u
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
+import logging
 import os
 import re
 import shutil
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -356,6 +359,18 @@ def next_version(base: str | Path) -> int:
     return max(versions, default=0) + 1
 
 
+@contextlib.contextmanager
+def _quiet_tf_logger() -> Iterator[None]:
+    """TensorFlow's Python logger at WARNING or above for the duration."""
+    logger = tf.get_logger()
+    level = logger.level
+    logger.setLevel(max(level, logging.WARNING))
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
 def export_model(
     model: Retriever,
     data: PreparedData,
@@ -395,7 +410,8 @@ def export_model(
     tmp = Path(tempfile.mkdtemp(prefix=f"{TMP_PREFIX}{os.getpid()}-", dir=base))
     try:
         options = tf.saved_model.SaveOptions(namespace_whitelist=["Scann"] if index == "scann" else None)
-        tf.saved_model.save(module, str(tmp), signatures=module.signatures(), options=options)
+        with _quiet_tf_logger():  # its "Assets written to" names the temporary folder, not the export
+            tf.saved_model.save(module, str(tmp), signatures=module.signatures(), options=options)
         extras = tmp / EXTRAS
         extras.mkdir(exist_ok=True)
         np.save(extras / "item_embeddings.npy", module.embedding_values)
