@@ -59,6 +59,7 @@ def main() -> int:
     parser.add_argument("notebooks", nargs="*", help="notebook file names in examples/ (default: all)")
     args = parser.parse_args()
     os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+    os.environ.pop("TF_CPP_MIN_LOG_LEVEL", None)  # the notebooks' own default (quiet) applies
     names = args.notebooks or sorted(p.name for p in HERE.glob("*.ipynb"))
     failed = []
     for name in names:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import tensorflow as tf
 import tf_keras
 
@@ -22,6 +24,10 @@ class MaskedMeanPooling(tf_keras.layers.Layer):
         >>> pool = MaskedMeanPooling()
         >>> pool((tf.ones([2, 3, 4]), tf.constant([[1, 2, 0], [0, 0, 0]])))  # -> [[1,1,1,1],[0,0,0,0]]
     """
+
+    def __init__(self, **kwargs: Any):
+        super().__init__(**kwargs)
+        self.built = True  # no weights: a tower that never calls it still saves without a warning
 
     def call(self, inputs: tuple[tf.Tensor, tf.Tensor]) -> tf.Tensor:
         embeddings, ids = inputs

@@ -81,7 +81,7 @@ __all__ = ["CS3", "CS3DAT", "CS3IntTower", "CS3Mixin", "CS3TwoTower", "cs3_class
 
 CAS_PLACEMENTS = ("both", "user", "none")
 #: Input key of a row's ranker activations during the replay (set by ``before_training``).
-RANKER_OUTPUT = "_ranker_output"
+RANKER_OUTPUT = "cs3_ranker_output"
 CROSS_TOWER, CASCADE = "cross_tower", "cascade"
 
 
