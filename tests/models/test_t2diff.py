@@ -139,15 +139,19 @@ def test_time_gaps_export_and_reload(with_gaps, tmp_path):
 
 def test_fewer_serving_steps_change_the_query_and_export_as_set(trained, synthetic_retrieval, tmp_path):
     features = {k: v[:8] for k, v in synthetic_retrieval.test.features.items()}
-    chain = represent(trained.query_model, features).numpy()
-    trained.set_serving_steps(2)
+    default = trained.hparams["diffusion_serving_steps"]
+    assert default == 1  # one DDIM step: the count benchmarks/t2diff_steps.py chose on validation
+    trained.set_serving_steps(None)  # the trained chain
     try:
+        chain = represent(trained.query_model, features).numpy()
+        trained.set_serving_steps(2)
         assert trained.hparams["diffusion_serving_steps"] == 2
         fast = represent(trained.query_model, features).numpy()
         assert np.all(np.isfinite(fast)) and not np.allclose(fast, chain)
         export_matches_model(trained, synthetic_retrieval, tmp_path, "t2diff")
-    finally:
         trained.set_serving_steps(None)
-    np.testing.assert_array_equal(represent(trained.query_model, features).numpy(), chain)
+        np.testing.assert_array_equal(represent(trained.query_model, features).numpy(), chain)
+    finally:
+        trained.set_serving_steps(default)
     with pytest.raises(ValueError, match="no diffusion generator"):
         build_model("t2diff", synthetic_retrieval, **SMALL, use_diffusion=False).set_serving_steps(2)
