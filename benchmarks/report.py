@@ -145,7 +145,8 @@ def cs3_ablation_tables() -> str:
     """Per (dataset, protocol, backbone): backbone, +CAS, +CTS, +CMS, CS3 on the main metrics, with
     the change of the mean against the backbone."""
     runs = _selected_runs()
-    main = {"retrieval": ["ndcg@10", "recall@10", "recall@50"], "preranking": ["auc", "gauc", "logloss"]}
+    main = {"retrieval": ["ndcg@10", "recall@10", "recall@50"], "preranking": COLUMNS["preranking"]}
+    main["preranking_per_user"] = COLUMNS["preranking_per_user"]
     out = []
 
     def backbone_of(model: str) -> str | None:
