@@ -74,6 +74,12 @@ def test_evaluate_refuses_a_model_without_the_contract(synthetic_retrieval, tuto
         evaluate(model, synthetic_retrieval)
 
 
+def test_plain_towers_are_refused_in_preranking_with_a_reason(synthetic_preranking, tutorial):
+    _, retriever = tutorial
+    with pytest.raises(TypeError, match="click logit"):
+        evaluate(retriever, synthetic_preranking)
+
+
 def test_a_wrapped_tfcs3_model_has_the_models_metrics(synthetic_retrieval):
     data = synthetic_retrieval
     model = build_model("youtubednn", data, embedding_dim=8, hidden_units=[])

@@ -57,6 +57,11 @@ def predict_clicks(model: Any, data: PreparedData, split: Split, batch_size: int
     """Click probabilities of a pre-ranking split's impressions."""
     if isinstance(model, PopularityRecommender):
         return model.click_probability(split.target)
+    if not isinstance(model, tf.keras.Model):
+        raise TypeError(
+            f"{type(model).__name__} gives no click logit per impression: pre-ranking evaluation needs a model "
+            "called on a batch of (query, candidate) features, such as a tfcs3 model in mode='preranking'"
+        )
     logits = []
     names = model.query_feature_names + model.candidate_feature_names
     for lo in range(0, len(split), batch_size):
