@@ -247,6 +247,8 @@ def _default_output_dir(name: str) -> Path:
 
 
 def cmd_train() -> None:
+    if FLAGS.model not in model_names():  # before any data is read: the cheaper mistake first
+        raise ValueError(f"Unknown model {FLAGS.model!r}; registered models: {model_names()}")
     if FLAGS.resume and not FLAGS.output_dir:
         raise app.UsageError("--resume needs --output_dir (the run directory of the interrupted command)")
     out = Path(FLAGS.output_dir) if FLAGS.output_dir else _default_output_dir(FLAGS.model)
