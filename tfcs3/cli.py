@@ -37,11 +37,11 @@ from tfcs3.data.described import is_description
 from tfcs3.data.protocols import DATA_PROTOCOLS, RETRIEVAL, USER_SPLIT, PreparedData
 from tfcs3.data.raw import DataFormatError
 from tfcs3.distribute import STRATEGIES, is_chief
-from tfcs3.evaluation.evaluate import evaluate, represent
+from tfcs3.evaluation.evaluate import evaluate
 from tfcs3.evaluation.retrieval import top_k_with_exclusions
 from tfcs3.experiment import environment_info, load_run, run_experiment
 from tfcs3.export import export_latency, export_model, raw_requests
-from tfcs3.models.registry import build_model, model_names
+from tfcs3.models.registry import build_model, check_model_name, model_names
 from tfcs3.models.t2diff import T2DiffModel
 from tfcs3.online import learn_online
 from tfcs3.retrieval import INDEXES, ScannOptions
@@ -247,8 +247,7 @@ def _default_output_dir(name: str) -> Path:
 
 
 def cmd_train() -> None:
-    if FLAGS.model not in model_names():  # before any data is read: the cheaper mistake first
-        raise ValueError(f"Unknown model {FLAGS.model!r}; registered models: {model_names()}")
+    check_model_name(FLAGS.model)  # before any data is read: the cheaper mistake first
     if FLAGS.resume and not FLAGS.output_dir:
         raise app.UsageError("--resume needs --output_dir (the run directory of the interrupted command)")
     out = Path(FLAGS.output_dir) if FLAGS.output_dir else _default_output_dir(FLAGS.model)
@@ -319,8 +318,8 @@ def recommend_for_user(saved_model_dir: Path, model: Any, data: PreparedData, us
     ids = [i.decode() for i in answer["item_ids"].numpy()[0][:k]]
     scores = answer["scores"].numpy()[0][:k]
 
-    query = represent(model.query_model, {n: v[row : row + 1] for n, v in data.test.features.items()})
-    in_process = model.score(query, represent(model.candidate_model, data.catalog)).numpy()[0]
+    query = model.represent_queries({n: v[row : row + 1] for n, v in data.test.features.items()})
+    in_process = model.score(query, model.represent_candidates(data.catalog)).numpy()[0]
     expected = data.catalog_ids[top_k_with_exclusions(in_process, data.test.exclusions(row), k)]
     agreement = "matches" if list(expected) == ids else "DIFFERS FROM"
     row_of = {item: r for r, item in enumerate(data.catalog_ids)}

@@ -28,7 +28,6 @@ import tf_keras
 
 from tfcs3.data.pipeline import LABEL
 from tfcs3.data.protocols import PRERANKING, PreparedData
-from tfcs3.evaluation.evaluate import represent
 from tfcs3.evaluation.ranking import auc, gauc, logloss
 from tfcs3.evaluation.retrieval import metrics_from_ranks, target_ranks
 from tfcs3.export.saved_model import export_model
@@ -169,8 +168,8 @@ def _predict(
     part = data.split(split_name)
     assert part.exclusion_indptr is not None and part.exclusion_rows is not None
     sub = {k: v.numpy()[rows] for k, v in batch.items() if k in model.query_feature_names}
-    queries = represent(model.query_model, sub)
-    catalog = represent(model.candidate_model, data.catalog)
+    queries = model.represent_queries(sub)
+    catalog = model.represent_candidates(data.catalog)
     examples = local[rows]
     lists = [part.exclusions(int(k)) for k in examples]
     indptr = np.r_[0, np.cumsum([len(x) for x in lists])].astype(np.int64)

@@ -86,10 +86,15 @@ def item_probability_by_vocab(data: PreparedData) -> np.ndarray:
     return (counts / counts.sum()).astype(np.float32)
 
 
-def build_model(name: str, data: PreparedData, **hparams: Any) -> Any:
-    """Builds registered model ``name`` for ``data``."""
+def check_model_name(name: str) -> None:
+    """A ``ValueError`` naming the registered models when ``name`` is not one of them."""
     if name not in _BUILDERS:
         raise ValueError(f"Unknown model {name!r}; registered models: {model_names()}")
+
+
+def build_model(name: str, data: PreparedData, **hparams: Any) -> Any:
+    """Builds registered model ``name`` for ``data``."""
+    check_model_name(name)
     if name in KEYED_BY_USER_ID and data.spec.user_id not in {f.name for f in data.spec.query}:
         raise ValueError(
             f"{name} keeps per-user state keyed by the user id feature {data.spec.user_id!r}, which this data "
