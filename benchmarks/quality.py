@@ -129,6 +129,10 @@ for _label, _fixed in {"t2diff-no_diffusion": {"use_diffusion": False}, "t2diff-
 # T2Diff with the paper's optional time lag: the same model on data prepared with the history's
 # time-gap buckets (load_prepared(history_gaps=True)), on T2Diff's setting. Variants listed here
 # load their data with these options.
+# T2Diff with the loss that won on the sequence backbones (issue "Every mechanism on the strongest
+# backbone"): the full softmax, on T2Diff's setting.
+VARIANTS["t2diff-full_softmax"] = ("t2diff", {"loss": "full_softmax"})
+MECHANISMS["t2diff-full_softmax"] = ("t2diff", [{}])
 VARIANTS["t2diff-time_lag"] = ("t2diff", {})
 MECHANISMS["t2diff-time_lag"] = ("t2diff", [{}])
 DATA_OPTIONS: dict[str, dict[str, Any]] = {"t2diff-time_lag": {"history_gaps": True}}
