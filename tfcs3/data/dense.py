@@ -23,6 +23,8 @@ Example:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
 from tfcs3.data.features import PAD
@@ -51,10 +53,17 @@ def dense_rows(users: np.ndarray, window: int) -> np.ndarray:
     return np.flatnonzero(keep).astype(np.int64)
 
 
-def dense_split(split: Split, history: str, item_id: str) -> Split:
+def dense_split(split: Split, history: str, item_id: str, per_position: Sequence[str] = ()) -> Split:
     """The rows of ``split`` that dense supervision trains on (:func:`dense_rows`), with
     :data:`NEXT_ITEMS` added (see the module docstring). ``history`` names the sequence feature,
-    ``item_id`` the target's item feature."""
+    ``item_id`` the target's item feature.
+
+    ``per_position`` names per-row features (``[N, ...]``, such as the memory reads a CS3 replay
+    gives every training row) that become per-position features ``[kept, L, ...]``: position ``t``
+    of a kept row ``j`` gets the value of the row whose target it predicts, row
+    ``j - (L - 1 - t)`` of the same user (zeros where ``next[t]`` is padding). So each position
+    sees what its own training row would have seen, and nothing later.
+    """
     if history not in split.features:
         raise ValueError(
             f"dense supervision needs the history feature {history!r}; the split has {sorted(split.features)}"
@@ -64,4 +73,18 @@ def dense_split(split: Split, history: str, item_id: str) -> Split:
     window = kept.features[history]
     following = np.concatenate([window[:, 1:], kept.features[item_id][:, None]], axis=1)
     kept.features[NEXT_ITEMS] = np.where(window != PAD, following, PAD).astype(np.int32)
+    if per_position:
+        length = hist.shape[1]
+        valid = kept.features[NEXT_ITEMS] != PAD
+        source = dense_rows(split.users, length)[:, None] - (length - 1 - np.arange(length))[None, :]
+        source = np.where(valid, source, 0)
+        targets = split.features[item_id]
+        if not np.array_equal(np.where(valid, targets[source], PAD), kept.features[NEXT_ITEMS]):
+            raise ValueError(
+                "per-position features need each user's rows consecutive and in time order (row j - 1 targets "
+                "the last history item of row j); this split's rows are not"
+            )
+        for name in per_position:
+            values = split.features[name][source]
+            kept.features[name] = np.where(valid.reshape(valid.shape + (1,) * (values.ndim - 2)), values, 0)
     return kept

@@ -7,6 +7,8 @@ from typing import Any
 import tensorflow as tf
 import tf_keras
 
+from tfcs3.layers.cycle_adaptive import CycleAdaptiveDense
+
 
 def causal_mask(valid: tf.Tensor) -> tf.Tensor:
     """``[B, L, L]`` bool attention mask: position ``i`` may attend to ``j`` iff ``j <= i`` and
@@ -39,6 +41,9 @@ class CausalTransformerEncoder(tf_keras.layers.Layer):
         ffn_units: inner width of each block's feed-forward network.
         dropout: dropout on the embeddings and after attention and feed-forward.
         attention_dropout: dropout on the attention weights.
+        cycles: 0 for plain feed-forward layers; ``>= 1`` makes both dense layers of every
+            feed-forward network Cycle-Adaptive blocks with that many cycles
+            (:class:`~tfcs3.layers.cycle_adaptive.CycleAdaptiveDense`, CS3's CAS on SASRec).
 
     Input shape:
         ``(x [B, L, D], valid [B, L] bool)``.
@@ -58,9 +63,12 @@ class CausalTransformerEncoder(tf_keras.layers.Layer):
         ffn_units: int = 256,
         dropout: float = 0.5,
         attention_dropout: float = 0.5,
+        cycles: int = 0,
         **kwargs: Any,
     ):
         super().__init__(**kwargs)
+        if cycles < 0:
+            raise ValueError(f"cycles must be >= 0, got {cycles}")
         if max_len < 1 or num_blocks < 1 or num_heads < 1:
             raise ValueError(
                 f"max_len, num_blocks and num_heads must be >= 1, got {max_len}, {num_blocks}, {num_heads}"
@@ -71,6 +79,12 @@ class CausalTransformerEncoder(tf_keras.layers.Layer):
         self.ffn_units = int(ffn_units)
         self.dropout_rate = float(dropout)
         self.attention_dropout = float(attention_dropout)
+        self.cycles = int(cycles)
+
+    def _dense(self, units: int, activation: str | None, name: str) -> tf_keras.layers.Layer:
+        if self.cycles:
+            return CycleAdaptiveDense(units, activation, cycles=self.cycles, name=name)
+        return tf_keras.layers.Dense(units, activation=activation, name=name)
 
     def build(self, input_shape: Any) -> None:
         width = int(input_shape[0][-1])
@@ -93,11 +107,8 @@ class CausalTransformerEncoder(tf_keras.layers.Layer):
             tf_keras.layers.LayerNormalization(epsilon=1e-12, name=f"attention_norm_{b}")
             for b in range(self.num_blocks)
         ]
-        self.ffn_inner = [
-            tf_keras.layers.Dense(self.ffn_units, activation="gelu", name=f"ffn_inner_{b}")
-            for b in range(self.num_blocks)
-        ]
-        self.ffn_outer = [tf_keras.layers.Dense(width, name=f"ffn_outer_{b}") for b in range(self.num_blocks)]
+        self.ffn_inner = [self._dense(self.ffn_units, "gelu", f"ffn_inner_{b}") for b in range(self.num_blocks)]
+        self.ffn_outer = [self._dense(width, None, f"ffn_outer_{b}") for b in range(self.num_blocks)]
         self.ffn_norm = [
             tf_keras.layers.LayerNormalization(epsilon=1e-12, name=f"ffn_norm_{b}") for b in range(self.num_blocks)
         ]
@@ -126,5 +137,6 @@ class CausalTransformerEncoder(tf_keras.layers.Layer):
             ffn_units=self.ffn_units,
             dropout=self.dropout_rate,
             attention_dropout=self.attention_dropout,
+            cycles=self.cycles,
         )
         return config

@@ -68,6 +68,7 @@ import numpy as np
 import tensorflow as tf
 import tf_keras
 
+from tfcs3.data.dense import dense_split
 from tfcs3.data.features import FeatureSpec
 from tfcs3.data.pipeline import make_dataset, split_arrays
 from tfcs3.data.protocols import PreparedData, Split
@@ -75,9 +76,10 @@ from tfcs3.models.dat import DATModel
 from tfcs3.models.inttower import IntTowerModel
 from tfcs3.models.ranker import KINDS as RANKER_KINDS
 from tfcs3.models.ranker import Ranker, learn_ranker_online
+from tfcs3.models.sequential import SequentialModel
 from tfcs3.models.two_tower import TwoTowerModel
 
-__all__ = ["CS3", "CS3DAT", "CS3IntTower", "CS3Mixin", "CS3TwoTower", "cs3_class"]
+__all__ = ["CS3", "CS3DAT", "CS3IntTower", "CS3Mixin", "CS3Sequential", "CS3TwoTower", "cs3_class"]
 
 CAS_PLACEMENTS = ("both", "user", "none")
 #: Input key of a row's ranker activations during the replay (set by ``before_training``).
@@ -453,6 +455,65 @@ class CS3IntTower(CS3Mixin, IntTowerModel):
 
     def __init__(self, spec: FeatureSpec, **kwargs: Any):
         super().__init__(spec, scorer="dot", **kwargs)
+
+
+class CS3Sequential(CS3Mixin, SequentialModel):
+    """CS3 on a sequence backbone (registered as ``cs3_sasrec``), trained with dense supervision.
+
+    * CAS: both dense layers of every SASRec block's feed-forward network become Cycle-Adaptive
+      blocks (the item side has no dense layer: ``cas="both"`` and ``"user"`` are the same here).
+    * CTS / CMS: the user's memories join the query tower and the item's memories the candidate
+      tower as :class:`~tfcs3.models.sequential.SideVectors` (the history keeps reading the item
+      embeddings alone). The replay streams the training rows in time order as for any backbone
+      (each row's query is the last position of its history); every supervised position of a
+      training window then reads the memory inputs of the row whose target it predicts
+      (:func:`~tfcs3.data.dense.dense_split` with ``per_position``): its user's memories from
+      before that row, its next item's final memory without that row's write. So no position
+      reads a memory that holds its own label or a later one of its window.
+    * Known positives: with ``drop_known_positives`` every loss leaves the window's items
+      (history and next items) out of each position's negatives (their item memories hold this
+      user), and the full softmax takes the positive's logit from its own memory read, not from
+      the final memory in the catalog table.
+
+    Online learning (:mod:`tfcs3.online`) is not supported on this backbone yet.
+
+    Example:
+        >>> model = tfcs3.models.build_model("cs3_sasrec", data, cms=False)
+        >>> tfcs3.training.train(model, data, learning_rate=3e-3, batch_size=128)
+    """
+
+    @property
+    def drops_known_items(self) -> bool:
+        return self.has_memories and bool(self.hparams["drop_known_positives"])
+
+    def start_online(self) -> None:
+        raise ValueError(
+            f"{type(self).__name__} does not learn online yet (its memories would need per-position writes); "
+            "use cs3_youtubednn for online learning"
+        )
+
+    def training_examples(self, split: Split) -> Split:
+        """Dense windows as for the backbone; a replayed stream (time order, with memory inputs)
+        is first grouped back by user (a stable sort keeps each user's rows in time order) and
+        its memory inputs become per-position features."""
+        towers = (self.query_model, self.candidate_model)
+        keys = [
+            t.memory_input_key(name)
+            for t in towers
+            for name in t.memories
+            if t.memory_input_key(name) in split.features
+        ]
+        if not keys or not self.hparams["dense"]:
+            return super().training_examples(split)
+        grouped = split.subset(np.argsort(split.users, kind="stable"))
+        return dense_split(grouped, self.spec.sequence_features[0].name, self.spec.item_id, per_position=keys)
+
+    def train_step(self, features: Mapping[str, tf.Tensor]) -> dict[str, tf.Tensor]:
+        """The backbone's dense step on the towers (the ranker stays frozen)."""
+        with tf.GradientTape() as tape:
+            losses = self.step_losses(features)
+        self.apply_step(tape, losses, self._tower_variables())
+        return self.step_logs(losses)
 
 
 #: Registered backbones CS3 plugs into: name -> (class, tower feature set).

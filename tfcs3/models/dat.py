@@ -22,6 +22,7 @@ import tf_keras
 
 from tfcs3.data.features import CATEGORICAL, MULTI, FeatureSpec
 from tfcs3.layers.dual_augmented import AdaptiveMimicVector, category_alignment_loss
+from tfcs3.models.sequential import SequentialModel
 from tfcs3.models.tower import Tower
 from tfcs3.models.two_tower import TwoTowerModel
 
@@ -147,3 +148,37 @@ class DATModel(TwoTowerModel):
                 category = category[:, 0]
             loss += self.hparams["cal_weight"] * category_alignment_loss(c, category)
         return loss
+
+
+class DATSequentialModel(SequentialModel, DATModel):
+    """DAT on a sequence backbone (registered as ``dat_sasrec``).
+
+    The augmented vectors join the sequence towers as
+    :class:`~tfcs3.models.sequential.SideVectors`: ``q_t = h_t + W p + W_u a_u`` and
+    ``c(i) = e(i) + W_v a_v(i)`` (the history keeps reading ``e``). The mimic losses pull
+    ``a_u`` towards the (stopped) candidate vector of each supervised position's next item and
+    ``a_v`` towards that position's (stopped) query, and the category alignment loss acts on the
+    candidates of the batch's supervised positions:
+
+        L = L_backbone + amm_weight * (L_u + L_v) + cal_weight * L_CA
+
+    The score and loss stay the backbone's (dot product, temperature 1, full softmax): DAT's
+    cosine with temperature 0.1 is a choice of its original backbone, not of its mechanisms.
+
+    Args:
+        spec, item_attributes: as for :class:`~tfcs3.models.sequential.SequentialModel`.
+        **kwargs: :class:`DATModel` and :class:`~tfcs3.models.sequential.SequentialModel`
+            arguments (``amm_weight``, ``cal_weight``, ``encoder``, ``loss`` ...).
+
+    Example:
+        >>> model = tfcs3.models.build_model("dat_sasrec", data, amm_weight=0.1)
+        >>> tfcs3.training.train(model, data, learning_rate=3e-3, batch_size=128)
+    """
+
+    def __init__(self, spec: FeatureSpec, item_attributes: Mapping[str, Any], **kwargs: Any):
+        kwargs.setdefault("l2_normalize", False)
+        kwargs.setdefault("temperature", 1.0)
+        super().__init__(spec, item_attributes, **kwargs)
+
+    def tower_options(self, side: str) -> dict[str, Any]:
+        return {**super().tower_options(side), "augment": True}

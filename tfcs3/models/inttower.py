@@ -33,6 +33,7 @@ from tfcs3.layers.interaction_tower import (
     multi_head_sum_max,
     paired_sum_max,
 )
+from tfcs3.models.sequential import SequentialModel
 from tfcs3.models.tower import FeatureTower
 from tfcs3.models.two_tower import TwoTowerModel
 
@@ -210,3 +211,27 @@ class IntTowerModel(TwoTowerModel):
         return self.hparams["cir_weight"] * contrastive_interaction_loss(
             user, item, positive, self.hparams["cir_temperature"]
         )
+
+
+class IntTowerSequentialModel(SequentialModel, IntTowerModel):
+    """IntTower's dot-product variant on a sequence backbone (registered as ``inttower_sasrec``):
+    the backbone's towers and loss plus the contrastive interaction regularization on every
+    supervised (position, next item) pair:
+
+        L = L_backbone + cir_weight * CIR(q_t, c(next_t))
+
+    Of IntTower's other parts, the FE-Block needs the sum-max scorer (no dot product, so no
+    index), and Light-SE re-weights a tower's input fields, which a sequence tower does not
+    have (one history whose items sum their feature embeddings); neither applies here.
+
+    Args:
+        spec, item_attributes: as for :class:`~tfcs3.models.sequential.SequentialModel`.
+        **kwargs: ``cir_weight``, ``cir_temperature`` and the
+            :class:`~tfcs3.models.sequential.SequentialModel` arguments.
+
+    Example:
+        >>> model = tfcs3.models.build_model("inttower_sasrec", data, cir_weight=0.1)
+    """
+
+    def __init__(self, spec: FeatureSpec, item_attributes: Mapping[str, Any], **kwargs: Any):
+        super().__init__(spec, item_attributes, scorer="dot", **kwargs)

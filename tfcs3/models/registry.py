@@ -22,6 +22,9 @@ statistics) and keyword hyperparameters. Registered names:
 * ``sasrec`` / ``gru4rec``: :class:`SequentialModel`, a causal self-attention or GRU query tower
   over the history, item tables tied with the candidate tower, dense next-item supervision;
   retrieval only;
+* ``dat_sasrec``, ``inttower_sasrec``, ``cs3_sasrec``: DAT (:class:`DATSequentialModel`),
+  IntTower's CIR (:class:`IntTowerSequentialModel`) and CS3 (:class:`CS3Sequential`) on SASRec;
+  retrieval only;
 * every dot-product retrieval model takes ``loss`` (``in_batch``, ``full_softmax``,
   ``sampled_softmax``; see :mod:`tfcs3.models.retrieval_loss`) with ``num_negatives``,
   ``negative_sampler``, ``mixed_negatives`` and ``max_full_softmax_items``;
@@ -43,9 +46,10 @@ import tensorflow as tf
 from tfcs3.data.features import FeatureSpec
 from tfcs3.data.protocols import PreparedData
 from tfcs3.models.cs3 import BACKBONES as CS3_BACKBONES
-from tfcs3.models.dat import DATModel
+from tfcs3.models.cs3 import CS3Sequential
+from tfcs3.models.dat import DATModel, DATSequentialModel
 from tfcs3.models.fit import FITModel
-from tfcs3.models.inttower import IntTowerModel
+from tfcs3.models.inttower import IntTowerModel, IntTowerSequentialModel
 from tfcs3.models.popularity import PopularityRecommender
 from tfcs3.models.sequential import SequentialModel
 from tfcs3.models.sparcode import SparCodeModel
@@ -190,16 +194,21 @@ def _t2diff(data: PreparedData, **hparams: Any) -> T2DiffModel:
 _SEQUENCE_HPARAMS = ("num_blocks", "num_heads", "attention_dropout", "profile", "dense")
 
 
-def _sequential(encoder: str) -> Builder:
+def _sequential(encoder: str, cls: type[SequentialModel] = SequentialModel, extra: tuple[str, ...] = ()) -> Builder:
     def build(data: PreparedData, **hparams: Any) -> SequentialModel:
-        model = partial(SequentialModel, item_attributes=item_attribute_table(data), encoder=encoder)
-        return _dot_model(model, "youtubednn", _SEQUENCE_HPARAMS)(data, **hparams)
+        model = partial(cls, item_attributes=item_attribute_table(data), encoder=encoder)
+        return _dot_model(model, "youtubednn", _SEQUENCE_HPARAMS + extra)(data, **hparams)
 
     return build
 
 
 register("sasrec")(_sequential("sasrec"))
 register("gru4rec")(_sequential("gru4rec"))
+# The mechanisms on the strongest backbone (issue "Every mechanism on the strongest backbone").
+register("dat_sasrec")(_sequential("sasrec", DATSequentialModel, _DAT_HPARAMS))
+register("inttower_sasrec")(_sequential("sasrec", IntTowerSequentialModel, ("cir_weight", "cir_temperature")))
+register("cs3_sasrec")(_sequential("sasrec", CS3Sequential, _CS3_HPARAMS))
+KEYED_BY_USER_ID |= {"dat_sasrec", "cs3_sasrec"}
 
 #: Registered models that train on one protocol only (the others take both).
 PROTOCOLS = {
@@ -210,6 +219,9 @@ PROTOCOLS = {
     "t2diff": ("retrieval",),
     "sasrec": ("retrieval",),
     "gru4rec": ("retrieval",),
+    "dat_sasrec": ("retrieval",),
+    "inttower_sasrec": ("retrieval",),
+    "cs3_sasrec": ("retrieval",),
 }
 
 

@@ -40,7 +40,12 @@ def _masked(logits: tf.Tensor, drop: tf.Tensor) -> tf.Tensor:
 
 
 def full_softmax_loss(
-    queries: tf.Tensor, item_table: tf.Tensor, positives: tf.Tensor, temperature: float = 1.0
+    queries: tf.Tensor,
+    item_table: tf.Tensor,
+    positives: tf.Tensor,
+    temperature: float = 1.0,
+    positive_vectors: tf.Tensor | None = None,
+    known: tf.Tensor | None = None,
 ) -> tf.Tensor:
     """Exact softmax cross-entropy over the whole item vocabulary, summed over rows.
 
@@ -50,14 +55,27 @@ def full_softmax_loss(
             and 1, padding and OOV, are never candidates).
         positives: ``[R]`` item-vocabulary index of each row's positive (``>= 2``).
         temperature: ``T``.
+        positive_vectors: ``[R, D]``: each row's own representation of its positive, used for the
+            positive's logit instead of the table's row (CS3: a training row's item memory
+            without the row's own write, where the table holds the final memory). ``None``: the
+            table's.
+        known: ``[R, K]`` item indices each row must not see as negatives (its known positives;
+            0 pads); the row's positive stays.
 
     Returns:
         ``sum_r -log softmax(q_r C^T / T)[i_r]``, a scalar.
     """
     logits = tf.matmul(queries, item_table, transpose_b=True) / temperature
-    reserved = tf.range(tf.shape(item_table)[0]) < NUM_RESERVED
-    logits = _masked(logits, tf.broadcast_to(reserved[None, :], tf.shape(logits)))
-    losses = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=tf.cast(positives, tf.int32), logits=logits)
+    positives = tf.cast(positives, tf.int32)
+    items = tf.range(tf.shape(item_table)[0])
+    drop = tf.broadcast_to((items < NUM_RESERVED)[None, :], tf.shape(logits))
+    is_positive = tf.equal(items[None, :], positives[:, None])
+    if known is not None:
+        drop |= contains(known, items) & ~is_positive
+    if positive_vectors is not None:
+        own = tf.reduce_sum(queries * positive_vectors, axis=-1, keepdims=True) / temperature
+        logits = tf.where(is_positive, own, logits)
+    losses = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=positives, logits=_masked(logits, drop))
     return tf.reduce_sum(losses)
 
 

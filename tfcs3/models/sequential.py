@@ -45,8 +45,9 @@ from tfcs3.data.pipeline import make_length_bucketed_dataset
 from tfcs3.data.protocols import Split
 from tfcs3.layers import FeatureEmbedding
 from tfcs3.layers.causal_transformer import CausalTransformerEncoder
+from tfcs3.layers.dual_augmented import AdaptiveMimicVector
 from tfcs3.layers.gru_encoder import GRUSequenceEncoder
-from tfcs3.models.tower import FeatureTower, embed_items
+from tfcs3.models.tower import FeatureTower, MemoryTower, embed_items
 from tfcs3.models.two_tower import TwoTowerModel
 
 ENCODERS = ("sasrec", "gru4rec")
@@ -60,14 +61,90 @@ def _sum_features(x: tf.Tensor, num_features: int, dim: int) -> tf.Tensor:
 
 
 @tf_keras.utils.register_keras_serializable(package="tfcs3")
+class SideVectors(tf_keras.layers.Layer):
+    """Per-id vectors joined to a sequence tower's output, ``y = x + sum_k W_k v_k``: the tower's
+    memory reads (CS3's CTS / CMS) and an adaptive-mimic vector ``a[id]`` (DAT). A vector
+    ``[B, d_k]`` is added to every position of an ``[B, L, D]`` output; a per-position one
+    ``[B, L, d_k]`` (a dense-supervision batch's memory reads) position by position.
+
+    This is how the towers that have no dense stack to feed (the sequence backbones) take the
+    inputs that DAT and CS3 concatenate to a tower's input: ``W [x; v] = W_x x + W_v v``.
+
+    Args:
+        width: ``D``.
+        num_vectors: how many memory reads precede the augmented vector.
+        augment_feature: the id feature selecting the augmented vector (``None``: none).
+        augment_input_dim: that feature's vocabulary size.
+
+    Example:
+        >>> side = SideVectors(64, num_vectors=1)
+        >>> side.join(tf.zeros([4, 50, 64]), side.vectors({}, [tf.zeros([4, 32])])).shape  # [4, 50, 64]
+    """
+
+    def __init__(
+        self,
+        width: int,
+        num_vectors: int = 0,
+        augment_feature: str | None = None,
+        augment_input_dim: int = 0,
+        **kwargs: Any,
+    ):
+        super().__init__(**kwargs)
+        if augment_feature is not None and augment_input_dim < 1:
+            raise ValueError(f"augment_input_dim must be >= 1 with an augment_feature, got {augment_input_dim}")
+        self.width, self.num_vectors = int(width), int(num_vectors)
+        self.augment_feature, self.augment_input_dim = augment_feature, int(augment_input_dim)
+        self.augment = None
+        if augment_feature is not None:
+            self.augment = AdaptiveMimicVector(augment_input_dim, width, name="augment")
+        count = self.num_vectors + (self.augment is not None)
+        self.projections = [tf_keras.layers.Dense(width, name=f"side_projection_{k}") for k in range(count)]
+
+    def augmented(self, inputs: Mapping[str, tf.Tensor]) -> tf.Tensor:
+        """DAT's augmented vectors ``a[id]`` of a batch, ``[B, D]``."""
+        if self.augment is None or self.augment_feature is None:
+            raise ValueError(f"{self.name} has no augmented vector")
+        return self.augment(inputs[self.augment_feature])
+
+    def vectors(self, inputs: Mapping[str, tf.Tensor], memory_reads: Sequence[tf.Tensor]) -> list[tf.Tensor]:
+        """The memory reads, then the augmented vector (if any)."""
+        if len(memory_reads) != self.num_vectors:
+            raise ValueError(f"{self.name} expects {self.num_vectors} memory reads, got {len(memory_reads)}")
+        return [*memory_reads, *([self.augmented(inputs)] if self.augment is not None else [])]
+
+    def join(self, x: tf.Tensor, vectors: Sequence[tf.Tensor]) -> tf.Tensor:
+        """``x + sum_k W_k v_k`` (see the class docstring)."""
+        for vector, projection in zip(vectors, self.projections, strict=True):
+            projected = projection(vector)
+            if x.shape.rank == 3 and projected.shape.rank == 2:
+                projected = projected[:, None, :]
+            x = x + projected
+        return x
+
+    def get_config(self) -> dict[str, Any]:
+        config = super().get_config()
+        config.update(
+            width=self.width,
+            num_vectors=self.num_vectors,
+            augment_feature=self.augment_feature,
+            augment_input_dim=self.augment_input_dim,
+        )
+        return config
+
+
+@tf_keras.utils.register_keras_serializable(package="tfcs3")
 class ItemEmbeddingTower(FeatureTower):
-    """``e(i) = sum_f E_f[a_f(i)]``: the sum of an item's feature embeddings (no MLP), so that the
-    same function embeds the history's items and the candidates.
+    """``c(i) = e(i) + sum_k W_k v_k(i)`` with ``e(i) = sum_f E_f[a_f(i)]``: the sum of an item's
+    feature embeddings (no MLP), so that the same ``e`` embeds the history's items, plus the
+    item's :class:`SideVectors` (CS3's item memories, DAT's item vector; none by default), which
+    the history does not read.
 
     Args:
         features: :class:`FeatureEmbedding` configs of the candidate features.
         embedding_dim: ``D``.
         embeddings_regularizer: L2 strength on the tables.
+        memories: per-item memories (see :class:`~tfcs3.models.tower.MemoryTower`).
+        augment_feature, augment_input_dim: DAT's augmented vector (see :class:`SideVectors`).
     """
 
     def __init__(
@@ -75,18 +152,29 @@ class ItemEmbeddingTower(FeatureTower):
         features: Sequence[Mapping[str, Any]],
         embedding_dim: int,
         embeddings_regularizer: float = 0.0,
+        augment_feature: str | None = None,
+        augment_input_dim: int = 0,
         **kwargs: Any,
     ):
-        super().__init__(features, embedding_dim, embeddings_regularizer, config={}, **kwargs)
+        config = dict(augment_feature=augment_feature, augment_input_dim=int(augment_input_dim))
+        super().__init__(features, embedding_dim, embeddings_regularizer, config=config, **kwargs)
         self.embedding_dim = int(embedding_dim)
+        self.side = SideVectors(embedding_dim, len(self.memories), augment_feature, augment_input_dim, name="side")
+
+    def augmented(self, inputs: Mapping[str, tf.Tensor]) -> tf.Tensor:
+        """DAT's item vectors ``a_v`` of a batch."""
+        return self.side.augmented(inputs)
 
     def call(self, inputs: Mapping[str, tf.Tensor], training: bool | None = None) -> tf.Tensor:
-        return _sum_features(self.embedding(inputs), len(self.feature_names), self.embedding_dim)
+        e = _sum_features(self.embedding(inputs), len(self.feature_names), self.embedding_dim)
+        return self.side.join(e, self.side.vectors(inputs, self.memory_vectors(inputs)))
 
 
 @tf_keras.utils.register_keras_serializable(package="tfcs3")
-class SequenceQueryTower(tf_keras.Model):
-    """The query tower of the sequence backbones: ``q = Encoder(e(history))_L + W p``.
+class SequenceQueryTower(MemoryTower):
+    """The query tower of the sequence backbones: ``q = Encoder(e(history))_L + W p + sum_k W_k
+    v_k(u)``, the last term the user's :class:`SideVectors` (CS3's user memories, DAT's user
+    vector; none by default).
 
     Args:
         history: name of the history (sequence) feature.
@@ -97,6 +185,10 @@ class SequenceQueryTower(tf_keras.Model):
         item_table: item-vocabulary index -> candidate feature ids (variables).
         encoder: a causal sequence encoder, ``(x [B, L, D], valid [B, L]) -> [B, L, D]``.
         embeddings_regularizer: L2 strength on the profile tables.
+        user_id: the user id feature, read when memories or an augmented vector need it.
+        memories: per-user memories (see :class:`~tfcs3.models.tower.MemoryTower`), keyed by
+            ``user_id``.
+        augment_input_dim: the user vocabulary size for DAT's augmented vector (0: none).
 
     Input shape:
         dict with ``history`` ``[B, L]`` and the profile features ``[B]``.
@@ -113,14 +205,25 @@ class SequenceQueryTower(tf_keras.Model):
         item_table: Mapping[str, tf.Variable],
         encoder: tf_keras.layers.Layer,
         embeddings_regularizer: float = 0.0,
+        user_id: str | None = None,
+        memories: Sequence[Mapping[str, Any]] = (),
+        augment_input_dim: int = 0,
         **kwargs: Any,
     ):
-        super().__init__(**kwargs)
+        names = [history, *(f["name"] for f in profile_features)]
+        if memories or augment_input_dim:
+            if user_id is None:
+                raise ValueError("user memories and augmented vectors need the user_id feature")
+            names += [] if user_id in names else [user_id]
+        super().__init__(names, memories, **kwargs)
         self._config = dict(
             history=history,
             profile_features=[dict(f) for f in profile_features],
             embedding_dim=int(embedding_dim),
             embeddings_regularizer=float(embeddings_regularizer),
+            user_id=user_id,
+            memories=[dict(m) for m in memories],
+            augment_input_dim=int(augment_input_dim),
         )
         self.history_name = history
         self.embedding_dim = int(embedding_dim)
@@ -131,7 +234,12 @@ class SequenceQueryTower(tf_keras.Model):
         if profile_features:
             self.profile = FeatureEmbedding(profile_features, embedding_dim, embeddings_regularizer, name="profile")
             self.profile_projection = tf_keras.layers.Dense(embedding_dim, name="profile_projection")
-        self.feature_names = [history, *(f["name"] for f in profile_features)]
+        augment_feature = user_id if augment_input_dim else None
+        self.side = SideVectors(embedding_dim, len(self.memories), augment_feature, augment_input_dim, name="side")
+
+    def augmented(self, inputs: Mapping[str, tf.Tensor]) -> tf.Tensor:
+        """DAT's user vectors ``a_u`` of a batch."""
+        return self.side.augmented(inputs)
 
     @property
     def history_embedding_key(self) -> str:
@@ -151,8 +259,12 @@ class SequenceQueryTower(tf_keras.Model):
         return self._items(tf.range(tf.shape(next(iter(self.item_table.values())))[0]))
 
     def serving_tables(self) -> dict[str, tuple[tf.Tensor, str]]:
-        """Per-id inputs an export precomputes: the history's item embeddings."""
-        return {self.history_embedding_key: (self.history_embedding_table(), self.history_name)}
+        """Per-id inputs an export precomputes: the history's item embeddings and the normalised
+        memories."""
+        return {
+            **super().serving_tables(),
+            self.history_embedding_key: (self.history_embedding_table(), self.history_name),
+        }
 
     def sequence_outputs(self, inputs: Mapping[str, tf.Tensor], training: bool | None = None) -> tf.Tensor:
         """``q_t`` for every position, ``[B, L, D]``."""
@@ -171,7 +283,7 @@ class SequenceQueryTower(tf_keras.Model):
         h = tf.pad(h, [[0, 0], [start, 0], [0, 0]])
         if self.profile is not None:
             h += self.profile_projection(self.profile(inputs))[:, None, :]
-        return h
+        return self.side.join(h, self.side.vectors(inputs, self.memory_vectors(inputs)))
 
     def call(
         self, inputs: Mapping[str, tf.Tensor], training: bool | None = None, all_positions: bool = False
@@ -253,16 +365,29 @@ class SequentialModel(TwoTowerModel):
         query_args: dict[str, Any],
         candidate_args: dict[str, Any],
     ) -> tuple[tf_keras.Model, tf_keras.Model]:
+        """The item tower (feature embeddings summed) and the sequence query tower. From
+        :meth:`tower_options` they take ``memories`` (CS3), ``cycles`` (CS3's CAS: the encoder's
+        feed-forward layers; the item side has no dense layer) and ``augment`` (DAT's vectors)."""
         a = self._sequence_args
+        spec = self.spec
         dim = int(query_args["embedding_dim"])
         reg = float(query_args.get("embeddings_regularizer", 0.0))
-        items = ItemEmbeddingTower(candidate_features, dim, reg, name="candidate_tower")
-        history = self.spec.sequence_features[0]
+        augment = bool(query_args.get("augment", False))
+        items = ItemEmbeddingTower(
+            candidate_features,
+            dim,
+            reg,
+            augment_feature=spec.item_id if augment else None,
+            augment_input_dim=len(spec.item_vocabulary) if augment else 0,
+            memories=candidate_args.get("memories", ()),
+            name="candidate_tower",
+        )
+        history = spec.sequence_features[0]
         profile = [
             f
             for f in query_features
             if f["kind"] == CATEGORICAL
-            and (a["profile"] == "all" or (a["profile"] == "features" and f["name"] != self.spec.user_id))
+            and (a["profile"] == "all" or (a["profile"] == "features" and f["name"] != spec.user_id))
         ]
         width = int(query_args["hidden_units"][0])
         encoder: tf_keras.layers.Layer
@@ -274,13 +399,27 @@ class SequentialModel(TwoTowerModel):
                 width,
                 query_args["dropout"],
                 a["attention_dropout"],
+                cycles=int(query_args.get("cycles", 0)),
                 name="sasrec",
             )
         else:
+            if query_args.get("cycles", 0):
+                raise ValueError("gru4rec has no feed-forward layers for Cycle-Adaptive blocks (cas='none' there)")
             encoder = GRUSequenceEncoder(width, query_args["dropout"], name="gru4rec")
         profile = profile if a["profile"] != "none" else []
+        user_vocabulary = spec.feature(spec.user_id).vocabulary if spec.user_id in spec.names else None
         users = SequenceQueryTower(
-            history.name, profile, dim, items.embedding, self.item_table, encoder, reg, name="query_tower"
+            history.name,
+            profile,
+            dim,
+            items.embedding,
+            self.item_table,
+            encoder,
+            reg,
+            user_id=spec.user_id if user_vocabulary is not None else None,
+            memories=query_args.get("memories", ()),
+            augment_input_dim=len(user_vocabulary) if augment and user_vocabulary is not None else 0,
+            name="query_tower",
         )
         return users, items
 
@@ -300,18 +439,43 @@ class SequentialModel(TwoTowerModel):
         return make_length_bucketed_dataset(examples, history, batch_size, seed, drop_remainder)
 
     def compute_loss(self, features: Mapping[str, tf.Tensor], training: bool = False) -> tf.Tensor:
+        """The retrieval loss of every supervised position (:data:`NEXT_ITEMS`; else of the last
+        one) plus the mechanism's :meth:`auxiliary_loss` on those (query, next item) pairs, whose
+        features are :meth:`position_features`."""
         h = self.query_model(features, training=training, all_positions=True)
-        sampled = self.loss_name == "sampled_softmax"
         if NEXT_ITEMS in features:
             following = tf.cast(features[NEXT_ITEMS], tf.int32)
             valid = following != PAD
             q = tf.boolean_mask(h, valid)
-            item_ids = tf.boolean_mask(following, valid)
             rows = tf.boolean_mask(tf.broadcast_to(tf.range(tf.shape(h)[0])[:, None], tf.shape(valid)), valid)
-            known = tf.gather(tf.concat([self.known_items(features), following], axis=1), rows) if sampled else None
+            positions = self.position_features(features, valid, rows, tf.boolean_mask(following, valid))
+            known = tf.gather(tf.concat([self.known_items(features), following], axis=1), rows)
         else:
             q = h[:, -1, :]
-            item_ids = tf.cast(features[self.spec.item_id], tf.int32)
-            known = self.known_items(features) if sampled else None
-        c = self.candidate_vectors(item_ids, training=training)
-        return self.retrieval_loss(q, c, item_ids, known)
+            positions = dict(features)
+            known = self.known_items(features)
+        item_ids = tf.cast(positions[self.spec.item_id], tf.int32)
+        c = self.candidate_model(positions, training=training)
+        masks_known = self.loss_name == "sampled_softmax" or self.drops_known_items
+        task = self.retrieval_loss(q, c, item_ids, known if masks_known else None)
+        positive = tf.ones_like(item_ids, tf.float32)
+        return task + tf.reduce_sum(positive) * self.auxiliary_loss(positions, q, c, positive)
+
+    def position_features(
+        self, features: Mapping[str, tf.Tensor], valid: tf.Tensor, rows: tf.Tensor, item_ids: tf.Tensor
+    ) -> dict[str, tf.Tensor]:
+        """One row per supervised position (``valid`` ``[B, L]``, in ``tf.boolean_mask`` order):
+        the window's per-row features (user id, profile) repeated (``rows``: each position's
+        window), its per-position features ``[B, L, ...]`` (memory reads) taken at the position,
+        and the candidate features of its next item ``item_ids``."""
+        out = {}
+        for name, value in features.items():
+            value = tf.convert_to_tensor(value)
+            if name == NEXT_ITEMS or name in self.item_table or value.shape.rank is None:
+                continue
+            if value.shape.rank == 1:
+                out[name] = tf.gather(value, rows)
+            elif value.shape.rank >= 3:
+                out[name] = tf.boolean_mask(value, valid)
+        out.update({name: tf.gather(table, item_ids) for name, table in self.item_table.items()})
+        return out

@@ -108,7 +108,7 @@ class T2DiffUserTower(BehaviourTower):
         self.gap_embedding = None
         self.gap_name = None if gap_feature is None else gap_feature["name"]
         if gap_feature is not None:
-            self.feature_names.append(self.gap_name)
+            self.feature_names.append(str(gap_feature["name"]))
             width = len(self.item_embedding.features) * self.item_embedding.embedding_dim
             reg = tf_keras.regularizers.l2(embeddings_regularizer) if embeddings_regularizer else None
             self.gap_embedding = tf_keras.layers.Embedding(

@@ -71,38 +71,23 @@ def feature_configs(features: Sequence[Feature], item_vocab_size: int) -> list[d
     return configs
 
 
-class FeatureTower(tf_keras.Model):
-    """Base of every tower: a :class:`FeatureEmbedding` over named features, optional per-id
-    memories whose vectors join the tower input (CS3), plus the constructor arguments kept for
-    ``get_config`` (``config`` holds the subclass's own arguments).
+class MemoryTower(tf_keras.Model):
+    """Base of every tower that can own per-id memories whose reads join its input (CS3).
 
     ``memories`` lists memory configs: ``name``, ``kind`` (a key of :data:`MEMORY_KINDS`), ``key``
-    (the id feature that selects the row), ``num_rows``, ``dim``, ``decay`` and ``normalize``
-    (default true: a LayerNormalization of the read, so the memory's scale cannot feed back into
-    the tower that writes it; a zero row reads as the norm's learned offset). :meth:`embed`
-    returns ``[concat_f embed_f(x_f); norm_1(m_1[x_key]); ...]``, the input of the dense stack.
+    (the id feature that selects the row, one of ``feature_names``), ``num_rows``, ``dim``,
+    ``decay`` and ``normalize`` (default true: a LayerNormalization of the read, so the memory's
+    scale cannot feed back into the tower that writes it; a zero row reads as the norm's learned
+    offset). :meth:`memory_vectors` returns the reads of a batch.
+
+    Args:
+        feature_names: the input features the tower reads (what a serving request must hold).
+        memories: memory configs, as above.
     """
 
-    def __init__(
-        self,
-        features: Sequence[Mapping[str, Any]],
-        embedding_dim: int,
-        embeddings_regularizer: float = 0.0,
-        *,
-        config: dict[str, Any],
-        memories: Sequence[Mapping[str, Any]] = (),
-        **kwargs: Any,
-    ):
+    def __init__(self, feature_names: Sequence[str], memories: Sequence[Mapping[str, Any]] = (), **kwargs: Any):
         super().__init__(**kwargs)
-        self._config = dict(
-            features=[dict(f) for f in features],
-            embedding_dim=embedding_dim,
-            embeddings_regularizer=embeddings_regularizer,
-            memories=[dict(m) for m in memories],
-            **config,
-        )
-        self.feature_names = [f["name"] for f in features]
-        self.embedding = FeatureEmbedding(features, embedding_dim, embeddings_regularizer)
+        self.feature_names = list(feature_names)
         self.memories: dict[str, EMAMemory] = {}
         self.memory_norms: dict[str, tf_keras.layers.Layer] = {}
         for m in memories:
@@ -162,8 +147,38 @@ class FeatureTower(tf_keras.Model):
             else:
                 vector = memory(inputs[self._memory_key(name)])
             norm = self.memory_norms.get(name)
-            out.append(vector if norm is None else norm(vector))
+            if norm is not None:  # per position ([B, L, d], dense supervision): normalised row by row
+                vector = tf.reshape(norm(tf.reshape(vector, [-1, memory.dim])), tf.shape(vector))
+            out.append(vector)
         return out
+
+
+class FeatureTower(MemoryTower):
+    """Base of the feature towers: a :class:`FeatureEmbedding` over named features, optional
+    per-id memories (:class:`MemoryTower`), plus the constructor arguments kept for
+    ``get_config`` (``config`` holds the subclass's own arguments). :meth:`embed` returns
+    ``[concat_f embed_f(x_f); norm_1(m_1[x_key]); ...]``, the input of the dense stack.
+    """
+
+    def __init__(
+        self,
+        features: Sequence[Mapping[str, Any]],
+        embedding_dim: int,
+        embeddings_regularizer: float = 0.0,
+        *,
+        config: dict[str, Any],
+        memories: Sequence[Mapping[str, Any]] = (),
+        **kwargs: Any,
+    ):
+        super().__init__([f["name"] for f in features], memories, **kwargs)
+        self._config = dict(
+            features=[dict(f) for f in features],
+            embedding_dim=embedding_dim,
+            embeddings_regularizer=embeddings_regularizer,
+            memories=[dict(m) for m in memories],
+            **config,
+        )
+        self.embedding = FeatureEmbedding(features, embedding_dim, embeddings_regularizer)
 
     def embed(self, inputs: Mapping[str, tf.Tensor]) -> tf.Tensor:
         """Feature embeddings followed by the memory reads, ``[batch, width]``."""

@@ -325,16 +325,22 @@ class TwoTowerModel(tfrs.Model, Retriever):
     ) -> tf.Tensor:
         """The retrieval loss (``loss``) of queries ``q`` ``[R, D]`` whose positives are the items
         ``item_ids`` ``[R]`` with candidate representations ``c`` ``[R, D]``, summed over rows.
-        ``known`` ``[R, K]``: each row's known positives (``sampled_softmax`` leaves them out);
-        ``dropped`` ``[R, R]``: in-batch pairs to leave out (``in_batch``,
-        :meth:`dropped_negatives`)."""
+        ``known`` ``[R, K]``: each row's known positives, left out of the negatives (by every
+        loss; the sequence models pass them for ``sampled_softmax`` and under
+        :attr:`drops_known_items`); ``dropped`` ``[R, R]``: in-batch pairs to leave out
+        (``in_batch``, :meth:`dropped_negatives`)."""
         item_ids = tf.cast(item_ids, tf.int32)
         temperature = self.hparams["temperature"]
         if self.loss_name == "full_softmax":
             table = self.candidate_vectors(tf.range(len(self.spec.item_vocabulary)), training=True)
-            return retrieval_loss.full_softmax_loss(q, table, item_ids, temperature)
+            # With memories the batch's positives read their memories without their own writes,
+            # which the table (final memories) still holds: their logits come from ``c``.
+            own = c if self.has_memories else None
+            return retrieval_loss.full_softmax_loss(q, table, item_ids, temperature, own, known)
         if self.loss_name == "sampled_softmax":
             return self._shared_negatives_softmax(q, c, item_ids, known)
+        if dropped is None and known is not None:
+            dropped = retrieval_loss.contains(known, item_ids)
         return self._in_batch_softmax(q, c, item_ids, dropped)
 
     def _shared_negatives_softmax(
@@ -416,6 +422,13 @@ class TwoTowerModel(tfrs.Model, Retriever):
         the sequence models keep one row per window of each user's sequence, for dense
         supervision)."""
         return split
+
+    @property
+    def drops_known_items(self) -> bool:
+        """Whether the sequence models leave each position's known positives (its window's items)
+        out of the negatives of every loss, not only of ``sampled_softmax`` (CS3 with memories:
+        see :meth:`dropped_negatives`). False here."""
+        return False
 
     def dropped_negatives(self, features: Mapping[str, tf.Tensor]) -> tf.Tensor | None:
         """``[B, B]`` bool: in-batch (query r, candidate j) pairs to leave out of the softmax as
