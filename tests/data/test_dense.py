@@ -1,6 +1,9 @@
 """Dense next-item supervision: what the training windows hold, and what they never hold."""
 
+import dataclasses
+
 import numpy as np
+import pytest
 
 from tfcs3.data.dense import NEXT_ITEMS, dense_rows, dense_split
 
@@ -50,3 +53,29 @@ def test_a_dense_window_reads_its_history_shifted_by_one(synthetic_retrieval):
     np.testing.assert_array_equal(following[:, :-1][real[:, :-1]], history[:, 1:][real[:, :-1]])
     np.testing.assert_array_equal(following[:, -1], dense.features["item_id"])
     assert (following[~real] == 0).all()
+
+
+def test_per_position_features_come_from_the_row_each_position_predicts(synthetic_retrieval):
+    train = synthetic_retrieval.train
+    row = np.arange(len(train), dtype=np.float32)[:, None] * np.ones((1, 2), np.float32)
+    split = dataclasses.replace(train, features={**train.features, "row": row})
+    dense = dense_split(split, "history", "item_id", per_position=["row"])
+    following, rows = dense.features[NEXT_ITEMS], dense.features["row"]
+    assert rows.shape == (*following.shape, 2)
+    real = following != 0
+    source = rows[..., 0].astype(np.int64)
+    # the source row targets the position's next item and belongs to the window's user
+    np.testing.assert_array_equal(split.features["item_id"][source[real]], following[real])
+    np.testing.assert_array_equal(split.users[source[real]], np.broadcast_to(dense.users[:, None], real.shape)[real])
+    assert (rows[~real] == 0).all()
+    # each position reads the row just before the next position's (consecutive rows of one user)
+    both = real[:, :-1] & real[:, 1:]
+    np.testing.assert_array_equal(source[:, 1:][both] - source[:, :-1][both], 1)
+
+
+def test_per_position_features_refuse_rows_out_of_time_order(synthetic_retrieval):
+    split = synthetic_retrieval.train
+    shuffled = split.subset(np.random.default_rng(0).permutation(len(split)))
+    shuffled = dataclasses.replace(shuffled, features={**shuffled.features, "row": np.zeros((len(split), 1))})
+    with pytest.raises(ValueError, match="consecutive and in time order"):
+        dense_split(shuffled, "history", "item_id", per_position=["row"])

@@ -267,3 +267,34 @@ def test_every_variant_keeps_the_candidate_side_independent_of_query_inputs(swit
         other[f.name] = tf.random.shuffle(batch[f.name], seed=1)
     np.testing.assert_array_equal(model.candidate_model(batch).numpy(), model.candidate_model(other).numpy())
     assert not np.allclose(model.query_model(batch).numpy(), model.query_model(other).numpy())
+
+
+def test_cs3_on_sasrec_positions_read_the_memories_of_the_row_they_predict(synthetic_retrieval):
+    import dataclasses
+
+    from tfcs3.data.dense import NEXT_ITEMS
+
+    data = synthetic_retrieval
+    model = build_model("cs3_sasrec", data, **SMALL)
+    model(_batch(data.train, slice(0, 2)))
+    encoder = model.query_model.encoder
+    assert all(isinstance(x, CycleAdaptiveDense) for x in [*encoder.ffn_inner, *encoder.ffn_outer])
+    stream = data.train.subset(data.train.time_order())
+    inputs = model.replay_memories(stream, 64)
+    windows = model.training_examples(dataclasses.replace(stream, features={**stream.features, **inputs}))
+    # the stream row of each (user, item, last history item): what that training row read
+    history = stream.features["history"]
+    row_of = {(u, i, h): r for r, (u, i, h) in enumerate(zip(stream.users, stream.features["item_id"], history[:, -1]))}
+    following = windows.features[NEXT_ITEMS]
+    checked = 0
+    for key in inputs:
+        values = windows.features[key]
+        for w, t in zip(*np.nonzero(following)):
+            source = row_of[(windows.users[w], following[w, t], windows.features["history"][w, t])]
+            np.testing.assert_allclose(values[w, t], inputs[key][source], atol=1e-6)
+            checked += 1
+    assert checked > 100
+    plain = build_model("cs3_sasrec", data, cas="none", cms=False, **SMALL)
+    assert not any(isinstance(x, CycleAdaptiveDense) for x in plain.query_model.submodules)
+    with pytest.raises(ValueError, match="does not learn online"):
+        model.start_online()

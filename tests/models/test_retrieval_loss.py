@@ -129,3 +129,20 @@ def test_sparcode_trains_with_catalog_negatives(synthetic_retrieval):
     assert np.isfinite(float(value)) and any(g is not None for g in grads)
     with pytest.raises(ValueError, match="full and sampled softmax need a dot-product score"):
         build_model("sparcode", synthetic_retrieval, loss="full_softmax")
+
+
+def test_full_softmax_takes_each_rows_own_positive_vector_and_drops_its_known_items():
+    own = RNG.normal(size=(3, 4)).astype(np.float32)  # the positives as the rows themselves read them
+    known = np.array([[3, 2], [4, 0], [0, 0]])  # row 0's own positive (2) is known too: it stays
+    got = full_softmax_loss(
+        tf.constant(Q), tf.constant(TABLE), tf.constant(POSITIVES), positive_vectors=tf.constant(own),
+        known=tf.constant(known),
+    )  # fmt: skip
+    expected = 0.0
+    for r in range(3):
+        logits = Q[r] @ TABLE.T
+        logits[POSITIVES[r]] = Q[r] @ own[r]
+        dropped = {0, 1} | ({int(i) for i in known[r]} - {int(POSITIVES[r])})
+        kept = [i for i in range(7) if i not in dropped]
+        expected += _cross_entropy(logits[kept], kept.index(POSITIVES[r]))
+    np.testing.assert_allclose(float(got), expected, rtol=1e-5)

@@ -5,12 +5,12 @@ import pytest
 import tensorflow as tf
 from export_check import export_matches_model
 
-from tfcs3.data.dense import NEXT_ITEMS
+from tfcs3.data.dense import NEXT_ITEMS, dense_split
 from tfcs3.evaluation import evaluate, represent
 from tfcs3.export import export_model, raw_requests
 from tfcs3.layers.causal_transformer import CausalTransformerEncoder
 from tfcs3.layers.gru_encoder import GRUSequenceEncoder
-from tfcs3.models import build_model, load_model, save_model
+from tfcs3.models import SideVectors, build_model, load_model, save_model
 from tfcs3.training import train
 
 SMALL = dict(embedding_dim=8, hidden_units=[16])
@@ -117,3 +117,40 @@ def test_profile_options_and_errors(synthetic_retrieval, synthetic_preranking):
     with pytest.raises(ValueError, match="num_heads"):
         model = build_model("sasrec", synthetic_retrieval, embedding_dim=9, num_heads=2)
         model.query_model({k: tf.constant(v[:2]) for k, v in synthetic_retrieval.test.features.items()})
+
+
+def _dense_batch(data, rows):
+    windows = dense_split(data.train, "history", "item_id")
+    return {k: tf.constant(v[rows]) for k, v in windows.features.items()}
+
+
+def test_side_vectors_join_every_position_or_each_position():
+    side = SideVectors(4, num_vectors=1, augment_feature="user_id", augment_input_dim=5)
+    x = tf.zeros([2, 3, 4])
+    per_row = side.vectors({"user_id": tf.constant([2, 3])}, [tf.ones([2, 6])])
+    joined = side.join(x, per_row).numpy()
+    np.testing.assert_allclose(joined[:, 0], joined[:, 2])  # one vector for every position
+    per_position = [tf.random.normal([2, 3, 6]), per_row[1]]
+    joined = side.join(x, per_position).numpy()
+    assert not np.allclose(joined[:, 0], joined[:, 2])
+    with pytest.raises(ValueError, match="expects 1 memory reads"):
+        side.vectors({"user_id": tf.constant([2])}, [])
+
+
+def test_dat_on_sasrec_adds_the_mimic_losses_of_every_supervised_position(synthetic_retrieval):
+    data = synthetic_retrieval
+    model = build_model("dat_sasrec", data, cal_weight=0.0, dropout=0.0, **SMALL)
+    batch = _dense_batch(data, slice(0, 16))
+    model.hparams["amm_weight"] = 0.0
+    base = float(model.compute_loss(batch))
+    model.hparams["amm_weight"] = 0.5
+    with_mimic = float(model.compute_loss(batch))
+    valid = batch[NEXT_ITEMS].numpy() != 0
+    q = model.query_model(batch, all_positions=True).numpy()[valid]
+    items = batch[NEXT_ITEMS].numpy()[valid]
+    users = np.broadcast_to(batch["user_id"].numpy()[:, None], valid.shape)[valid]
+    c = model.candidate_vectors(tf.constant(items)).numpy()
+    a_u = model.query_model.side.augment(tf.constant(users)).numpy()
+    a_v = model.candidate_model.side.augment(tf.constant(items)).numpy()
+    mimic = ((a_u - c) ** 2).sum(-1).mean() + ((a_v - q) ** 2).sum(-1).mean()
+    np.testing.assert_allclose(with_mimic - base, 0.5 * valid.sum() * mimic, rtol=1e-3)
