@@ -283,13 +283,13 @@ def test_cs3_on_sasrec_positions_read_the_memories_of_the_row_they_predict(synth
     inputs = model.replay_memories(stream, 64)
     windows = model.training_examples(dataclasses.replace(stream, features={**stream.features, **inputs}))
     # the stream row of each (user, item, last history item): what that training row read
-    history = stream.features["history"]
-    row_of = {(u, i, h): r for r, (u, i, h) in enumerate(zip(stream.users, stream.features["item_id"], history[:, -1]))}
+    keys = zip(stream.users, stream.features["item_id"], stream.features["history"][:, -1], strict=True)
+    row_of = {key: r for r, key in enumerate(keys)}
     following = windows.features[NEXT_ITEMS]
     checked = 0
     for key in inputs:
         values = windows.features[key]
-        for w, t in zip(*np.nonzero(following)):
+        for w, t in np.argwhere(following):
             source = row_of[(windows.users[w], following[w, t], windows.features["history"][w, t])]
             np.testing.assert_allclose(values[w, t], inputs[key][source], atol=1e-6)
             checked += 1
