@@ -294,7 +294,26 @@ def test_cs3_on_sasrec_positions_read_the_memories_of_the_row_they_predict(synth
             np.testing.assert_allclose(values[w, t], inputs[key][source], atol=1e-6)
             checked += 1
     assert checked > 100
+    # the replay's row queries: each row's window position (the query that position trains)
+    queries = model._row_queries(stream, 64)
+    tower = model.query_model
+    window_inputs = {k: tf.constant(v) for k, v in windows.features.items() if k in tower.feature_names}
+    h = tower.base_outputs(window_inputs).numpy()
+    for w, t in np.argwhere(following)[:200]:
+        source = row_of[(windows.users[w], following[w, t], windows.features["history"][w, t])]
+        np.testing.assert_allclose(queries[source], h[w, t], atol=1e-5)
     plain = build_model("cs3_sasrec", data, cas="none", cms=False, **SMALL)
     assert not any(isinstance(x, CycleAdaptiveDense) for x in plain.query_model.submodules)
     with pytest.raises(ValueError, match="does not learn online"):
         model.start_online()
+
+
+def test_cs3_on_sasrec_exports_its_memories(synthetic_retrieval, tmp_path):
+    from export_check import export_matches_model
+
+    data = synthetic_retrieval
+    model = build_model("cs3_sasrec", data, **SMALL)
+    model(_batch(data.train, slice(0, 2)))
+    model.replay_memories(data.train.subset(data.train.time_order()), 64)  # non-zero memories
+    assert model.query_model.memories["cross_tower"].table.numpy().any()
+    export_matches_model(model, data, tmp_path, "cs3_sasrec")

@@ -16,7 +16,10 @@ from tfcs3.training import train
 SMALL = dict(embedding_dim=8, hidden_units=[16])
 
 
-@pytest.fixture(scope="module", params=["sasrec", "gru4rec", "dat_sasrec", "inttower_sasrec", "cs3_sasrec"])
+MECHANISMS = [pytest.param(name, marks=pytest.mark.slow) for name in ("dat_sasrec", "inttower_sasrec", "cs3_sasrec")]
+
+
+@pytest.fixture(scope="module", params=["sasrec", "gru4rec", *MECHANISMS])
 def trained(request, synthetic_retrieval):
     model = build_model(request.param, synthetic_retrieval, loss="full_softmax", dropout=0.1, **SMALL)
     train(model, synthetic_retrieval, epochs=4, batch_size=32, learning_rate=1e-2, verbose=0)

@@ -60,6 +60,7 @@ INTERPRETATIONS where the paper leaves a choice open, recorded here:
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
@@ -507,6 +508,43 @@ class CS3Sequential(CS3Mixin, SequentialModel):
             return super().training_examples(split)
         grouped = split.subset(np.argsort(split.users, kind="stable"))
         return dense_split(grouped, self.spec.sequence_features[0].name, self.spec.item_id, per_position=keys)
+
+    def replay_memories(self, stream: Split, batch_size: int = 512) -> dict[str, np.ndarray]:
+        """:meth:`CS3Mixin.replay_memories`, with each row's query taken from the training windows:
+        the row's query before its side vectors is the encoder output of the window position that
+        predicts the row's item (the query that position trains), computed for every window at
+        once instead of once per row; a user's first row (no window position predicts it) runs the
+        encoder on its own (empty) history. Running SASRec on every row's own history made the
+        replay 50 times a training epoch's forward pass (302 s an epoch on MovieLens-100K)."""
+        stream = dataclasses.replace(
+            stream, features={**stream.features, self.query_model.base_key: self._row_queries(stream, batch_size)}
+        )
+        return super().replay_memories(stream, batch_size)
+
+    def _row_queries(self, stream: Split, batch_size: int) -> np.ndarray:
+        """:meth:`SequenceQueryTower.base_outputs` for every row of ``stream``, ``[N, D]`` (see
+        :meth:`replay_memories`)."""
+        tower = self.query_model
+        order = np.argsort(stream.users, kind="stable")
+        grouped = stream.subset(order)
+        grouped.features["row"] = order[:, None] + 1  # 0 marks a padding position
+        windows = dense_split(grouped, self.spec.sequence_features[0].name, self.spec.item_id, ["row"])
+        rows = windows.features.pop("row")[..., 0] - 1
+        out = np.zeros((len(stream), self.hparams["embedding_dim"]), np.float32)
+        done = np.zeros(len(stream), bool)
+        features = {k: v for k, v in windows.features.items() if k in tower.feature_names}
+        for start in range(0, len(windows), batch_size):
+            batch = {k: tf.constant(v[start : start + batch_size]) for k, v in features.items()}
+            h = tower.base_outputs(batch, training=False).numpy()
+            real = rows[start : start + batch_size] >= 0
+            out[rows[start : start + batch_size][real]] = h[real]
+            done[rows[start : start + batch_size][real]] = True
+        rest = np.flatnonzero(~done)
+        for start in range(0, len(rest), batch_size):
+            part = rest[start : start + batch_size]
+            batch = {k: tf.constant(stream.features[k][part]) for k in tower.feature_names}
+            out[part] = tower.base_outputs(batch, training=False).numpy()[:, -1]
+        return out
 
     def train_step(self, features: Mapping[str, tf.Tensor]) -> dict[str, tf.Tensor]:
         """The backbone's dense step on the towers (the ranker stays frozen)."""

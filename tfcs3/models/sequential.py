@@ -266,8 +266,15 @@ class SequenceQueryTower(MemoryTower):
             self.history_embedding_key: (self.history_embedding_table(), self.history_name),
         }
 
-    def sequence_outputs(self, inputs: Mapping[str, tf.Tensor], training: bool | None = None) -> tf.Tensor:
-        """``q_t`` for every position, ``[B, L, D]``."""
+    @property
+    def base_key(self) -> str:
+        """The input key that, when present, supplies :meth:`base_outputs` of the last position
+        ``[B, D]`` already computed (CS3's replay takes them from the training windows)."""
+        return f"{self.name}/base_outputs"
+
+    def base_outputs(self, inputs: Mapping[str, tf.Tensor], training: bool | None = None) -> tf.Tensor:
+        """``Encoder(e(history))_t + W p`` for every position, ``[B, L, D]``: the query before its
+        side vectors."""
         ids = tf.cast(inputs[self.history_name], tf.int32)
         if ids.shape.rank is not None and ids.shape.rank != 2:
             raise ValueError(f"{self.name}: {self.history_name!r} must be [batch, length], got shape {ids.shape}")
@@ -283,6 +290,14 @@ class SequenceQueryTower(MemoryTower):
         h = tf.pad(h, [[0, 0], [start, 0], [0, 0]])
         if self.profile is not None:
             h += self.profile_projection(self.profile(inputs))[:, None, :]
+        return h
+
+    def sequence_outputs(self, inputs: Mapping[str, tf.Tensor], training: bool | None = None) -> tf.Tensor:
+        """``q_t`` for every position, ``[B, L, D]`` (``[B, 1, D]`` from :attr:`base_key`)."""
+        if self.base_key in inputs:
+            h = tf.convert_to_tensor(inputs[self.base_key])[:, None, :]
+        else:
+            h = self.base_outputs(inputs, training=training)
         return self.side.join(h, self.side.vectors(inputs, self.memory_vectors(inputs)))
 
     def call(
