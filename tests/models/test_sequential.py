@@ -157,3 +157,20 @@ def test_dat_on_sasrec_adds_the_mimic_losses_of_every_supervised_position(synthe
     a_v = model.candidate_model.side.augment(tf.constant(items)).numpy()
     mimic = ((a_u - c) ** 2).sum(-1).mean() + ((a_v - q) ** 2).sum(-1).mean()
     np.testing.assert_allclose(with_mimic - base, 0.5 * valid.sum() * mimic, rtol=1e-3)
+
+
+def test_inttower_on_sasrec_adds_cir_over_every_supervised_position(synthetic_retrieval):
+    from tfcs3.layers.interaction_tower import contrastive_interaction_loss
+
+    data = synthetic_retrieval
+    model = build_model("inttower_sasrec", data, dropout=0.0, **SMALL)
+    batch = _dense_batch(data, slice(0, 16))
+    model.hparams["cir_weight"] = 0.0
+    base = float(model.compute_loss(batch))
+    model.hparams["cir_weight"] = 0.3
+    with_cir = float(model.compute_loss(batch))
+    valid = batch[NEXT_ITEMS].numpy() != 0
+    q = model.query_model(batch, all_positions=True).numpy()[valid]
+    c = model.candidate_vectors(tf.constant(batch[NEXT_ITEMS].numpy()[valid])).numpy()
+    cir = float(contrastive_interaction_loss(q, c, tf.ones(len(q)), model.hparams["cir_temperature"]))
+    np.testing.assert_allclose(with_cir - base, 0.3 * valid.sum() * cir, rtol=1e-3)
