@@ -316,4 +316,7 @@ def test_cs3_on_sasrec_exports_its_memories(synthetic_retrieval, tmp_path):
     model(_batch(data.train, slice(0, 2)))
     model.replay_memories(data.train.subset(data.train.time_order()), 64)  # non-zero memories
     assert model.query_model.memories["cross_tower"].table.numpy().any()
+    for tower in (model.query_model, model.candidate_model):  # as if trained: the reads count
+        for projection in tower.side.projections:
+            projection.kernel.assign(tf.random.normal(projection.kernel.shape, stddev=0.3))
     export_matches_model(model, data, tmp_path, "cs3_sasrec")

@@ -134,6 +134,9 @@ def test_side_vectors_join_every_position_or_each_position():
     joined = side.join(x, per_row).numpy()
     np.testing.assert_allclose(joined[:, 0], joined[:, 2])  # one vector for every position
     per_position = [tf.random.normal([2, 3, 6]), per_row[1]]
+    # a memory's projection starts at zero: the tower starts as its backbone
+    np.testing.assert_allclose(side.join(x, per_position).numpy(), side.join(x, per_row).numpy())
+    side.projections[0].kernel.assign(tf.random.normal([6, 4]))
     joined = side.join(x, per_position).numpy()
     assert not np.allclose(joined[:, 0], joined[:, 2])
     with pytest.raises(ValueError, match="expects 1 memory reads"):

@@ -68,7 +68,8 @@ class SideVectors(tf_keras.layers.Layer):
     ``[B, L, d_k]`` (a dense-supervision batch's memory reads) position by position.
 
     This is how the towers that have no dense stack to feed (the sequence backbones) take the
-    inputs that DAT and CS3 concatenate to a tower's input: ``W [x; v] = W_x x + W_v v``.
+    inputs that DAT and CS3 concatenate to a tower's input: ``W [x; v] = W_x x + W_v v``. The
+    memory reads' ``W_k`` start at zero (the tower starts as its backbone).
 
     Args:
         width: ``D``.
@@ -98,7 +99,19 @@ class SideVectors(tf_keras.layers.Layer):
         if augment_feature is not None:
             self.augment = AdaptiveMimicVector(augment_input_dim, width, name="augment")
         count = self.num_vectors + (self.augment is not None)
-        self.projections = [tf_keras.layers.Dense(width, name=f"side_projection_{k}") for k in range(count)]
+        # A memory's projection starts at zero, so the tower starts as its backbone: the first
+        # replay fills the memories with the outputs of untrained towers, which a random projection
+        # would add as noise of the backbone's own scale (CS3 on SASRec then learned from 0.032
+        # validation NDCG@10 after one epoch, the backbone from 0.052). DAT's augmented vector is
+        # a learned embedding and keeps the default initialisation.
+        self.projections = [
+            tf_keras.layers.Dense(
+                width,
+                kernel_initializer="zeros" if k < self.num_vectors else "glorot_uniform",
+                name=f"side_projection_{k}",
+            )
+            for k in range(count)
+        ]
 
     def augmented(self, inputs: Mapping[str, tf.Tensor]) -> tf.Tensor:
         """DAT's augmented vectors ``a[id]`` of a batch, ``[B, D]``."""
