@@ -718,6 +718,10 @@ README_MODELS = {
     "sasrec-in_batch": "SASRec, in-batch softmax",
     "sasrec-sampled_softmax": "SASRec, sampled softmax",
     "sasrec-full_softmax": "SASRec, full softmax (its default)",
+    "dat_sasrec": "DAT on SASRec",
+    "inttower_sasrec": "IntTower's CIR on SASRec",
+    "cs3_sasrec": "CS3 on SASRec",
+    "t2diff-full_softmax": "T2Diff, full softmax",
 }
 
 
