@@ -302,6 +302,18 @@ def test_cs3_on_sasrec_positions_read_the_memories_of_the_row_they_predict(synth
     for w, t in np.argwhere(following)[:200]:
         source = row_of[(windows.users[w], following[w, t], windows.features["history"][w, t])]
         np.testing.assert_allclose(queries[source], h[w, t], atol=1e-5)
+    # every training item of a position's user is a known positive (left out of its negatives)
+    model.before_training(data)
+    batch = {k: tf.constant(v[:8]) for k, v in windows.features.items()}
+    rows = tf.constant([0, 3, 7])
+    known = model.position_known_items(batch, rows, batch[NEXT_ITEMS]).numpy()
+    for r, row in enumerate([0, 3, 7]):
+        user = windows.features["user_id"][row]
+        assert set(data.train.features["item_id"][data.train.features["user_id"] == user]) <= set(known[r])
+    # one memory read per window (the read of its last row) would carry the window's labels
+    one_read = {**batch, key: tf.reduce_mean(batch[key], axis=1)}
+    with pytest.raises(ValueError, match="one memory read per position"):
+        model.compute_loss(one_read, training=True)
     plain = build_model("cs3_sasrec", data, cas="none", cms=False, **SMALL)
     assert not any(isinstance(x, CycleAdaptiveDense) for x in plain.query_model.submodules)
     with pytest.raises(ValueError, match="does not learn online"):

@@ -471,21 +471,58 @@ class CS3Sequential(CS3Mixin, SequentialModel):
       (:func:`~tfcs3.data.dense.dense_split` with ``per_position``): its user's memories from
       before that row, its next item's final memory without that row's write. So no position
       reads a memory that holds its own label or a later one of its window.
-    * Known positives: with ``drop_known_positives`` every loss leaves the window's items
-      (history and next items) out of each position's negatives (their item memories hold this
-      user), and the full softmax takes the positive's logit from its own memory read, not from
-      the final memory in the catalog table.
+    * Known positives: with ``drop_known_positives`` every loss leaves all the user's training
+      items out of each position's negatives (their item memories hold this user), and the full
+      softmax takes the positive's logit from its own memory read, not from the final memory in
+      the catalog table.
 
-    Online learning (:mod:`tfcs3.online`) is not supported on this backbone yet.
+    Online learning (:mod:`tfcs3.online`) is not supported on this backbone yet. A repeated
+    (user, item) pair keeps the user's other writes to that item in the positive's memory (only
+    the row's own write is removed); the MovieLens and Amazon data have no repeats.
 
     Example:
         >>> model = tfcs3.models.build_model("cs3_sasrec", data, cms=False)
         >>> tfcs3.training.train(model, data, learning_rate=3e-3, batch_size=128)
     """
 
+    def __init__(self, spec: FeatureSpec, **kwargs: Any):
+        super().__init__(spec, **kwargs)
+        self._user_items: tf.Tensor | None = None  # set by before_training
+
     @property
     def drops_known_items(self) -> bool:
         return self.has_memories and bool(self.hparams["drop_known_positives"])
+
+    def before_training(self, data: PreparedData, seed: int = 0, verbose: int = 0, online: bool = False) -> None:
+        """:meth:`CS3Mixin.before_training`, plus every user's training items as a ``[users, K]``
+        table (0 pads) for :meth:`position_known_items`."""
+        super().before_training(data, seed=seed, verbose=verbose, online=online)
+        if not self.drops_known_items:
+            return
+        n_items = len(self.spec.item_vocabulary)
+        users = data.train.features[self.spec.user_id].astype(np.int64)
+        pairs = np.unique(users * n_items + data.train.features[self.spec.item_id].astype(np.int64))
+        owner, item = np.divmod(pairs, n_items)
+        user_vocabulary = self.spec.feature(self.spec.user_id).vocabulary
+        assert user_vocabulary is not None
+        counts = np.bincount(owner, minlength=len(user_vocabulary))
+        table = np.zeros((len(counts), max(1, int(counts.max()))), np.int32)
+        starts = np.r_[0, np.cumsum(counts)[:-1]]
+        table[owner, np.arange(len(pairs)) - starts[owner]] = item
+        self._user_items = tf.constant(table)
+
+    def position_known_items(
+        self, features: Mapping[str, tf.Tensor], rows: tf.Tensor | None, following: tf.Tensor | None
+    ) -> tf.Tensor:
+        """The window's items and every other training item of the position's user: each of them
+        holds this user's writes in its final memory, so as a negative it would teach the towers
+        to read the memories backwards (see :meth:`CS3Mixin.dropped_negatives`)."""
+        window = super().position_known_items(features, rows, following)
+        if self._user_items is None:
+            return window
+        users = tf.cast(features[self.spec.user_id], tf.int32)
+        users = users if rows is None else tf.gather(users, rows)
+        return tf.concat([window, tf.gather(self._user_items, users)], axis=1)
 
     def start_online(self) -> None:
         raise ValueError(

@@ -9,7 +9,9 @@ For a user with history ``x_1..x_L`` (left-padded item-vocabulary indices, most 
 
 The candidate tower *is* ``e``: one table per candidate feature (the item id's among them), summed,
 so the history's input embeddings and the candidates share their tables (tied, as in SASRec). A
-dataset's item features (MovieLens genres) add their embeddings to the item id's.
+dataset's item features (MovieLens genres) add their embeddings to the item id's. A mechanism may
+add per-id :class:`SideVectors` to ``q_t`` and to the candidate (DAT's vectors, CS3's memories);
+the history keeps reading ``e``.
 
 User features join after the encoder: ``profile="features"`` (default) embeds the user's
 categorical features other than the user id (MovieLens: gender, age, occupation, zip code) and
@@ -99,7 +101,8 @@ class SideVectors(tf_keras.layers.Layer):
         if augment_feature is not None:
             self.augment = AdaptiveMimicVector(augment_input_dim, width, name="augment")
         count = self.num_vectors + (self.augment is not None)
-        # A memory's projection starts at zero, so the tower starts as its backbone: the first
+        # A memory's projection starts at zero and has no bias (a constant added to the query would
+        # be an item prior the backbone lacks), so the tower starts as its backbone: the first
         # replay fills the memories with the outputs of untrained towers, which a random projection
         # would add as noise of the backbone's own scale (CS3 on SASRec then learned from 0.032
         # validation NDCG@10 after one epoch, the backbone from 0.052). DAT's augmented vector is
@@ -107,6 +110,7 @@ class SideVectors(tf_keras.layers.Layer):
         self.projections = [
             tf_keras.layers.Dense(
                 width,
+                use_bias=k >= self.num_vectors,
                 kernel_initializer="zeros" if k < self.num_vectors else "glorot_uniform",
                 name=f"side_projection_{k}",
             )
@@ -477,17 +481,28 @@ class SequentialModel(TwoTowerModel):
             q = tf.boolean_mask(h, valid)
             rows = tf.boolean_mask(tf.broadcast_to(tf.range(tf.shape(h)[0])[:, None], tf.shape(valid)), valid)
             positions = self.position_features(features, valid, rows, tf.boolean_mask(following, valid))
-            known = tf.gather(tf.concat([self.known_items(features), following], axis=1), rows)
+            known = self.position_known_items(features, rows, following)
         else:
             q = h[:, -1, :]
             positions = dict(features)
-            known = self.known_items(features)
+            known = self.position_known_items(features, None, None)
         item_ids = tf.cast(positions[self.spec.item_id], tf.int32)
         c = self.candidate_model(positions, training=training)
         masks_known = self.loss_name == "sampled_softmax" or self.drops_known_items
         task = self.retrieval_loss(q, c, item_ids, known if masks_known else None)
         positive = tf.ones_like(item_ids, tf.float32)
         return task + tf.reduce_sum(positive) * self.auxiliary_loss(positions, q, c, positive)
+
+    def position_known_items(
+        self, features: Mapping[str, tf.Tensor], rows: tf.Tensor | None, following: tf.Tensor | None
+    ) -> tf.Tensor:
+        """``[R, K]`` items each supervised position knows as positives (0 pads), left out of its
+        negatives (``sampled_softmax``, :attr:`drops_known_items`): here its window's items, the
+        history and the next items (``rows`` ``None``: the last position of each row, its history
+        and target)."""
+        if rows is None or following is None:
+            return self.known_items(features)
+        return tf.gather(tf.concat([self.known_items(features), following], axis=1), rows)
 
     def position_features(
         self, features: Mapping[str, tf.Tensor], valid: tf.Tensor, rows: tf.Tensor, item_ids: tf.Tensor
@@ -497,8 +512,14 @@ class SequentialModel(TwoTowerModel):
         window), its per-position features ``[B, L, ...]`` (memory reads) taken at the position,
         and the candidate features of its next item ``item_ids``."""
         out = {}
+        towers = (self.query_model, self.candidate_model)
+        memory_inputs = {t.memory_input_key(m) for t in towers if isinstance(t, MemoryTower) for m in t.memories}
         for name, value in features.items():
             value = tf.convert_to_tensor(value)
+            if name in memory_inputs and value.shape.rank != 3:
+                # One read per window would be the read of its last row: it holds the window's
+                # earlier labels. Per-position reads come from dense_split(per_position=...).
+                raise ValueError(f"{name!r} must hold one memory read per position [B, L, d], got {value.shape}")
             if name == NEXT_ITEMS or name in self.item_table or value.shape.rank is None:
                 continue
             if value.shape.rank == 1:
