@@ -648,16 +648,23 @@ def frontier_tables() -> list[str]:
 
 def _plot_frontier(rows: list[dict[str, Any]], dataset: str, path: Path) -> None:
     import matplotlib
+    import matplotlib.ticker
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(6.5, 4.0))
-    for row in rows:
+    fig, ax = plt.subplots(figsize=(7.5, 4.2))
+    markers = "osD^vP*Xh<>p"
+    lat = [row["serving_default batch 1"]["p50_ms"] for row in rows]
+    for k, row in enumerate(rows):
         x, y = row["serving_default batch 1"]["p50_ms"], row["ndcg@10"]
-        ax.errorbar([x], [y], yerr=[row["ndcg@10_std"] or 0.0], fmt="o", capsize=3)
-        ax.annotate(row["label"], (x, y), textcoords="offset points", xytext=(4, 3), fontsize=7)
+        std = row["ndcg@10_std"] or 0.0
+        ax.errorbar([x], [y], yerr=[std], fmt=markers[k % len(markers)], capsize=3, label=row["label"])
     ax.set_xscale("log")
+    ticks = [t for t in (0.5, 1, 2, 3, 5, 10, 20, 50, 100, 200) if min(lat) / 1.5 <= t <= max(lat) * 1.5]
+    ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
+    ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
     ax.set_xlabel("query latency, serving_default top-100, batch 1 (p50 ms, log scale)")
     ax.set_ylabel("test NDCG@10 (mean ± std over seeds)")
     ax.set_title(f"{dataset}: quality against query latency, one point per model")
