@@ -127,6 +127,14 @@ def _dense_batch(data, rows):
     return {k: tf.constant(v[rows]) for k, v in windows.features.items()}
 
 
+def _loss_with_and_without(model, batch, weight, value):
+    """The model's loss on ``batch`` with hyperparameter ``weight`` at ``value`` and at 0."""
+    model.hparams[weight] = 0.0
+    without = float(model.compute_loss(batch))
+    model.hparams[weight] = value
+    return float(model.compute_loss(batch)), without
+
+
 def test_side_vectors_join_every_position_or_each_position():
     side = SideVectors(4, num_vectors=1, augment_feature="user_id", augment_input_dim=5)
     x = tf.zeros([2, 3, 4])
@@ -147,10 +155,7 @@ def test_dat_on_sasrec_adds_the_mimic_losses_of_every_supervised_position(synthe
     data = synthetic_retrieval
     model = build_model("dat_sasrec", data, cal_weight=0.0, dropout=0.0, **SMALL)
     batch = _dense_batch(data, slice(0, 16))
-    model.hparams["amm_weight"] = 0.0
-    base = float(model.compute_loss(batch))
-    model.hparams["amm_weight"] = 0.5
-    with_mimic = float(model.compute_loss(batch))
+    with_mimic, base = _loss_with_and_without(model, batch, "amm_weight", 0.5)
     valid = batch[NEXT_ITEMS].numpy() != 0
     q = model.query_model(batch, all_positions=True).numpy()[valid]
     items = batch[NEXT_ITEMS].numpy()[valid]
@@ -168,10 +173,7 @@ def test_inttower_on_sasrec_adds_cir_over_every_supervised_position(synthetic_re
     data = synthetic_retrieval
     model = build_model("inttower_sasrec", data, dropout=0.0, **SMALL)
     batch = _dense_batch(data, slice(0, 16))
-    model.hparams["cir_weight"] = 0.0
-    base = float(model.compute_loss(batch))
-    model.hparams["cir_weight"] = 0.3
-    with_cir = float(model.compute_loss(batch))
+    with_cir, base = _loss_with_and_without(model, batch, "cir_weight", 0.3)
     valid = batch[NEXT_ITEMS].numpy() != 0
     q = model.query_model(batch, all_positions=True).numpy()[valid]
     c = model.candidate_vectors(tf.constant(batch[NEXT_ITEMS].numpy()[valid])).numpy()

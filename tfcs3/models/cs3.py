@@ -497,12 +497,10 @@ class CS3Sequential(CS3Mixin, SequentialModel):
         """:meth:`CS3Mixin.before_training`, plus every user's training items as a ``[users, K]``
         table (0 pads) for :meth:`position_known_items`."""
         super().before_training(data, seed=seed, verbose=verbose, online=online)
-        if not self.drops_known_items:
+        if not self.drops_known_items or self._known_pairs is None:
             return
-        n_items = len(self.spec.item_vocabulary)
-        users = data.train.features[self.spec.user_id].astype(np.int64)
-        pairs = np.unique(users * n_items + data.train.features[self.spec.item_id].astype(np.int64))
-        owner, item = np.divmod(pairs, n_items)
+        pairs = self._known_pairs.numpy()  # sorted user * V + item, from CS3Mixin.before_training
+        owner, item = np.divmod(pairs, len(self.spec.item_vocabulary))
         user_vocabulary = self.spec.feature(self.spec.user_id).vocabulary
         assert user_vocabulary is not None
         counts = np.bincount(owner, minlength=len(user_vocabulary))

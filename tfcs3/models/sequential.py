@@ -481,15 +481,16 @@ class SequentialModel(TwoTowerModel):
             q = tf.boolean_mask(h, valid)
             rows = tf.boolean_mask(tf.broadcast_to(tf.range(tf.shape(h)[0])[:, None], tf.shape(valid)), valid)
             positions = self.position_features(features, valid, rows, tf.boolean_mask(following, valid))
-            known = self.position_known_items(features, rows, following)
         else:
             q = h[:, -1, :]
             positions = dict(features)
-            known = self.position_known_items(features, None, None)
+            rows = following = None
         item_ids = tf.cast(positions[self.spec.item_id], tf.int32)
         c = self.candidate_model(positions, training=training)
-        masks_known = self.loss_name == "sampled_softmax" or self.drops_known_items
-        task = self.retrieval_loss(q, c, item_ids, known if masks_known else None)
+        known = None
+        if self.loss_name == "sampled_softmax" or self.drops_known_items:
+            known = self.position_known_items(features, rows, following)
+        task = self.retrieval_loss(q, c, item_ids, known)
         positive = tf.ones_like(item_ids, tf.float32)
         return task + tf.reduce_sum(positive) * self.auxiliary_loss(positions, q, c, positive)
 
