@@ -157,3 +157,15 @@ def test_each_command_explains_its_own_flags():
     assert proc.returncode == 0
     assert "usage: python -m tfcs3 export" in proc.stdout and "--index" in proc.stdout
     assert "--epochs" not in proc.stdout  # train's, not export's
+
+
+def test_models_lists_the_registry_and_a_models_hyperparameters():
+    proc = _cli("models")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "cs3_sasrec" in proc.stdout and "preranking" in proc.stdout
+    proc = _cli("models", "--model=cs3_sasrec")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    rows = dict(line.split(None, 1) for line in proc.stdout.splitlines() if line.startswith("  ") and line.strip())
+    assert rows["alpha"].strip() == "0.8" and rows["loss"].strip() == '"full_softmax"'
+    proc = _cli("models", "--model=sasrek")
+    assert proc.returncode == 2 and "Unknown model 'sasrek'" in proc.stderr

@@ -9,6 +9,8 @@ Commands:
     online    learn one time-ordered pass, predicting each batch before learning it (prequential
               metrics), exporting a new version every ``--export_every`` steps
     demo      train YouTubeDNN on MovieLens-100K, evaluate, export, and query the export for one user
+    models    list the registered models and their protocols; with ``--model``, that model's
+              hyperparameters and their defaults (what ``--hparams`` accepts)
 
 ``python -m tfcs3 --help`` lists the commands and tfcs3's flags, ``python -m tfcs3 <command>
 --help`` the flags that command reads, ``--helpfull`` every flag.
@@ -41,12 +43,12 @@ from tfcs3.evaluation.evaluate import evaluate
 from tfcs3.evaluation.retrieval import top_k_with_exclusions
 from tfcs3.experiment import environment_info, load_run, run_experiment
 from tfcs3.export import export_latency, export_model, raw_requests
-from tfcs3.models.registry import build_model, check_model_name, model_names
+from tfcs3.models.registry import build_model, check_model_name, model_hparams, model_names, protocols_of
 from tfcs3.models.t2diff import T2DiffModel
 from tfcs3.online import learn_online
 from tfcs3.retrieval import INDEXES, ScannOptions
 
-COMMANDS = ("train", "evaluate", "export", "benchmark", "online", "demo")
+COMMANDS = ("train", "evaluate", "export", "benchmark", "online", "demo", "models")
 _DATA = ("dataset", "protocol", "data_dir", "download", "max_history", "history_gaps")
 _MODEL = ("model", "embedding_dim", "hidden_units", "temperature", "loss", "num_negatives", "negative_sampler",
           "mixed_negatives", "hparams")  # fmt: skip
@@ -72,6 +74,7 @@ COMMAND_FLAGS: dict[str, tuple[str, ...]] = {
         "model_name",
     ),  # fmt: skip
     "demo": ("data_dir", "download", "epochs", "user", "top_k", "verbose"),
+    "models": ("model",),
 }
 
 FLAGS = flags.FLAGS
@@ -462,6 +465,34 @@ def cmd_demo() -> None:
     print(f"\nRun written to {out}")
 
 
+def describe_models(name: str | None = None) -> str:
+    """``python -m tfcs3 models``: every registered model with its protocols, or (``name``) that
+    model's hyperparameters with their defaults, read from its constructor."""
+    if name is None:
+        width = max(map(len, model_names())) + 2
+        lines = [f"{'model':<{width}}protocols"]
+        lines += [f"{n:<{width}}{', '.join(protocols_of(n))}" for n in model_names()]
+        lines.append("\npython -m tfcs3 models --model=<name> lists a model's hyperparameters.")
+        return "\n".join(lines)
+    hparams = model_hparams(name)
+    lines = [f"{name} ({', '.join(protocols_of(name))})"]
+    if not hparams:
+        return lines[0] + ": no hyperparameters"
+    width = max(map(len, hparams)) + 2
+    lines.append(f"  {'hyperparameter':<{width}}default")
+    lines += [f"  {key:<{width}}{json.dumps(_jsonable(value))}" for key, value in hparams.items()]
+    lines.append("\nSet them with --hparams='{\"<name>\": <value>}' (train, online); null means the model chooses.")
+    return "\n".join(lines)
+
+
+def _jsonable(value: Any) -> Any:
+    return list(value) if isinstance(value, tuple) else value
+
+
+def cmd_models() -> None:
+    print(describe_models(FLAGS.model if FLAGS["model"].present else None))
+
+
 #: Set to 1 to see the traceback behind an error the command line reports in one line.
 TRACEBACK_ENV = "TFCS3_TRACEBACK"
 # What a user's mistake raises (an unknown model, dataset or hyperparameter, a protocol that does
@@ -491,7 +522,7 @@ def _dispatch(command: str) -> None:
         "benchmark": cmd_benchmark,
         "online": cmd_online,
     }
-    {**commands, "demo": cmd_demo}[command]()
+    {**commands, "demo": cmd_demo, "models": cmd_models}[command]()
 
 
 def command_help(command: str) -> str:

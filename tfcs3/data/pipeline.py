@@ -36,6 +36,11 @@ def make_dataset(
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    if drop_remainder and len(split) < batch_size:
+        raise ValueError(
+            f"{len(split)} training examples make no full batch of batch_size={batch_size} (training keeps "
+            "full batches only); lower the batch size"
+        )
     ds = tf.data.Dataset.from_tensor_slices(split_arrays(split))
     if shuffle:
         ds = ds.shuffle(len(split), seed=seed, reshuffle_each_iteration=True)
@@ -56,11 +61,20 @@ def make_length_bucketed_dataset(
     bucket is emitted as a batch when it holds ``batch_size`` rows. A model that skips the columns
     every row of a batch pads (the sequence towers) then spends its time on real items: on Amazon
     Beauty, where most histories are far shorter than 50, an epoch is several times faster.
+
+    With ``drop_remainder`` each bucket drops what does not fill a batch; where full buckets would
+    cover less than half the rows (small data, large batches), the batches are plain shuffled
+    ones instead (:func:`make_dataset`), so no epoch is empty.
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     width = split.features[sequence].shape[1]
     boundaries = [b for b in (4, 8, 16, 32, 64, 128, 256) if b < width]
+    if drop_remainder:
+        lengths = np.count_nonzero(split.features[sequence], axis=1)
+        per_bucket = np.bincount(np.digitize(lengths, [b + 1 for b in boundaries]), minlength=len(boundaries) + 1)
+        if 2 * int((per_bucket // batch_size).sum()) * batch_size < len(split):
+            return make_dataset(split, batch_size, shuffle=True, seed=seed, drop_remainder=True)
     ds = tf.data.Dataset.from_tensor_slices(split_arrays(split))
     ds = ds.shuffle(len(split), seed=seed, reshuffle_each_iteration=True)
     ds = ds.bucket_by_sequence_length(

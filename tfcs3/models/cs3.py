@@ -454,6 +454,8 @@ class CS3IntTower(CS3Mixin, IntTowerModel):
         >>> model = tfcs3.models.build_model("cs3_inttower_dot", data, cir_weight=0.1)
     """
 
+    excluded_hparams = frozenset({"scorer"})  # always the dot scorer
+
     def __init__(self, spec: FeatureSpec, **kwargs: Any):
         super().__init__(spec, scorer="dot", **kwargs)
 

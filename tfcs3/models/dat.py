@@ -175,10 +175,15 @@ class DATSequentialModel(SequentialModel, DATModel):
         >>> tfcs3.training.train(model, data, learning_rate=3e-3, batch_size=128)
     """
 
-    def __init__(self, spec: FeatureSpec, item_attributes: Mapping[str, Any], **kwargs: Any):
-        kwargs.setdefault("l2_normalize", False)
-        kwargs.setdefault("temperature", 1.0)
-        super().__init__(spec, item_attributes, **kwargs)
+    def __init__(
+        self,
+        spec: FeatureSpec,
+        item_attributes: Mapping[str, Any],
+        l2_normalize: bool = False,
+        temperature: float = 1.0,
+        **kwargs: Any,
+    ):
+        super().__init__(spec, item_attributes, l2_normalize=l2_normalize, temperature=temperature, **kwargs)
 
     def tower_options(self, side: str) -> dict[str, Any]:
         return {**super().tower_options(side), "augment": True}

@@ -49,6 +49,7 @@ from tfcs3.layers import MLP, FeatureEmbedding, MaskedMeanPooling
 from tfcs3.layers.activation_unit import ActivationUnitAttention
 from tfcs3.layers.meta_query import MetaQueryModule
 from tfcs3.layers.similarity_scorer import LightweightSimilarityScorer, head_similarity
+from tfcs3.models import retrieval_loss
 from tfcs3.models.tower import BehaviourTower, FeatureTower
 from tfcs3.models.two_tower import TwoTowerModel
 
@@ -196,6 +197,11 @@ class FITModel(TwoTowerModel):
     """
 
     is_dot = False
+    # Pointwise BCE on the LSS's score: no softmax (temperature, losses, negatives) and no L2
+    # normalisation; the user tower always reads the history.
+    excluded_hparams = frozenset(
+        {"tower", "temperature", "l2_normalize", "remove_accidental_hits", *retrieval_loss.LOSS_HPARAMS}
+    )
 
     def __init__(
         self,

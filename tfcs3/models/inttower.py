@@ -233,5 +233,7 @@ class IntTowerSequentialModel(SequentialModel, IntTowerModel):
         >>> model = tfcs3.models.build_model("inttower_sasrec", data, cir_weight=0.1)
     """
 
+    excluded_hparams = SequentialModel.excluded_hparams | {"scorer", "head_dim"}  # dot scorer: no FE-Block
+
     def __init__(self, spec: FeatureSpec, item_attributes: Mapping[str, Any], **kwargs: Any):
         super().__init__(spec, item_attributes, scorer="dot", **kwargs)

@@ -36,15 +36,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from functools import partial
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import tensorflow as tf
 
 from tfcs3.data.features import FeatureSpec
 from tfcs3.data.protocols import PreparedData
+from tfcs3.models.builder import ModelBuilder
 from tfcs3.models.cs3 import BACKBONES as CS3_BACKBONES
 from tfcs3.models.cs3 import CS3Sequential
 from tfcs3.models.dat import DATModel, DATSequentialModel
@@ -54,26 +53,27 @@ from tfcs3.models.popularity import PopularityRecommender
 from tfcs3.models.sequential import SequentialModel
 from tfcs3.models.sparcode import SparCodeModel
 from tfcs3.models.t2diff import T2DiffModel
-from tfcs3.models.tower import item_attribute_table
 from tfcs3.models.two_tower import TwoTowerModel
 
 Builder = Callable[..., Any]
 _BUILDERS: dict[str, Builder] = {}
-# Hyperparameters each name accepts (anything else is an error, not silently ignored).
-_TWO_TOWER_HPARAMS = (
-    "embedding_dim", "hidden_units", "temperature", "remove_accidental_hits", "l2_normalize",
-    "dropout", "embeddings_regularizer", "logq", "loss", "num_negatives", "negative_sampler", "mixed_negatives",
-    "max_full_softmax_items",
-)  # fmt: skip
+#: Hyperparameter name -> default of each registered name (read from its class's constructor by
+#: :class:`ModelBuilder`; a builder registered as a plain function declares its own).
+_HPARAMS: dict[str, Callable[[], dict[str, Any]]] = {}
 
 
-def register(name: str) -> Callable[[Builder], Builder]:
-    """Decorator adding a builder under ``name``."""
+def register(name: str, hparams: Callable[[], dict[str, Any]] | None = None) -> Callable[[Builder], Builder]:
+    """Decorator adding a builder under ``name``. A :class:`ModelBuilder` reports its own
+    hyperparameters; another callable declares them with ``hparams`` (name -> default)."""
 
     def wrap(fn: Builder) -> Builder:
         if name in _BUILDERS:
             raise ValueError(f"model {name!r} is already registered")
         _BUILDERS[name] = fn
+        if isinstance(fn, ModelBuilder):
+            _HPARAMS[name] = lambda: fn.hparams
+        else:
+            _HPARAMS[name] = hparams or dict
         return fn
 
     return wrap
@@ -83,11 +83,10 @@ def model_names() -> list[str]:
     return sorted(_BUILDERS)
 
 
-def item_probability_by_vocab(data: PreparedData) -> np.ndarray:
-    """Training frequency of each item-vocabulary index (for logQ)."""
-    ids = data.train.features[data.spec.item_id]
-    counts = np.bincount(ids, minlength=len(data.spec.item_vocabulary)).astype(np.float64)
-    return (counts / counts.sum()).astype(np.float32)
+def model_hparams(name: str) -> dict[str, Any]:
+    """The hyperparameters registered model ``name`` accepts -> their defaults."""
+    check_model_name(name)
+    return _HPARAMS[name]()
 
 
 def check_model_name(name: str) -> None:
@@ -114,101 +113,35 @@ def build_model(name: str, data: PreparedData, **hparams: Any) -> Any:
     return _BUILDERS[name](data, **hparams)
 
 
-def _dot_model(model_cls: Callable[..., TwoTowerModel], tower: str, extra_hparams: tuple[str, ...] = ()) -> Builder:
-    accepted = _TWO_TOWER_HPARAMS + extra_hparams
-
-    def build(data: PreparedData, logq: bool = True, **hparams: Any) -> TwoTowerModel:
-        unknown = set(hparams) - set(accepted)
-        if unknown:
-            raise ValueError(f"{tower}: unknown hyperparameters {sorted(unknown)}; accepted: {accepted}")
-        probability = item_probability_by_vocab(data) if logq and data.protocol == "retrieval" else None
-        if hparams.get("loss", "in_batch") != "in_batch" and "item_attributes" not in hparams:
-            hparams["item_attributes"] = item_attribute_table(data)
-        return model_cls(data.spec, tower=tower, mode=data.protocol, item_probability=probability, **hparams)
-
-    return build
-
-
 # Models whose towers keep per-user state (DAT's augmented vectors, CS3's memories).
 KEYED_BY_USER_ID: set[str] = {"dat", "dat_youtubednn", *(f"cs3_{b}" for b in CS3_BACKBONES)}
-register("dssm")(_dot_model(TwoTowerModel, "dssm"))
-register("youtubednn")(_dot_model(TwoTowerModel, "youtubednn"))
-_DAT_HPARAMS = ("amm_weight", "cal_weight", "category_feature")
-register("dat")(_dot_model(DATModel, "dssm", _DAT_HPARAMS))
-register("dat_youtubednn")(_dot_model(DATModel, "youtubednn", _DAT_HPARAMS))
-_INTTOWER_HPARAMS = ("num_heads", "head_dim", "cir_weight", "cir_temperature")
-register("inttower")(_dot_model(IntTowerModel, "dssm", _INTTOWER_HPARAMS))
-register("inttower_youtubednn")(_dot_model(IntTowerModel, "youtubednn", _INTTOWER_HPARAMS))
-register("inttower_dot")(_dot_model(partial(IntTowerModel, scorer="dot"), "youtubednn", _INTTOWER_HPARAMS))
-_CS3_HPARAMS = (
-    "cas", "cts", "cms", "alpha", "beta", "cycles", "ranker", "ranker_hidden_units", "drop_known_positives",
-)  # fmt: skip
-_BACKBONE_HPARAMS = {"dat": _DAT_HPARAMS, "dat_youtubednn": _DAT_HPARAMS, "inttower_dot": _INTTOWER_HPARAMS}
+for _tower in ("dssm", "youtubednn"):
+    _suffix = "" if _tower == "dssm" else "_youtubednn"
+    register(_tower)(ModelBuilder(TwoTowerModel, {"tower": _tower}))
+    register(f"dat{_suffix}")(ModelBuilder(DATModel, {"tower": _tower}))
+    register(f"inttower{_suffix}")(ModelBuilder(IntTowerModel, {"tower": _tower, "scorer": "sum_max"}))
+register("inttower_dot")(ModelBuilder(IntTowerModel, {"tower": "youtubednn", "scorer": "dot"}))
 for _backbone, (_cls, _tower) in CS3_BACKBONES.items():
-    _extra = _CS3_HPARAMS + _BACKBONE_HPARAMS.get(_backbone, ())
-    register(f"cs3_{_backbone}")(_dot_model(_cls, _tower, _extra))
-
-
-_FIT_HPARAMS = (
-    "embedding_dim", "hidden_units", "dropout", "embeddings_regularizer", "num_meta", "num_heads", "head_dim",
-    "lss_units", "attention_units", "min_temperature", "anneal_epochs", "use_mqm", "use_lss",
-)  # fmt: skip
-_SPARCODE_HPARAMS = (
-    "num_query_tokens", "num_item_tokens", "token_dim", "num_codebooks", "codebook_size", "interaction_units",
-    "scorer", "sparsity_bias", "commitment_weight", "num_negatives", "codebook_decay", "restart_threshold", "relu_leak",
-)  # fmt: skip
-
-
-def _sparcode(tower: str, quantize: bool) -> Builder:
-    extra = (*_SPARCODE_HPARAMS, "warmup_examples", "bias_anneal_examples")
-    build_dot = _dot_model(partial(SparCodeModel, quantize=quantize), tower, extra)
-
-    def build(
-        data: PreparedData, warmup_epochs: float = 0.0, bias_anneal_epochs: float = 1.0, **hparams: Any
-    ) -> SparCodeModel:
-        n = len(data.train)
-        anneal = int(round(float(bias_anneal_epochs) * n))
-        if quantize:
-            hparams["warmup_examples"] = int(round(float(warmup_epochs) * n))
-        return build_dot(data, bias_anneal_examples=anneal, **hparams)
-
-    return build
-
-
-register("sparcode")(_sparcode("youtubednn", True))
-register("sparcode_dssm")(_sparcode("dssm", True))
-register("all_to_all")(_sparcode("youtubednn", False))
-
-_T2DIFF_HPARAMS = (
-    "session_length", "diffusion_steps", "diffusion_weight", "diffusion_width", "use_diffusion", "drift",
-    "deterministic", "diffusion_serving_steps", "num_heads", "ffn_units", "attention_units",
-)  # fmt: skip
-
-
-@register("t2diff")
-def _t2diff(data: PreparedData, **hparams: Any) -> T2DiffModel:
-    build = _dot_model(partial(T2DiffModel, item_attributes=item_attribute_table(data)), "youtubednn", _T2DIFF_HPARAMS)
-    return build(data, **hparams)
-
-
-_SEQUENCE_HPARAMS = ("num_blocks", "num_heads", "attention_dropout", "profile", "dense")
-
-
-def _sequential(encoder: str, cls: type[SequentialModel] = SequentialModel, extra: tuple[str, ...] = ()) -> Builder:
-    def build(data: PreparedData, **hparams: Any) -> SequentialModel:
-        model = partial(cls, item_attributes=item_attribute_table(data), encoder=encoder)
-        return _dot_model(model, "youtubednn", _SEQUENCE_HPARAMS + extra)(data, **hparams)
-
-    return build
-
-
-register("sasrec")(_sequential("sasrec"))
-register("gru4rec")(_sequential("gru4rec"))
+    register(f"cs3_{_backbone}")(ModelBuilder(_cls, {"tower": _tower}))
+# SparCode: its warm-up and bias annealing are given in epochs of the training split.
+_SPARCODE_EPOCHS = {"bias_anneal_epochs": ("bias_anneal_examples", 1.0)}
+for _name, _tower in (("sparcode", "youtubednn"), ("sparcode_dssm", "dssm")):
+    _epochs = {"warmup_epochs": ("warmup_examples", 0.0), **_SPARCODE_EPOCHS}
+    register(_name)(ModelBuilder(SparCodeModel, {"tower": _tower, "quantize": True}, _epochs))
+register("all_to_all")(
+    ModelBuilder(SparCodeModel, {"tower": "youtubednn", "quantize": False, "warmup_examples": 0}, _SPARCODE_EPOCHS)
+)
+register("t2diff")(ModelBuilder(T2DiffModel, {"tower": "youtubednn"}))
+for _encoder in ("sasrec", "gru4rec"):
+    register(_encoder)(ModelBuilder(SequentialModel, {"encoder": _encoder}))
 # The mechanisms on the strongest backbone (issue "Every mechanism on the strongest backbone").
-register("dat_sasrec")(_sequential("sasrec", DATSequentialModel, _DAT_HPARAMS))
-register("inttower_sasrec")(_sequential("sasrec", IntTowerSequentialModel, ("cir_weight", "cir_temperature")))
-register("cs3_sasrec")(_sequential("sasrec", CS3Sequential, _CS3_HPARAMS))
+_SASREC = {"encoder": "sasrec"}
+register("dat_sasrec")(ModelBuilder(DATSequentialModel, _SASREC))
+register("inttower_sasrec")(ModelBuilder(IntTowerSequentialModel, _SASREC))
+register("cs3_sasrec")(ModelBuilder(CS3Sequential, _SASREC))
 KEYED_BY_USER_ID |= {"dat_sasrec", "cs3_sasrec"}
+# FIT: the temperature schedule's length is given in epochs of the training split.
+register("fit")(ModelBuilder(FITModel, per_epoch={"anneal_epochs": ("anneal_examples", 1.0)}, logq=False))
 
 #: Registered models that train on one protocol only (the others take both).
 PROTOCOLS = {
@@ -225,21 +158,12 @@ PROTOCOLS = {
 }
 
 
-@register("fit")
-def _fit(data: PreparedData, anneal_epochs: float = 1.0, **hparams: Any) -> FITModel:
-    unknown = set(hparams) - set(_FIT_HPARAMS)
-    if unknown:
-        raise ValueError(f"fit: unknown hyperparameters {sorted(unknown)}; accepted: {_FIT_HPARAMS}")
-    anneal = int(round(float(anneal_epochs) * len(data.train)))
-    return FITModel(data.spec, item_attribute_table(data), anneal_examples=anneal, **hparams)
-
-
 def protocols_of(name: str) -> tuple[str, ...]:
     """The protocols registered model ``name`` trains under."""
     return PROTOCOLS.get(name, ("retrieval", "preranking"))
 
 
-@register("popularity")
+@register("popularity", hparams=dict)
 def _popularity(data: PreparedData, **hparams: Any) -> PopularityRecommender:
     if hparams:
         raise ValueError(f"popularity takes no hyperparameters, got {sorted(hparams)}")

@@ -33,6 +33,8 @@ LOSSES = ("in_batch", "full_softmax", "sampled_softmax")
 SAMPLERS = ("uniform", "popularity")
 #: Default largest vocabulary ``full_softmax`` accepts (``max_full_softmax_items`` overrides it).
 MAX_FULL_SOFTMAX_ITEMS = 200_000
+#: The two-tower constructor arguments that choose and shape the retrieval loss.
+LOSS_HPARAMS = ("loss", "num_negatives", "negative_sampler", "mixed_negatives", "max_full_softmax_items")
 
 
 def _masked(logits: tf.Tensor, drop: tf.Tensor) -> tf.Tensor:

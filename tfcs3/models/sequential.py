@@ -343,13 +343,16 @@ class SequentialModel(TwoTowerModel):
         hidden_units: its first entry is SASRec's feed-forward width or GRU4Rec's GRU width
             (default 256 and 128, RecBole's).
         dropout: SASRec's hidden dropout or GRU4Rec's embedding dropout (default 0.5 and 0.3).
-        **kwargs: :class:`TwoTowerModel` arguments (``embedding_dim``, ``loss`` ...); ``loss``
-            defaults to ``"full_softmax"`` here.
+        loss: the retrieval loss; the full softmax by default here, as it beat sampled (256
+            uniform) and in-batch softmax on validation (BENCHMARKS.md, "Competitive retrieval").
+        **kwargs: :class:`TwoTowerModel` arguments (``embedding_dim``, ``temperature`` ...).
 
     Example:
         >>> model = tfcs3.models.build_model("sasrec", data, loss="full_softmax")
         >>> tfcs3.training.train(model, data, learning_rate=3e-3, batch_size=128)
     """
+
+    excluded_hparams = frozenset({"tower"})  # the query side always reads the history
 
     def __init__(
         self,
@@ -363,6 +366,7 @@ class SequentialModel(TwoTowerModel):
         dense: bool = True,
         hidden_units: Sequence[int] | None = None,
         dropout: float | None = None,
+        loss: str = "full_softmax",
         **kwargs: Any,
     ):
         if encoder not in ENCODERS:
@@ -372,9 +376,6 @@ class SequentialModel(TwoTowerModel):
         if kwargs.setdefault("mode", "retrieval") != "retrieval":
             raise ValueError(f"{encoder} is a retrieval model; got mode={kwargs['mode']!r}")
         kwargs["tower"] = "youtubednn"  # the query side reads the history
-        # The full softmax is the sequence backbones' default: it beat sampled (256 uniform) and
-        # in-batch softmax on validation (BENCHMARKS.md, "Competitive retrieval").
-        kwargs.setdefault("loss", "full_softmax")
         if len(spec.sequence_features) != 1:
             raise ValueError(f"{encoder} needs exactly one history feature, got {len(spec.sequence_features)}")
         hidden_units = list(hidden_units or ([256] if encoder == "sasrec" else [128]))
@@ -386,7 +387,9 @@ class SequentialModel(TwoTowerModel):
             attention_dropout=dropout if attention_dropout is None else float(attention_dropout),
             profile=profile,
         )
-        super().__init__(spec, hidden_units=hidden_units, dropout=dropout, item_attributes=item_attributes, **kwargs)
+        super().__init__(
+            spec, hidden_units=hidden_units, dropout=dropout, item_attributes=item_attributes, loss=loss, **kwargs
+        )
         self.hparams.update(self._sequence_args, dense=bool(dense))
         self.candidate_vectors(tf.constant([PAD]))  # the shared item tables belong to the candidate tower
 

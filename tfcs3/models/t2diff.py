@@ -157,6 +157,8 @@ class T2DiffModel(TwoTowerModel):
         >>> tfcs3.training.train(model, data)
     """
 
+    excluded_hparams = frozenset({"tower"})  # the user tower always reads the history
+
     def __init__(
         self,
         spec: FeatureSpec,

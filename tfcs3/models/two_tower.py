@@ -20,7 +20,7 @@ Objectives:
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import tensorflow as tf
@@ -78,12 +78,20 @@ class TwoTowerModel(tfrs.Model, Retriever):
     ``catalog_scorer``, ``training_examples`` / ``training_dataset``, ``unsynchronized_state``):
     override what you need.
 
+    Hyperparameters are the constructor's keyword arguments (a subclass's own plus, through
+    ``**kwargs``, its bases'): the registry reads them from there
+    (:mod:`tfcs3.models.builder`), so a new one is declared once, in ``__init__``.
+
     Example:
         >>> data = tfcs3.data.load_prepared("ml-100k")
         >>> model = TwoTowerModel(data.spec, tower="youtubednn")  # no logQ: no item frequencies given
         >>> tfcs3.training.train(model, data)
         >>> model = tfcs3.models.build_model("youtubednn", data)  # the registry adds logQ's frequencies
     """
+
+    #: Base-class constructor arguments that are not hyperparameters of this class (it sets them
+    #: itself, or they have no effect on it); :mod:`tfcs3.models.builder` leaves them out.
+    excluded_hparams: ClassVar[frozenset[str]] = frozenset()
 
     def __init__(
         self,
