@@ -1,6 +1,7 @@
 """Online learning: predict-then-learn order, label independence of a batch's own predictions,
 periodic exports, both protocols."""
 
+import harness
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -66,7 +67,7 @@ def test_exports_a_new_version_every_n_steps(synthetic_retrieval, tmp_path):
     if out["steps"] % 2 == 0:  # the last export is the final model, memories included
         loaded = tf.saved_model.load(out["exports"][-1])
         assert loaded is not None
-        q = represent(model.query_model, {k: v[:3] for k, v in data.test.features.items()}).numpy()
+        q = represent(model.query_model, harness.head(data.test, 3)).numpy()
         assert np.isfinite(q).all()
 
 

@@ -14,6 +14,7 @@ The default run is seeded and bounded (``FUZZ_EXAMPLES`` requests per signature,
 import os
 import re
 
+import harness
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -47,7 +48,7 @@ def served(request, synthetic_retrieval, synthetic_preranking, tmp_path_factory)
     name, protocol, hparams, index = MODELS[request.param]
     data = synthetic_retrieval if protocol == "retrieval" else synthetic_preranking
     model = build_model(name, data, **hparams)
-    model({k: tf.constant(v[:2]) for k, v in data.train.features.items()})
+    model(harness.features(data.train, 2))
     path = export_model(model, data, tmp_path_factory.mktemp(request.param), name, index=index, k=K, limits=LIMITS)
     loaded = tf.saved_model.load(str(path))
     inputs = {}

@@ -7,6 +7,7 @@ import sys
 import threading
 from pathlib import Path
 
+import harness
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -49,7 +50,7 @@ def _requests(data, n=6):
 
 def _expected_top_k(model, data, n=6):
     """Top-k from the in-process model with the evaluation code's exclusion rule."""
-    q = represent(model.query_model, {k: v[:n] for k, v in data.test.features.items()})
+    q = represent(model.query_model, harness.head(data.test, n))
     c = represent(model.candidate_model, data.catalog)
     scores = model.score(q, c).numpy()
     out = []
@@ -124,7 +125,7 @@ def test_score_candidates_and_query_embedding(exports, trained):
     raw = _requests(data, n=3)
     query = {k: tf.constant(v) for k, v in raw.items() if k != "exclude"}
     emb = loaded.signatures["query_embedding"](**query)["embedding"].numpy()
-    expected = represent(model.query_model, {k: v[:3] for k, v in data.test.features.items()}).numpy()
+    expected = represent(model.query_model, harness.head(data.test, 3)).numpy()
     np.testing.assert_allclose(emb[:3], expected, rtol=1e-5, atol=1e-6)
     cands = [[data.catalog_ids[0], data.catalog_ids[5], "unknown-item", ""]] * 4
     out = loaded.signatures["score_candidates"](**query, candidate_ids=tf.constant(cands))
@@ -293,7 +294,7 @@ def test_an_untrained_model_with_a_learned_scorer_exports(name, synthetic_retrie
     served = loaded.signatures["score_candidates"](
         **{k: tf.constant(raw[k]) for k in names}, candidate_ids=tf.constant(candidates)
     )["scores"].numpy()[:, 0]
-    q = represent(model.query_model, {k: v[:3] for k, v in data.test.features.items()})
+    q = represent(model.query_model, harness.head(data.test, 3))
     c = represent(model.candidate_model, {k: v[rows] for k, v in data.catalog.items()})
     np.testing.assert_allclose(served, np.diag(model.score(q, c).numpy()), rtol=1e-4, atol=1e-5)
 

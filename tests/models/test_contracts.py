@@ -1,5 +1,6 @@
 """Contracts every registered model keeps (docs/design.md), checked for the whole registry."""
 
+import harness
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -27,13 +28,7 @@ def test_candidate_side_never_sees_query_inputs(name, data):
         with pytest.raises(ValueError, match="is a (pre-ranking|retrieval) model"):
             build_model(name, data)
         return
-    model = build_model(name, data, embedding_dim=8, hidden_units=[16])
-    query_names = {f.name for f in data.spec.query}
-    assert set(model.candidate_feature_names) <= {f.name for f in data.spec.candidate}
-    assert not set(model.candidate_feature_names) & query_names
-    # The candidate model runs on candidate features alone.
-    out = represent(model.candidate_model, data.catalog)
-    assert out.shape[0] == data.num_items
+    harness.check_decoupled(build_model(name, data, embedding_dim=8, hidden_units=[16]), data)
 
 
 @pytest.mark.parametrize("name", TRAINABLE)
@@ -42,7 +37,7 @@ def test_catalog_scores_agree_with_per_pair_scores(name, data_for):
     for dot models it is the dot product, so ScaNN/brute-force indices reproduce it."""
     data = data_for(name)
     model = build_model(name, data, embedding_dim=8, hidden_units=[16])
-    q = represent(model.query_model, {k: v[:20] for k, v in data.test.features.items()})
+    q = represent(model.query_model, harness.head(data.test, 20))
     c = represent(model.candidate_model, data.catalog)
     full = model.score(q, c).numpy()
     some = np.array([[3, 0, 7], [5, 5, 1]] * 10)
@@ -68,18 +63,9 @@ def test_unknown_model_and_hparams_are_errors(synthetic_retrieval):
 
 
 @pytest.mark.parametrize("name", TRAINABLE)
-def test_gradients_reach_both_towers(name, data_for):
-    data = data_for(name)
-    model = build_model(name, data, embedding_dim=8, hidden_units=[16])
-    batch = {k: tf.constant(v[:32]) for k, v in data.train.features.items()}
-    if data.train.labels is not None:
-        batch["label"] = tf.constant(data.train.labels[:32])
-    with tf.GradientTape() as tape:
-        loss = model.compute_loss(batch, training=True)
-    grads = tape.gradient(loss, model.trainable_variables)
-    named = {v.name: g for v, g in zip(model.trainable_variables, grads, strict=True)}
-    assert any("query_tower" in n and g is not None for n, g in named.items())
-    assert any("candidate_tower" in n and g is not None for n, g in named.items())
+def test_every_model_keeps_the_harness_contracts(name, data_for, tmp_path):
+    """Decoupled towers, gradients in both, one step moving both, save/load to the same vectors."""
+    harness.check_model(name, data_for(name), tmp_path, embedding_dim=8, hidden_units=[16])
 
 
 @pytest.mark.parametrize("name", model_names())

@@ -1,12 +1,12 @@
 """CS3 on dot backbones: towers, memory updates (read before write, positives only for CTS),
 stream-order training, frozen ranker, saving/restoring and export with the memories."""
 
+import harness
 import numpy as np
 import pytest
 import tensorflow as tf
 import tf_keras
 
-from tfcs3.data.pipeline import LABEL
 from tfcs3.evaluation import represent
 from tfcs3.export import export_model, raw_requests
 from tfcs3.layers import CycleAdaptiveDense
@@ -18,13 +18,6 @@ from tfcs3.training import train
 SMALL = dict(embedding_dim=8, hidden_units=[16], ranker_hidden_units=[16, 8])
 
 
-def _batch(split, rows):
-    out = {k: tf.constant(v[rows]) for k, v in split.features.items()}
-    if split.labels is not None:
-        out[LABEL] = tf.constant(split.labels[rows])
-    return out
-
-
 def _dense_layers(tower):
     return [layer for layer in tower.submodules if isinstance(layer, tf_keras.layers.Dense | CycleAdaptiveDense)]
 
@@ -32,7 +25,7 @@ def _dense_layers(tower):
 @pytest.mark.parametrize("cas", ["both", "user", "none"])
 def test_cas_placement(cas, synthetic_retrieval):
     model = build_model("cs3_youtubednn", synthetic_retrieval, cas=cas, cts=False, cms=False, **SMALL)
-    model(_batch(synthetic_retrieval.train, slice(0, 4)))
+    model(harness.batch(synthetic_retrieval.train, slice(0, 4)))
     query_cas = all(isinstance(x, CycleAdaptiveDense) for x in _dense_layers(model.query_model))
     item_cas = all(isinstance(x, CycleAdaptiveDense) for x in _dense_layers(model.candidate_model))
     assert (query_cas, item_cas) == {"both": (True, True), "user": (True, False), "none": (False, False)}[cas]
@@ -42,7 +35,7 @@ def test_cas_placement(cas, synthetic_retrieval):
 def test_memories_join_the_tower_inputs(synthetic_preranking):
     data = synthetic_preranking
     model = build_model("cs3_youtubednn", data, **SMALL)
-    batch = _batch(data.train, slice(0, 4))
+    batch = harness.batch(data.train, slice(0, 4))
     model(batch)
     plain = build_model("youtubednn", data, embedding_dim=8, hidden_units=[16])
     plain(batch)
@@ -60,7 +53,7 @@ def test_train_step_reads_before_it_writes_and_cts_takes_positives_only(syntheti
     model.compile(optimizer=tf_keras.optimizers.SGD(0.0))  # weights fixed: only the memories move
     model.update_in_step = True  # online learning: the step writes the batch after its loss
     rows = np.arange(64)
-    batch = _batch(data.train, rows)
+    batch = harness.batch(data.train, rows)
     q_before = model.query_model(batch).numpy()
     c_before = model.candidate_model(batch).numpy()
     h = model.ranker.penultimate(batch).numpy()
@@ -104,7 +97,7 @@ def test_training_replays_the_stream_and_freezes_the_ranker(synthetic_preranking
     assert model.ranker_fitted.numpy() and model.ranker_report["validation_auc"] > 0.5
     assert result["epochs_run"] == 2 and len(replays) == 2  # at the start of every epoch
     ranker_weights = [w.numpy().copy() for w in model.ranker.weights]
-    model.fit(tf.data.Dataset.from_tensors(_batch(data.train, slice(0, 128))), verbose=0)
+    model.fit(tf.data.Dataset.from_tensors(harness.batch(data.train, slice(0, 128))), verbose=0)
     for before, after in zip(ranker_weights, model.ranker.weights, strict=True):
         np.testing.assert_array_equal(before, after.numpy())
     # A second train() call reuses the fitted ranker.
@@ -118,7 +111,7 @@ def test_replay_user_reads_come_from_earlier_batches_only(protocol, synthetic_re
     """The user-side input a row gets equals the memory after the batches before its own."""
     data = synthetic_retrieval if protocol == "retrieval" else synthetic_preranking
     model = build_model("cs3_youtubednn", data, cas="none", **SMALL)
-    model(_batch(data.train, slice(0, 2)))
+    model(harness.batch(data.train, slice(0, 2)))
     stream = data.train.subset(data.train.time_order())
     bs = 64
     inputs = model.replay_memories(stream, bs)
@@ -168,7 +161,7 @@ def test_replay_item_inputs_leave_the_row_itself_out(synthetic_preranking):
     data = synthetic_preranking
     model = build_model("cs3_youtubednn", data, cas="none", cms=False, **SMALL)
     stream = data.train.subset(data.train.time_order())
-    model(_batch(stream, slice(0, 2)))
+    model(harness.batch(stream, slice(0, 2)))
     for tower in (model.query_model, model.candidate_model):
         for norm in tower.memory_norms.values():
             norm.gamma.assign(tf.zeros_like(norm.gamma))
@@ -204,10 +197,10 @@ def test_save_and_load_restores_memories_and_ranker(synthetic_retrieval, tmp_pat
     for a, b in zip(model.memories(), loaded.memories(), strict=True):
         np.testing.assert_array_equal(a.table.numpy(), b.table.numpy())
     assert bool(loaded.ranker_fitted.numpy())
-    batch = _batch(data.test, slice(0, 16))
+    batch = harness.batch(data.test, slice(0, 16))
     np.testing.assert_allclose(loaded.ranker.penultimate(batch), model.ranker.penultimate(batch), atol=1e-6)
-    q = represent(model.query_model, {k: v[:16] for k, v in data.test.features.items()})
-    q2 = represent(loaded.query_model, {k: v[:16] for k, v in data.test.features.items()})
+    q = represent(model.query_model, harness.head(data.test, 16))
+    q2 = represent(loaded.query_model, harness.head(data.test, 16))
     np.testing.assert_allclose(q, q2, rtol=1e-6, atol=1e-6)
 
 
@@ -220,7 +213,7 @@ def test_export_serves_the_model_scores_with_its_memories(synthetic_retrieval, t
     names = ["user_id", "segment", "history"]
     raw = raw_requests(data, names, "test", rows=range(4))
     emb = loaded.signatures["query_embedding"](**{k: tf.constant(raw[k]) for k in names})["embedding"].numpy()
-    q = represent(model.query_model, {k: v[:4] for k, v in data.test.features.items()}).numpy()
+    q = represent(model.query_model, harness.head(data.test, 4)).numpy()
     np.testing.assert_allclose(emb, q, rtol=1e-5, atol=1e-6)
     out = loaded.signatures["serving_default"](**{k: tf.constant(v) for k, v in raw.items()})
     c = represent(model.candidate_model, data.catalog).numpy()
@@ -259,9 +252,9 @@ def test_every_variant_keeps_the_candidate_side_independent_of_query_inputs(swit
     model = build_model("cs3_youtubednn", data, **{**SMALL, **switches})
     model.update_in_step = True
     model.compile(optimizer=tf_keras.optimizers.Adam(1e-2))
-    model.train_step(_batch(data.train, slice(0, 256)))  # memories and weights now hold data
+    model.train_step(harness.batch(data.train, slice(0, 256)))  # memories and weights now hold data
     rows = slice(0, 64)
-    batch = _batch(data.test, rows)
+    batch = harness.batch(data.test, rows)
     other = dict(batch)
     for f in data.spec.query:  # any other query inputs
         other[f.name] = tf.random.shuffle(batch[f.name], seed=1)
@@ -276,7 +269,7 @@ def test_cs3_on_sasrec_positions_read_the_memories_of_the_row_they_predict(synth
 
     data = synthetic_retrieval
     model = build_model("cs3_sasrec", data, **SMALL)
-    model(_batch(data.train, slice(0, 2)))
+    model(harness.batch(data.train, slice(0, 2)))
     encoder = model.query_model.encoder
     assert all(isinstance(x, CycleAdaptiveDense) for x in [*encoder.ffn_inner, *encoder.ffn_outer])
     stream = data.train.subset(data.train.time_order())
@@ -304,7 +297,7 @@ def test_cs3_on_sasrec_positions_read_the_memories_of_the_row_they_predict(synth
         np.testing.assert_allclose(queries[source], h[w, t], atol=1e-5)
     # every training item of a position's user is a known positive (left out of its negatives)
     model.before_training(data)
-    batch = {k: tf.constant(v[:8]) for k, v in windows.features.items()}
+    batch = harness.features(windows, 8)
     rows = tf.constant([0, 3, 7])
     known = model.position_known_items(batch, rows, batch[NEXT_ITEMS]).numpy()
     for r, row in enumerate([0, 3, 7]):
@@ -321,11 +314,11 @@ def test_cs3_on_sasrec_positions_read_the_memories_of_the_row_they_predict(synth
 
 
 def test_cs3_on_sasrec_exports_its_memories(synthetic_retrieval, tmp_path):
-    from export_check import export_matches_model
+    from harness import export_matches_model
 
     data = synthetic_retrieval
     model = build_model("cs3_sasrec", data, **SMALL)
-    model(_batch(data.train, slice(0, 2)))
+    model(harness.batch(data.train, slice(0, 2)))
     model.replay_memories(data.train.subset(data.train.time_order()), 64)  # non-zero memories
     assert model.query_model.memories["cross_tower"].table.numpy().any()
     for tower in (model.query_model, model.candidate_model):  # as if trained: the reads count

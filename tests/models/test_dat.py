@@ -1,3 +1,4 @@
+import harness
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -28,7 +29,7 @@ def test_dat_beats_popularity(synthetic_retrieval, trained_dat):
 def test_training_moves_augmented_vectors_towards_the_other_tower(synthetic_retrieval):
     data = synthetic_retrieval
     model = build_model("dat", data, cal_weight=0.0, **SMALL)
-    batch = {k: tf.constant(v[:256]) for k, v in data.train.features.items()}
+    batch = harness.features(data.train, 256)
 
     def mimic_gap():
         c = model.candidate_model(batch)
@@ -41,7 +42,7 @@ def test_training_moves_augmented_vectors_towards_the_other_tower(synthetic_retr
 
 def test_preranking_dat_uses_only_positives(synthetic_preranking):
     model = build_model("dat", synthetic_preranking, cal_weight=0.0, **SMALL)
-    batch = {k: tf.constant(v[:64]) for k, v in synthetic_preranking.train.features.items()}
+    batch = harness.features(synthetic_preranking.train, 64)
     batch["label"] = tf.constant(synthetic_preranking.train.labels[:64])
     q, c = model.query_model(batch), model.candidate_model(batch)
     aux = model.auxiliary_loss(batch, q, c, batch["label"])
@@ -58,7 +59,7 @@ def test_save_load_and_export_agree(tmp_path, synthetic_retrieval, trained_dat):
     serving = tf.saved_model.load(str(path)).signatures["query_embedding"]
     request = raw_requests(data, trained_dat.query_feature_names, "test", rows=range(4), exclude_earlier=False)
     exported = serving(**{k: tf.constant(v) for k, v in request.items()})["embedding"].numpy()
-    expected = represent(trained_dat.query_model, {k: v[:4] for k, v in data.test.features.items()}).numpy()
+    expected = represent(trained_dat.query_model, harness.head(data.test, 4)).numpy()
     np.testing.assert_allclose(exported, expected, rtol=1e-5, atol=1e-6)
 
 

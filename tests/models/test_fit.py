@@ -1,3 +1,4 @@
+import harness
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -16,12 +17,6 @@ def trained(synthetic_preranking):
     model = build_model("fit", synthetic_preranking, **SMALL)
     result = train(model, synthetic_preranking, epochs=6, batch_size=128, learning_rate=3e-3, verbose=0)
     return model, result
-
-
-def _rows(data, n, split="test"):
-    part = data.split(split)
-    batch = {k: tf.constant(v[:n]) for k, v in part.features.items()}
-    return batch
 
 
 def test_fit_is_pre_ranking_only_and_needs_a_history(synthetic_retrieval, synthetic_raw):
@@ -48,7 +43,7 @@ def test_temperature_anneals_linearly_over_one_epoch_then_stays(synthetic_preran
     data = synthetic_preranking
     model = build_model("fit", data, anneal_epochs=2.0, min_temperature=0.05, **SMALL)
     assert model.hparams["anneal_examples"] == 2 * len(data.train)
-    batch = {**_rows(data, 64, "train"), "label": tf.constant(data.train.labels[:64])}
+    batch = {**harness.features(data.train, 64), "label": tf.constant(data.train.labels[:64])}
     model.compute_loss(batch, training=True)
     assert float(model.meta.temperature) == pytest.approx(1.0)  # set before the first batch counts
     model.compute_loss(batch, training=True)
@@ -62,7 +57,7 @@ def test_temperature_anneals_linearly_over_one_epoch_then_stays(synthetic_preran
 
 def test_inference_uses_the_hard_query_that_score_gathers(trained, synthetic_preranking):
     model, _ = trained
-    batch = _rows(synthetic_preranking, 50)
+    batch = harness.features(synthetic_preranking.test, 50)
     logits = model(batch, training=False).numpy()
     users = model.query_model(batch)  # every hard query
     items = model.candidate_model(batch)  # heads + the item's index
@@ -81,7 +76,7 @@ def test_offline_item_tables_reproduce_the_online_item_tower(trained, synthetic_
     data = synthetic_preranking
     serving = ServingModule(model, data)
     rows = data.test.target[:40]
-    online = model.candidate_model(_rows(data, 40)).numpy()
+    online = model.candidate_model(harness.features(data.test, 40)).numpy()
     np.testing.assert_allclose(serving.item_embeddings.numpy()[rows], online, rtol=1e-5, atol=1e-6)
     # History items are embedded with the candidate tables through the item -> attribute table.
     hist = data.test.features["history"][:40]
@@ -104,7 +99,7 @@ def test_exported_hard_query_path_equals_the_model(trained, synthetic_preranking
     scores = loaded.signatures["score_candidates"](
         **{k: tf.constant(v) for k, v in request.items()}, candidate_ids=tf.constant(candidates)
     )["scores"].numpy()[:, 0]
-    expected = model(_rows(data, n), training=False).numpy()
+    expected = model(harness.features(data.test, n), training=False).numpy()
     np.testing.assert_allclose(scores, expected, rtol=1e-5, atol=1e-6)
     top = loaded.signatures["serving_default"](
         **{k: tf.constant(v) for k, v in request.items()}, exclude=tf.constant([[""]] * n)
@@ -116,7 +111,7 @@ def test_save_and_load_restore_the_model(trained, synthetic_preranking, tmp_path
     model, _ = trained
     save_model(model, tmp_path / "m", "fit", SMALL)
     restored = load_model(tmp_path / "m", synthetic_preranking)
-    batch = _rows(synthetic_preranking, 30)
+    batch = harness.features(synthetic_preranking.test, 30)
     np.testing.assert_array_equal(restored(batch).numpy(), model(batch).numpy())
     assert float(restored.meta.temperature) == float(model.meta.temperature)
 
@@ -125,7 +120,7 @@ def test_save_and_load_restore_the_model(trained, synthetic_preranking, tmp_path
 def test_ablations_train_and_keep_the_contract(switch, synthetic_preranking):
     data = synthetic_preranking
     model = build_model("fit", data, **SMALL, **switch)
-    batch = {**_rows(data, 32, "train"), "label": tf.constant(data.train.labels[:32])}
+    batch = {**harness.features(data.train, 32), "label": tf.constant(data.train.labels[:32])}
     assert np.isfinite(float(model.compute_loss(batch, training=True)))
     users, items = model.query_model(batch), model.candidate_model(batch)
     np.testing.assert_allclose(model.score_pairs(users, items).numpy(), model(batch).numpy(), rtol=1e-5, atol=1e-6)

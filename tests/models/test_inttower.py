@@ -1,3 +1,4 @@
+import harness
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -36,7 +37,7 @@ def test_retrieval_with_sum_max_beats_popularity(synthetic_retrieval):
 
 def test_representations_have_heads_then_hidden_state(synthetic_retrieval):
     model = build_model("inttower", synthetic_retrieval, **SMALL)
-    q = represent(model.query_model, {k: v[:3] for k, v in synthetic_retrieval.test.features.items()})
+    q = represent(model.query_model, harness.head(synthetic_retrieval.test, 3))
     c = represent(model.candidate_model, synthetic_retrieval.catalog)
     layers = len(SMALL["hidden_units"]) + 1
     assert q.shape == (3, layers * 2 * 8 + 16) and c.shape[1] == 2 * 8 + 16
@@ -53,7 +54,7 @@ def test_candidate_scoring_export_matches_the_model(tmp_path, synthetic_preranki
     scores = loaded.signatures["score_candidates"](
         **{k: tf.constant(v) for k, v in request.items()}, candidate_ids=tf.constant(cands)
     )["scores"].numpy()
-    q = represent(model.query_model, {k: v[:4] for k, v in data.test.features.items()})
+    q = represent(model.query_model, harness.head(data.test, 4))
     c = represent(model.candidate_model, data.catalog)
     np.testing.assert_allclose(scores, model.score(q, c).numpy()[:, [0, 3, 9]], rtol=1e-5, atol=1e-5)
     with pytest.raises(ValueError, match="dot product"):
@@ -63,7 +64,7 @@ def test_candidate_scoring_export_matches_the_model(tmp_path, synthetic_preranki
 def test_dot_variant_is_a_dot_backbone(synthetic_retrieval):
     model = build_model("inttower_dot", synthetic_retrieval, **SMALL)
     assert model.is_dot and model.score_width == 1
-    batch = {k: tf.constant(v[:32]) for k, v in synthetic_retrieval.train.features.items()}
+    batch = harness.features(synthetic_retrieval.train, 32)
     assert np.isfinite(float(model.compute_loss(batch, training=True)))
 
 

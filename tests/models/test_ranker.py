@@ -1,5 +1,6 @@
 import json
 
+import harness
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -15,14 +16,6 @@ from tfcs3.models.ranker import Ranker, cross_pairs, fit_ranker
 SMALL = dict(embedding_dim=8, hidden_units=(16, 8), cross_buckets=101)
 
 
-def _batch(data, n=32, split="train"):
-    part = data.split(split)
-    batch = {k: tf.constant(v[:n]) for k, v in part.features.items()}
-    if part.labels is not None:
-        batch[LABEL] = tf.constant(part.labels[:n])
-    return batch
-
-
 def _data(request, mode):
     return request.getfixturevalue(f"synthetic_{mode}")
 
@@ -32,7 +25,7 @@ def _data(request, mode):
 def test_shapes(request, kind, mode):
     data = _data(request, mode)
     ranker = Ranker(data.spec, kind=kind, mode=mode, **SMALL)
-    batch = _batch(data, 32)
+    batch = harness.batch(data.train, 32)
     assert ranker(batch).shape == (32,)
     assert ranker.penultimate(batch).shape == (32, 8)
     assert ranker.output_dim == 8
@@ -46,7 +39,7 @@ def test_shapes(request, kind, mode):
 @pytest.mark.parametrize("kind", ["dnn", "dcn"])
 def test_gradients_reach_every_weight(synthetic_preranking, kind):
     ranker = Ranker(synthetic_preranking.spec, kind=kind, **SMALL)
-    batch = _batch(synthetic_preranking, 64)
+    batch = harness.batch(synthetic_preranking.train, 64)
     with tf.GradientTape() as tape:
         loss = ranker.compute_loss(batch, training=True)
     variables = ranker.trainable_variables
@@ -92,7 +85,7 @@ def test_target_attention_matches_numpy_and_ignores_padding():
 def test_ranker_attention_uses_the_item_table(synthetic_preranking):
     data = synthetic_preranking
     ranker = Ranker(data.spec, kind="dnn", **SMALL)
-    batch = _batch(data, 16)
+    batch = harness.batch(data.train, 16)
     history = batch["history"].numpy()
     history[0] = 0  # an all-padding history
     batch["history"] = tf.constant(history)
@@ -163,7 +156,7 @@ def test_ids_only_spec_has_no_crosses_and_still_works(with_user):
 
 def test_retrieval_pairs_roll_candidates_and_drop_accidental_hits(synthetic_retrieval):
     ranker = Ranker(synthetic_retrieval.spec, mode="retrieval", num_negatives=2, **SMALL)
-    batch = _batch(synthetic_retrieval, 3)
+    batch = harness.batch(synthetic_retrieval.train, 3)
     items = np.array([5, 7, 5], np.int32)
     batch["item_id"] = tf.constant(items)
     pairs, labels, weights = ranker.retrieval_pairs(batch)
@@ -174,7 +167,7 @@ def test_retrieval_pairs_roll_candidates_and_drop_accidental_hits(synthetic_retr
     # shift 1: (5 vs 5) hit, (7 vs 5), (5 vs 7); shift 2: (5 vs 7), (7 vs 5), (5 vs 5) hit
     np.testing.assert_array_equal(weights.numpy(), [1, 1, 1, 0, 1, 1, 1, 1, 0])
     # A batch of one has no negatives at all.
-    _, _, weights = ranker.retrieval_pairs(_batch(synthetic_retrieval, 1))
+    _, _, weights = ranker.retrieval_pairs(harness.batch(synthetic_retrieval.train, 1))
     np.testing.assert_array_equal(weights.numpy(), [1, 0, 0])
 
 
@@ -201,7 +194,7 @@ def test_retrieval_training_beats_chance(synthetic_retrieval):
 
 def test_dropout_only_in_training(synthetic_preranking):
     ranker = Ranker(synthetic_preranking.spec, dropout=0.5, **SMALL)
-    batch = _batch(synthetic_preranking, 16)
+    batch = harness.batch(synthetic_preranking.train, 16)
     np.testing.assert_array_equal(ranker.penultimate(batch).numpy(), ranker.penultimate(batch).numpy())
     assert not np.allclose(ranker.penultimate(batch, training=True).numpy(), ranker.penultimate(batch).numpy())
 
@@ -212,7 +205,7 @@ def test_config_round_trip(synthetic_preranking):
     config = json.loads(json.dumps(ranker.get_config()))
     again = Ranker(spec, **{k: v for k, v in config.items() if k != "spec"})
     restored = Ranker.from_config(config)
-    batch = _batch(synthetic_preranking, 4)
+    batch = harness.batch(synthetic_preranking.train, 4)
     shapes = []
     for model in (ranker, again, restored):
         model.penultimate(batch)  # builds the weights
@@ -226,7 +219,7 @@ def test_config_round_trip(synthetic_preranking):
 @pytest.mark.parametrize("kind", ["dnn", "dcn"])
 def test_weights_round_trip(tmp_path, synthetic_preranking, kind):
     spec = synthetic_preranking.spec
-    batch = _batch(synthetic_preranking, 16)
+    batch = harness.batch(synthetic_preranking.train, 16)
     tf_keras.utils.set_random_seed(1)
     ranker = Ranker(spec, kind=kind, **SMALL)
     expected = ranker.penultimate(batch).numpy()
@@ -249,7 +242,7 @@ def test_bad_arguments_and_inputs_are_clear_errors(synthetic_preranking, synthet
     with pytest.raises(ValueError, match="num_cross_layers"):
         Ranker(spec, kind="dcn", num_cross_layers=0)
     ranker = Ranker(spec, **SMALL)
-    batch = _batch(synthetic_preranking, 4)
+    batch = harness.batch(synthetic_preranking.train, 4)
     for name in ("history", "item_id", "segment", "tags"):
         with pytest.raises(ValueError, match=name):
             ranker({k: v for k, v in batch.items() if k != name})
@@ -286,7 +279,7 @@ def test_supplied_negatives_replace_rolled_rows(synthetic_retrieval):
     from tfcs3.models.ranker import NEGATIVES
 
     ranker = Ranker(synthetic_retrieval.spec, mode="retrieval", num_negatives=2, **SMALL)
-    batch = _batch(synthetic_retrieval, 8)
+    batch = harness.batch(synthetic_retrieval.train, 8)
     negatives = {NEGATIVES + f.name: tf.concat([batch[f.name]] * 2, axis=0) for f in synthetic_retrieval.spec.candidate}
     negatives[NEGATIVES + "item_id"] = tf.concat([batch["item_id"], tf.roll(batch["item_id"], 1, axis=0)], axis=0)
     pairs, labels, weights = ranker.retrieval_pairs({**batch, **negatives})

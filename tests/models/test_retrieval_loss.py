@@ -1,5 +1,6 @@
 """The retrieval losses: exact values on toy catalogs, and every loss on every dot model."""
 
+import harness
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -94,7 +95,7 @@ SMALL = {"t2diff": dict(diffusion_steps=5, session_length=5, ffn_units=8, attent
 def test_every_dot_model_trains_with_every_loss(name, loss, synthetic_retrieval):
     model = build_model(name, synthetic_retrieval, embedding_dim=8, hidden_units=[16], **SMALL.get(name, {}), **loss)
     split = model.training_examples(synthetic_retrieval.train)
-    batch = {k: tf.constant(v[:32]) for k, v in split.features.items()}
+    batch = harness.features(split, 32)
     with tf.GradientTape() as tape:
         value = model.compute_loss(batch, training=True)
     grads = tape.gradient(value, model.trainable_variables)
@@ -122,7 +123,7 @@ def test_bad_loss_settings_are_clear_errors(synthetic_retrieval, synthetic_prera
 def test_sparcode_trains_with_catalog_negatives(synthetic_retrieval):
     """SparCode's all-to-all scorer: sampled softmax over negatives drawn from the catalog."""
     model = build_model("all_to_all", synthetic_retrieval, loss="sampled_softmax", num_negatives=16, embedding_dim=8)
-    batch = {k: tf.constant(v[:32]) for k, v in synthetic_retrieval.train.features.items()}
+    batch = harness.features(synthetic_retrieval.train, 32)
     with tf.GradientTape() as tape:
         value = model.compute_loss(batch, training=True)
     grads = tape.gradient(value, model.trainable_variables)

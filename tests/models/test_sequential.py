@@ -1,9 +1,10 @@
 """SASRec and GRU4Rec: causality, dense supervision, training, export and save/load."""
 
+import harness
 import numpy as np
 import pytest
 import tensorflow as tf
-from export_check import export_matches_model
+from harness import export_matches_model
 
 from tfcs3.data.dense import NEXT_ITEMS, dense_split
 from tfcs3.evaluation import evaluate, represent
@@ -43,7 +44,7 @@ def test_a_position_never_sees_later_items(encoder):
 def test_leading_padding_does_not_change_real_positions(synthetic_retrieval):
     """The tower skips columns every row pads; each row's output is the same in any batch."""
     model = build_model("sasrec", synthetic_retrieval, **SMALL)
-    features = {k: v[:40] for k, v in synthetic_retrieval.test.features.items()}
+    features = harness.head(synthetic_retrieval.test, 40)
     alone = np.concatenate(
         [represent(model.query_model, {k: v[i : i + 1] for k, v in features.items()}) for i in range(40)]
     )
@@ -63,7 +64,7 @@ def test_the_dense_loss_counts_every_real_position(synthetic_retrieval):
     per-position cross-entropies computed by hand from the tower's outputs."""
     model = build_model("sasrec", synthetic_retrieval, loss="full_softmax", dropout=0.0, **SMALL)
     split = model.training_examples(synthetic_retrieval.train)
-    batch = {k: tf.constant(v[:16]) for k, v in split.features.items()}
+    batch = harness.features(split, 16)
     h = model.query_model(batch, all_positions=True).numpy()
     table = model.candidate_vectors(tf.range(len(synthetic_retrieval.spec.item_vocabulary))).numpy()
     following = batch[NEXT_ITEMS].numpy()
@@ -101,7 +102,7 @@ def test_save_and_load(trained, synthetic_retrieval, tmp_path):
     name, model = trained
     save_model(model, tmp_path / "m", name, dict(loss="full_softmax", dropout=0.1, **SMALL))
     restored = load_model(tmp_path / "m", synthetic_retrieval)
-    features = {k: v[:8] for k, v in synthetic_retrieval.test.features.items()}
+    features = harness.head(synthetic_retrieval.test, 8)
     np.testing.assert_allclose(
         represent(restored.query_model, features).numpy(), represent(model.query_model, features).numpy(), atol=1e-6
     )
@@ -119,12 +120,11 @@ def test_profile_options_and_errors(synthetic_retrieval, synthetic_preranking):
         build_model("gru4rec", synthetic_preranking)
     with pytest.raises(ValueError, match="num_heads"):
         model = build_model("sasrec", synthetic_retrieval, embedding_dim=9, num_heads=2)
-        model.query_model({k: tf.constant(v[:2]) for k, v in synthetic_retrieval.test.features.items()})
+        model.query_model(harness.features(synthetic_retrieval.test, 2))
 
 
 def _dense_batch(data, rows):
-    windows = dense_split(data.train, "history", "item_id")
-    return {k: tf.constant(v[rows]) for k, v in windows.features.items()}
+    return harness.features(dense_split(data.train, "history", "item_id"), rows)
 
 
 def _loss_with_and_without(model, batch, weight, value):

@@ -1,3 +1,4 @@
+import harness
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -16,10 +17,6 @@ def trained(synthetic_retrieval):
     return model
 
 
-def _batch(data, n=64):
-    return {k: tf.constant(v[:n]) for k, v in data.train.features.items()}
-
-
 def test_training_beats_popularity(trained, synthetic_retrieval):
     ours = evaluate(trained, synthetic_retrieval, "test")["ndcg@10"]
     popularity = evaluate(build_model("popularity", synthetic_retrieval), synthetic_retrieval, "test")["ndcg@10"]
@@ -30,7 +27,7 @@ def test_training_beats_popularity(trained, synthetic_retrieval):
 
 
 def test_query_representations_are_codewords(trained, synthetic_retrieval):
-    q = represent(trained.query_model, {k: v[:20] for k, v in synthetic_retrieval.test.features.items()}).numpy()
+    q = represent(trained.query_model, harness.head(synthetic_retrieval.test, 20)).numpy()
     tokens = q.reshape(-1, 8)
     codes = trained.quantizer.encode(tokens)
     np.testing.assert_array_equal(trained.quantizer.decode(codes).numpy(), tokens)
@@ -40,7 +37,7 @@ def test_query_representations_are_codewords(trained, synthetic_retrieval):
 def test_catalog_scorer_ranks_exactly_like_the_network(trained, synthetic_retrieval):
     # Evaluation ranks large user sets through a code x item table: the same scores as the network.
     items = represent(trained.candidate_model, synthetic_retrieval.catalog)
-    q = represent(trained.query_model, {k: v[:50] for k, v in synthetic_retrieval.test.features.items()})
+    q = represent(trained.query_model, harness.head(synthetic_retrieval.test, 50))
     bias = float(trained.bias.numpy())
     trained.bias.assign(-0.5)  # some per-token scores fall below zero, so the ReLU matters
     try:
@@ -55,7 +52,7 @@ def test_catalog_scorer_ranks_exactly_like_the_network(trained, synthetic_retrie
     finally:
         trained.bias.assign(bias)
     unquantized = build_model("all_to_all", synthetic_retrieval, **SMALL)
-    unquantized(_batch(synthetic_retrieval, 2))
+    unquantized(harness.features(synthetic_retrieval.train, 2))
     assert unquantized.catalog_scorer(represent(unquantized.candidate_model, synthetic_retrieval.catalog))[1] == (
         unquantized.score_width
     )
@@ -65,7 +62,7 @@ def test_warmup_trains_continuous_tokens_then_initialises_the_codebooks(syntheti
     data = synthetic_retrieval
     model = build_model("sparcode", data, warmup_epochs=1.0, **SMALL)
     assert model.hparams["warmup_examples"] == len(data.train)
-    batch = _batch(data)
+    batch = harness.features(data.train)
     before = model.quantizer.codebook.numpy().copy()
     model.compute_loss(batch, training=True)
     assert float(model.quantizer.initialized) == 0.0
@@ -80,17 +77,17 @@ def test_bias_anneals_from_zero(synthetic_retrieval):
     data = synthetic_retrieval
     model = build_model("sparcode", data, sparsity_bias=-1.0, bias_anneal_epochs=2.0, **SMALL)
     assert float(model.bias) == 0.0
-    model.compute_loss(_batch(data), training=True)
+    model.compute_loss(harness.features(data.train), training=True)
     assert float(model.bias) == pytest.approx(-64 / (2 * len(data.train)))
     model.examples_seen.assign(1e9)
-    model.compute_loss(_batch(data), training=True)
+    model.compute_loss(harness.features(data.train), training=True)
     assert float(model.bias) == -1.0
 
 
 def test_gradients_reach_the_towers_and_the_interaction_but_not_the_codebook(synthetic_retrieval):
     model = build_model("sparcode", synthetic_retrieval, **SMALL)
     with tf.GradientTape() as tape:
-        loss = model.compute_loss(_batch(synthetic_retrieval), training=True)
+        loss = model.compute_loss(harness.features(synthetic_retrieval.train), training=True)
     variables = model.trainable_variables
     grads = dict(zip([v.name for v in variables], tape.gradient(loss, variables), strict=True))
     assert all(g is not None for g in grads.values())
@@ -113,7 +110,7 @@ def test_save_and_load_restore_codebooks_and_scores(trained, synthetic_retrieval
     restored = load_model(tmp_path / "m", synthetic_retrieval)
     np.testing.assert_array_equal(restored.quantizer.codebook.numpy(), trained.quantizer.codebook.numpy())
     assert float(restored.bias) == float(trained.bias)
-    features = {k: v[:10] for k, v in synthetic_retrieval.test.features.items()}
+    features = harness.head(synthetic_retrieval.test, 10)
     q1, q2 = represent(trained.query_model, features), represent(restored.query_model, features)
     c = represent(trained.candidate_model, synthetic_retrieval.catalog)
     np.testing.assert_array_equal(restored.score(q2, c).numpy(), trained.score(q1, c).numpy())

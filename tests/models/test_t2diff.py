@@ -1,7 +1,8 @@
+import harness
 import numpy as np
 import pytest
 import tensorflow as tf
-from export_check import export_matches_model
+from harness import export_matches_model
 
 from tfcs3.evaluation import evaluate, represent
 from tfcs3.export import export_model, raw_requests
@@ -18,10 +19,6 @@ def trained(synthetic_retrieval):
     return model
 
 
-def _batch(data, n=64):
-    return {k: tf.constant(v[:n]) for k, v in data.train.features.items()}
-
-
 def test_training_beats_popularity(trained, synthetic_retrieval):
     ours = evaluate(trained, synthetic_retrieval, "test")["ndcg@10"]
     popularity = evaluate(build_model("popularity", synthetic_retrieval), synthetic_retrieval, "test")["ndcg@10"]
@@ -30,7 +27,7 @@ def test_training_beats_popularity(trained, synthetic_retrieval):
 
 def test_the_diffusion_loss_and_the_tower_loss_train_disjoint_weights(synthetic_retrieval):
     model = build_model("t2diff", synthetic_retrieval, **SMALL)
-    batch = _batch(synthetic_retrieval)
+    batch = harness.features(synthetic_retrieval.train)
     behaviours, ids = model.query_model.behaviour(batch)
     target = model.candidate_model.embedding(batch)
     with tf.GradientTape(persistent=True) as tape:
@@ -49,7 +46,7 @@ def test_the_diffusion_loss_and_the_tower_loss_train_disjoint_weights(synthetic_
 
 
 def test_query_side_runs_the_reverse_chain_reproducibly(trained, synthetic_retrieval):
-    features = {k: v[:8] for k, v in synthetic_retrieval.test.features.items()}
+    features = harness.head(synthetic_retrieval.test, 8)
     a = represent(trained.query_model, features).numpy()
     b = represent(trained.query_model, features).numpy()
     np.testing.assert_array_equal(a, b)  # fixed-seed noise
@@ -65,7 +62,7 @@ def test_export_reload_gives_the_same_query_embeddings_and_top_k(trained, synthe
 def test_save_load_and_clear_errors(trained, synthetic_retrieval, synthetic_preranking, tmp_path):
     save_model(trained, tmp_path / "m", "t2diff", SMALL)
     restored = load_model(tmp_path / "m", synthetic_retrieval)
-    features = {k: v[:4] for k, v in synthetic_retrieval.test.features.items()}
+    features = harness.head(synthetic_retrieval.test, 4)
     np.testing.assert_allclose(
         represent(restored.query_model, features).numpy(), represent(trained.query_model, features).numpy(), atol=1e-6
     )
@@ -78,7 +75,7 @@ def test_save_load_and_clear_errors(trained, synthetic_retrieval, synthetic_prer
 @pytest.mark.parametrize("switch", [{"use_diffusion": False}, {"drift": False}])
 def test_ablations_train(switch, synthetic_retrieval):
     model = build_model("t2diff", synthetic_retrieval, **SMALL, **switch)
-    assert np.isfinite(float(model.compute_loss(_batch(synthetic_retrieval), training=True)))
+    assert np.isfinite(float(model.compute_loss(harness.features(synthetic_retrieval.train), training=True)))
     assert (model.generator is None) == ("use_diffusion" in switch)
 
 
@@ -92,7 +89,7 @@ def with_gaps(synthetic_raw):
 def test_time_gaps_enter_the_history_attention_only_at_real_positions(with_gaps):
     model = build_model("t2diff", with_gaps, **SMALL)
     assert "history_gap" in model.query_feature_names
-    batch = _batch(with_gaps, 16)
+    batch = harness.features(with_gaps.train, 16)
     hist, gaps = batch["history"].numpy(), batch["history_gap"].numpy()
     base = model.query_model(batch).numpy()
 
@@ -121,7 +118,7 @@ def test_time_gaps_export_and_reload(with_gaps, tmp_path):
     assert len(raw["history_gap"][0]) == len(raw["history"][0])
     names = model.query_feature_names
     exported = loaded.signatures["query_embedding"](**{k: tf.constant(raw[k]) for k in names})["embedding"]
-    in_process = represent(model.query_model, {k: v[:6] for k, v in with_gaps.test.features.items()})
+    in_process = represent(model.query_model, harness.head(with_gaps.test, 6))
     np.testing.assert_allclose(exported.numpy(), in_process.numpy(), rtol=1e-4, atol=1e-5)
     # Padding may sit anywhere in a request and older entries beyond the window are cut: both
     # lists are reordered and cropped together (rows with a full window, so the extra item is cut).
@@ -138,7 +135,7 @@ def test_time_gaps_export_and_reload(with_gaps, tmp_path):
 
 
 def test_fewer_serving_steps_change_the_query_and_export_as_set(trained, synthetic_retrieval, tmp_path):
-    features = {k: v[:8] for k, v in synthetic_retrieval.test.features.items()}
+    features = harness.head(synthetic_retrieval.test, 8)
     default = trained.hparams["diffusion_serving_steps"]
     assert default == 1  # one DDIM step: the count benchmarks/t2diff_steps.py chose on validation
     trained.set_serving_steps(None)  # the trained chain

@@ -1,3 +1,4 @@
+import harness
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -85,7 +86,7 @@ def test_preranking_mode_learns_clicks(synthetic_preranking):
 
 def test_logq_and_accidental_hits_reach_the_task(synthetic_retrieval):
     data = synthetic_retrieval
-    batch = {k: tf.constant(v[:64]) for k, v in data.train.features.items()}
+    batch = harness.features(data.train, 64)
     tf.keras.utils.set_random_seed(0)
     plain = build_model("dssm", data, logq=False, remove_accidental_hits=False, **SMALL)
     tf.keras.utils.set_random_seed(0)

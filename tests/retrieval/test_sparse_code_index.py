@@ -1,3 +1,4 @@
+import harness
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -20,7 +21,7 @@ def trained(synthetic_retrieval):
 
 
 def _assert_index_equals_model(model, data, n_queries):
-    features = {k: v[:n_queries] for k, v in data.test.features.items()}
+    features = harness.head(data.test, n_queries)
     q = represent(model.query_model, features)
     c = represent(model.candidate_model, data.catalog)
     index = SparseCodeIndex.from_model(model, c)
@@ -76,7 +77,7 @@ def test_exported_index_serves_in_a_fresh_process_with_tensorflow_only(
     in_process = loaded.signatures["serving_default"](**{k: tf.constant(v) for k, v in raw.items()})
     assert result["ids"] == [[i.decode() for i in r] for r in in_process["item_ids"].numpy()]
     # The exported scores are the model's own for the returned items.
-    q = represent(trained.query_model, {k: v[:6] for k, v in data.test.features.items()})
+    q = represent(trained.query_model, harness.head(data.test, 6))
     c = represent(trained.candidate_model, data.catalog)
     exact = trained.score(q, c).numpy()
     row_of = {item: r for r, item in enumerate(data.catalog_ids.astype(str))}
