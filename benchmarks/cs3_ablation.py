@@ -15,11 +15,6 @@ Examples (the CS3 rows of BENCHMARKS.md):
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
 import quality  # noqa: E402
 from absl import app, flags  # noqa: E402
 

@@ -24,11 +24,7 @@ Example (the rows of BENCHMARKS.md):
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
 from typing import Any
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import numpy as np  # noqa: E402
 import quality  # noqa: E402

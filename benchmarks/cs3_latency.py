@@ -18,26 +18,21 @@ Run it on an otherwise idle machine.
 from __future__ import annotations
 
 import os
-import sys
-import tempfile
-from pathlib import Path
 from typing import Any
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import tensorflow as tf  # noqa: E402
 from absl import app, flags, logging  # noqa: E402
+from exported import export_and_load, request_batches  # noqa: E402
+from report import write_sections  # noqa: E402
+from serving import write_latency_result  # noqa: E402
 
 import tfcs3  # noqa: E402, F401
 from tfcs3.data import load_prepared  # noqa: E402
 from tfcs3.evaluation import interleaved_latency  # noqa: E402
-from tfcs3.export import export_model, raw_requests  # noqa: E402
+from tfcs3.export import raw_requests  # noqa: E402
 from tfcs3.models import build_model  # noqa: E402
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from report import write_cs3_latency_md  # noqa: E402
-from serving import write_latency_result  # noqa: E402
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("backbone", "youtubednn", "Dot backbone (cs3_<backbone> must be registered).")
@@ -62,28 +57,16 @@ def main(argv: list[str]) -> None:
     raw = raw_requests(data, [f.name for f in data.spec.query], "test", rows=range(256))
     queries = {k: v for k, v in raw.items() if k != "exclude"}
     calls: dict[str, dict[str, Any]] = {}
-    example = {k: tf.constant(v[:1]) for k, v in data.train.features.items()}
     for label, switches in VARIANTS.items():
         if switches is None:
             model = build_model(FLAGS.backbone, data, **setting)
         else:
             model = build_model(f"cs3_{FLAGS.backbone}", data, **setting, **switches)
-        model(example)
-        path = export_model(model, data, tempfile.mkdtemp(prefix="tfcs3-cs3-latency-"), "m", index="brute_force")
-        loaded = tf.saved_model.load(str(path))
+        loaded = export_and_load(model, data)
         calls[label] = {
-            "query_embedding batch 1": (
-                loaded.signatures["query_embedding"],
-                [{k: tf.constant(v[r : r + 1]) for k, v in queries.items()} for r in range(256)],
-            ),
-            "query_embedding batch 64": (
-                loaded.signatures["query_embedding"],
-                [{k: tf.constant(v[r : r + 64]) for k, v in queries.items()} for r in range(0, 193, 64)],
-            ),
-            "serving_default batch 1": (
-                loaded.signatures["serving_default"],
-                [{k: tf.constant(v[r : r + 1]) for k, v in raw.items()} for r in range(256)],
-            ),
+            "query_embedding batch 1": (loaded.signatures["query_embedding"], request_batches(queries, 1)),
+            "query_embedding batch 64": (loaded.signatures["query_embedding"], request_batches(queries, 64)),
+            "serving_default batch 1": (loaded.signatures["serving_default"], request_batches(raw, 1)),
         }
     flat = {(label, name): call for label, signatures in calls.items() for name, call in signatures.items()}
     timed = interleaved_latency(flat, FLAGS.rounds, FLAGS.seconds, verbose=True)
@@ -102,7 +85,7 @@ def main(argv: list[str]) -> None:
         setting=setting,
         rounds=FLAGS.rounds,
     )
-    write_cs3_latency_md()
+    write_sections("cs3-latency")
     print(f"Wrote {path} and BENCHMARKS.md")
 
 

@@ -15,22 +15,19 @@ import json
 import os
 import sys
 import time
-from pathlib import Path
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
 from absl import app, flags, logging  # noqa: E402
+from report import RESULTS_DIR, write_sections  # noqa: E402
 
 import tfcs3  # noqa: E402, F401
 from tfcs3.data import load_prepared  # noqa: E402
 from tfcs3.experiment import environment_info  # noqa: E402
 from tfcs3.models import build_model  # noqa: E402
 from tfcs3.online import learn_online  # noqa: E402
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from report import RESULTS_DIR, write_cs3_online_md  # noqa: E402
 
 FLAGS = flags.FLAGS
 flags.DEFINE_list("datasets", ["ml-100k"], "Datasets (pre-ranking protocol).")
@@ -80,7 +77,7 @@ def main(argv: list[str]) -> None:
                 test = out["metrics"]["test"]
                 print(f"[{time.strftime('%H:%M:%S')}] {dataset} {label} seed={seed}: prequential test AUC "
                       f"{test['auc']:.4f} ({time.time() - started:.0f}s)", flush=True)  # fmt: skip
-    write_cs3_online_md()
+    write_sections("cs3-online")
     print(f"Wrote {path} and BENCHMARKS.md; mean test AUC:",
           {k: float(np.mean([r["metrics"]["test"]["auc"] for r in results["runs"] if r["variant"] == k]))
            for k in VARIANTS})  # fmt: skip

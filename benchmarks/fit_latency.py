@@ -20,9 +20,6 @@ Run it on an otherwise idle machine.
 from __future__ import annotations
 
 import os
-import sys
-import tempfile
-from pathlib import Path
 from typing import Any
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
@@ -31,16 +28,15 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from absl import app, flags, logging  # noqa: E402
+from exported import export_and_load  # noqa: E402
+from report import write_sections  # noqa: E402
+from serving import write_latency_result  # noqa: E402
 
 import tfcs3  # noqa: E402, F401
 from tfcs3.data import load_prepared  # noqa: E402
 from tfcs3.evaluation import interleaved_latency  # noqa: E402
-from tfcs3.export import export_model, raw_requests  # noqa: E402
+from tfcs3.export import raw_requests  # noqa: E402
 from tfcs3.models import build_model  # noqa: E402
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from report import write_fit_latency_md  # noqa: E402
-from serving import write_latency_result  # noqa: E402
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("dataset", "ml-1m", "Dataset whose pre-ranking spec and catalog are used.")
@@ -69,13 +65,10 @@ def main(argv: list[str]) -> None:
         list(rng.choice(data.catalog_ids, size=min(FLAGS.candidates, data.num_items), replace=False))
         for _ in range(n_requests)
     ]
-    example = {k: tf.constant(v[:1]) for k, v in data.train.features.items()}
     calls: dict[str, Any] = {}
     for label, (name, extra) in VARIANTS.items():
         model = build_model(name, data, **setting, **extra)
-        model(example)
-        path = export_model(model, data, tempfile.mkdtemp(prefix="tfcs3-fit-latency-"), "m", index="brute_force")
-        loaded = tf.saved_model.load(str(path))
+        loaded = export_and_load(model, data)
         raw = raw_requests(data, model.query_feature_names, "test", rows=range(n_requests), exclude_earlier=False)
         batches = [
             {**{k: tf.constant(v[r : r + 1]) for k, v in raw.items()}, "candidate_ids": tf.constant([candidates[r]])}
@@ -96,7 +89,7 @@ def main(argv: list[str]) -> None:
     path = write_latency_result(
         "fit-latency", rows, dataset=data.name, candidates=FLAGS.candidates, rounds=FLAGS.rounds
     )
-    write_fit_latency_md()
+    write_sections("fit-latency")
     print(f"Wrote {path} and BENCHMARKS.md")
 
 

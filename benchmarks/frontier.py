@@ -18,28 +18,23 @@ Run it on an otherwise idle machine.
 from __future__ import annotations
 
 import os
-import sys
-import tempfile
-from pathlib import Path
 from typing import Any
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
 from absl import app, flags, logging  # noqa: E402
+from exported import export_and_load, request_batches  # noqa: E402
+from quality import TRAINING_KEYS, VARIANTS  # noqa: E402
+from report import _selected_runs, write_sections  # noqa: E402
+from serving import write_latency_result  # noqa: E402
 
 import tfcs3  # noqa: E402, F401
 from tfcs3.data import load_prepared  # noqa: E402
 from tfcs3.evaluation import interleaved_latency  # noqa: E402
-from tfcs3.export import export_model, raw_requests  # noqa: E402
+from tfcs3.export import raw_requests  # noqa: E402
 from tfcs3.models import build_model  # noqa: E402
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from quality import TRAINING_KEYS, VARIANTS  # noqa: E402
-from report import _selected_runs, write_frontier_md  # noqa: E402
-from serving import write_latency_result  # noqa: E402
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("dataset", "ml-100k", "Dataset whose stored runs give the quality and the settings.")
@@ -62,7 +57,6 @@ def main(argv: list[str]) -> None:
     runs = _selected_runs()
     data = load_prepared(FLAGS.dataset, "retrieval")
     raw = raw_requests(data, [f.name for f in data.spec.query], "test", rows=range(256))
-    example = {k: tf.constant(v[:1]) for k, v in data.train.features.items()}
     calls: dict[tuple[str, str], Any] = {}
     placed: dict[str, dict[str, Any]] = {}
     for label in FLAGS.frontier_models:
@@ -73,15 +67,11 @@ def main(argv: list[str]) -> None:
         name, fixed = VARIANTS.get(label, (label, {}))
         hparams = {k: v for k, v in rs[0]["setting"].items() if k not in TRAINING_KEYS}
         model = build_model(name, data, **fixed, **hparams)
-        model(example)
-        model.build_extras(example)
-        path = export_model(model, data, tempfile.mkdtemp(prefix="tfcs3-frontier-"), "m", index="brute_force")
-        loaded = tf.saved_model.load(str(path))
+        loaded = export_and_load(model, data)
         names = set(model.query_feature_names)
         for signature, function in SIGNATURES.items():
-            inputs = {k: v for k, v in raw.items() if k in names or (k == "exclude" and function == "serving_default")}
-            batches = [{k: tf.constant(v[r : r + 1]) for k, v in inputs.items()} for r in range(256)]
-            calls[(label, signature)] = (loaded.signatures[function], batches)
+            inputs = names | {"exclude"} if function == "serving_default" else names
+            calls[(label, signature)] = (loaded.signatures[function], request_batches(raw, 1, inputs))
         placed[label] = {
             "model": name,
             "hparams": {**fixed, **hparams},
@@ -92,7 +82,7 @@ def main(argv: list[str]) -> None:
     timed = interleaved_latency(calls, FLAGS.rounds, FLAGS.seconds, verbose=True)
     rows = [{"label": label, **row, **{s: timed[(label, s)] for s in SIGNATURES}} for label, row in placed.items()]
     path = write_latency_result(f"frontier-{FLAGS.dataset}", rows, dataset=FLAGS.dataset, rounds=FLAGS.rounds)
-    write_frontier_md()
+    write_sections("strong-backbone")
     print(f"Wrote {path} and BENCHMARKS.md")
 
 

@@ -33,6 +33,7 @@ os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from absl import app, flags, logging  # noqa: E402
+from report import RESULTS_DIR, write_benchmarks_md  # noqa: E402
 
 import tfcs3  # noqa: E402, F401
 from tfcs3.data import load_prepared  # noqa: E402
@@ -41,9 +42,6 @@ from tfcs3.evaluation.retrieval import KS  # noqa: E402
 from tfcs3.experiment import environment_info, run_experiment  # noqa: E402
 from tfcs3.models.registry import is_trainable  # noqa: E402
 from tfcs3.training import selection_metric  # noqa: E402
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from report import RESULTS_DIR, write_benchmarks_md  # noqa: E402
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("name", "baseline", "Result file name: benchmarks/results/<name>.json.")
@@ -224,7 +222,7 @@ def grid_for(model: str, dataset: str, protocol: str) -> list[dict[str, Any]]:
         memories = fixed.get("cts", True) is not False or fixed.get("cms", True) is not False
         if registered.startswith("cs3_") and protocol == "retrieval" and memories:
             # CS3 with memories tunes one value of its own in retrieval: whether the query user's
-            # known positives are dropped as in-batch negatives (tfcs3.models.cs3).
+            # known positives are dropped as in-batch negatives (tfcs3.cs3.model).
             own = [{}, {"drop_known_positives": False}]
         from_retrieval = protocol == USER_SPLIT and backbone in GRIDS
         base = backbone_setting(backbone, dataset, RETRIEVAL if from_retrieval else protocol)

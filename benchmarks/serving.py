@@ -37,6 +37,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from absl import app, flags, logging  # noqa: E402
+from report import RESULTS_DIR, write_sections  # noqa: E402
 
 import tfcs3  # noqa: E402, F401
 from tfcs3.data import load_prepared  # noqa: E402
@@ -44,9 +45,6 @@ from tfcs3.evaluation import latency_summary, represent, time_calls  # noqa: E40
 from tfcs3.experiment import environment_info, load_run, run_experiment  # noqa: E402
 from tfcs3.export import export_model, raw_requests  # noqa: E402
 from tfcs3.retrieval import BruteForceIndex, ScannIndex, ScannOptions  # noqa: E402
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from report import RESULTS_DIR, write_serving_md  # noqa: E402
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("run_dir", None, "Reuse a trained run directory instead of training the baseline.")
@@ -188,7 +186,7 @@ def main(argv: list[str]) -> None:
     result["wall_seconds"] = time.time() - started
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     (RESULTS_DIR / "serving.json").write_text(json.dumps(result, indent=1))
-    write_serving_md()
+    write_sections("serving-tables")
     print(f"Wrote {RESULTS_DIR / 'serving.json'} and BENCHMARKS.md")
 
 

@@ -19,7 +19,6 @@ Run it on an otherwise idle machine.
 from __future__ import annotations
 
 import os
-import sys
 import tempfile
 import threading
 import time
@@ -32,15 +31,13 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from absl import app, flags, logging  # noqa: E402
+from report import write_sections  # noqa: E402
+from serving import write_latency_result  # noqa: E402
 
 import tfcs3  # noqa: E402, F401
 from tfcs3.data import load_prepared  # noqa: E402
 from tfcs3.export import ServingLimits, export_model, raw_requests  # noqa: E402
 from tfcs3.models import build_model  # noqa: E402
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from report import write_soak_md  # noqa: E402
-from serving import write_latency_result  # noqa: E402
 
 FLAGS = flags.FLAGS
 flags.DEFINE_integer("requests", 100_000, "Requests in all.")
@@ -157,7 +154,7 @@ def main(argv: list[str]) -> None:
         "requests_per_second": FLAGS.requests / wall,
     }
     out = write_latency_result("soak", [row], dataset=data.name, limits=limits.__dict__)
-    write_soak_md()
+    write_sections("soak")
     print(f"Wrote {out}: {len(failures)} failures, RSS {start_rss:.0f} -> {end_rss:.0f} MiB")
 
 

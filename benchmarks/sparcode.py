@@ -19,12 +19,8 @@ Examples (the SparCode rows of BENCHMARKS.md):
 
 from __future__ import annotations
 
-import sys
 import time
-from pathlib import Path
 from typing import Any
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import quality  # noqa: E402
 from absl import app, flags  # noqa: E402

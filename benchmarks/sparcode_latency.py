@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -32,6 +31,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import tensorflow as tf  # noqa: E402
 from absl import app, flags, logging  # noqa: E402
+from report import RESULTS_DIR, write_sections  # noqa: E402
+from serving import write_latency_result  # noqa: E402
 
 import tfcs3  # noqa: E402, F401
 from tfcs3.data import load_prepared  # noqa: E402
@@ -39,10 +40,6 @@ from tfcs3.evaluation import evaluate, interleaved_latency  # noqa: E402
 from tfcs3.export import export_model, raw_requests  # noqa: E402
 from tfcs3.models import build_model  # noqa: E402
 from tfcs3.training import train  # noqa: E402
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from report import RESULTS_DIR, write_sparcode_md  # noqa: E402
-from serving import write_latency_result  # noqa: E402
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("dataset", "ml-1m", "Dataset (retrieval protocol).")
@@ -106,7 +103,7 @@ def main(argv: list[str]) -> None:
         "rounds": FLAGS.rounds,
     }
     path = write_latency_result("sparcode-latency", rows, **fields)
-    write_sparcode_md()
+    write_sections("sparcode")
     print(f"Wrote {path} and BENCHMARKS.md")
 
 

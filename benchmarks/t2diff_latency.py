@@ -21,26 +21,21 @@ Run it on an otherwise idle machine.
 from __future__ import annotations
 
 import os
-import sys
-import tempfile
-from pathlib import Path
 from typing import Any
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import tensorflow as tf  # noqa: E402
 from absl import app, flags, logging  # noqa: E402
+from exported import export_and_load, request_batches  # noqa: E402
+from report import write_sections  # noqa: E402
+from serving import write_latency_result  # noqa: E402
 
 import tfcs3  # noqa: E402, F401
 from tfcs3.data import load_prepared  # noqa: E402
 from tfcs3.evaluation import interleaved_latency  # noqa: E402
-from tfcs3.export import export_model, raw_requests  # noqa: E402
+from tfcs3.export import raw_requests  # noqa: E402
 from tfcs3.models import build_model  # noqa: E402
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from report import write_t2diff_latency_md  # noqa: E402
-from serving import write_latency_result  # noqa: E402
 
 FLAGS = flags.FLAGS
 flags.DEFINE_integer("rounds", 5, "Round-robin measurement rounds.")
@@ -65,17 +60,12 @@ def main(argv: list[str]) -> None:
     setting = {"embedding_dim": 64}
     raw = raw_requests(data, [f.name for f in data.spec.query], "test", rows=range(256))
     queries = {k: v for k, v in raw.items() if k != "exclude"}
-    example = {k: tf.constant(v[:1]) for k, v in data.train.features.items()}
     calls: dict[tuple[str, str], Any] = {}
     for label, (name, extra) in VARIANTS.items():
-        model = build_model(name, data, **setting, **extra)
-        model(example)
-        path = export_model(model, data, tempfile.mkdtemp(prefix="tfcs3-t2diff-latency-"), "m", index="brute_force")
-        loaded = tf.saved_model.load(str(path))
+        loaded = export_and_load(build_model(name, data, **setting, **extra), data)
         for signature, batch in SIGNATURES.items():
             inputs = raw if signature.startswith("serving_default") else queries
-            batches = [{k: tf.constant(v[r : r + batch]) for k, v in inputs.items()} for r in range(0, 256, batch)]
-            calls[(label, signature)] = (loaded.signatures[signature.split()[0]], batches)
+            calls[(label, signature)] = (loaded.signatures[signature.split()[0]], request_batches(inputs, batch))
     timed = interleaved_latency(calls, FLAGS.rounds, FLAGS.seconds, verbose=True)
     rows = []
     for label, (name, extra) in VARIANTS.items():
@@ -85,7 +75,7 @@ def main(argv: list[str]) -> None:
             row[signature] = {**t, "ratio_to_two_tower": t["p50_ms"] / timed[(BASELINE, signature)]["p50_ms"]}
         rows.append(row)
     path = write_latency_result("t2diff-latency", rows, dataset=data.name, rounds=FLAGS.rounds)
-    write_t2diff_latency_md()
+    write_sections("t2diff")
     print(f"Wrote {path} and BENCHMARKS.md")
 
 

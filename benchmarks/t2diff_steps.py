@@ -29,11 +29,9 @@ from typing import Any
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 
 import numpy as np  # noqa: E402
-from absl import app, flags, logging  # noqa: E402
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 import quality  # noqa: E402
-from report import write_t2diff_latency_md  # noqa: E402
+from absl import app, flags, logging  # noqa: E402
+from report import write_sections  # noqa: E402
 
 from tfcs3.data import load_prepared  # noqa: E402
 from tfcs3.evaluation import evaluate  # noqa: E402
@@ -127,7 +125,7 @@ def main(argv: list[str]) -> None:
                 f"{scores['validation']['ndcg@10']:.4f}, test {scores['test']['ndcg@10']:.4f}",
                 flush=True,
             )
-    write_t2diff_latency_md()
+    write_sections("t2diff")
     print(f"Wrote {RESULT}; recommended steps (validation): {results.get('recommended_steps')}")
 
 

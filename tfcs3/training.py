@@ -1,17 +1,12 @@
 """Training with early stopping on a validation metric, checkpoints and TensorBoard logs, and
-resumable runs (the whole training state written at every epoch end)."""
+resumable runs (the state itself: :mod:`tfcs3.resume`)."""
 
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import math
-import os
-import re
-import shutil
 import time
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -22,8 +17,8 @@ import tf_keras
 from tfcs3 import distribute
 from tfcs3.data.protocols import PRERANKING, PRERANKING_PER_USER, PreparedData
 from tfcs3.evaluation.evaluate import evaluate
-from tfcs3.models.registry import build_variables
 from tfcs3.models.two_tower import TwoTowerModel
+from tfcs3.resume import ResumeCheckpoint, plain_json, prune, restore, training_config
 
 
 def selection_metric(protocol: str) -> str:
@@ -102,139 +97,6 @@ class ValidationEarlyStopping(tf_keras.callbacks.Callback):
             self.model.set_weights(self.best_weights)
 
 
-RESUME_STATE = "state.json"
-
-
-class ResumeCheckpoint(tf_keras.callbacks.Callback):
-    """Writes the whole training state to ``directory`` at the end of every epoch, so that
-    :func:`train` called again with the same ``resume_dir`` continues after the last finished
-    epoch instead of starting over (a long benchmark run survives an interrupted session).
-
-    The state: the model's and the optimizer's variables (a ``tf.train.Checkpoint``), the early
-    stopper's best weights (``.npz``), best value, best epoch and patience counter, the history so
-    far, the seconds trained and the run's configuration (a resume with another configuration is
-    refused). ``state.json`` is replaced atomically and last, so a crash mid-write leaves the
-    previous epoch's state readable. Must come after the :class:`ValidationEarlyStopping` in the
-    callback list (it reads the stopper's verdict on the epoch).
-    """
-
-    def __init__(self, directory: str | Path, stopper: ValidationEarlyStopping, state: dict[str, Any]):
-        super().__init__()
-        self.directory = Path(directory)
-        self.stopper = stopper
-        self.state = state
-        self.started = time.time()
-
-    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
-        state, stopper = self.state, self.stopper
-        for key, value in (logs or {}).items():
-            state["history"].setdefault(key, []).append(float(value))
-        checkpoint = f"epoch-{epoch + 1}"
-        tf.train.Checkpoint(model=self.model, optimizer=self.model.optimizer).write(
-            str(self.directory / checkpoint / "training")
-        )
-        best = state.get("best_weights")
-        if stopper.best_epoch == epoch and stopper.best_weights is not None:  # improved: this epoch's weights
-            best = f"best-{epoch + 1}.npz"
-            with open(self.directory / (best + ".tmp"), "wb") as f:
-                np.savez(f, *stopper.best_weights)
-            os.replace(self.directory / (best + ".tmp"), self.directory / best)
-        now = time.time()
-        state.update(
-            optimizer_slots=_optimizer_slots(self.model),
-            epochs_done=epoch + 1,
-            checkpoint=f"{checkpoint}/training",
-            best=stopper.best,
-            best_epoch=stopper.best_epoch,
-            wait=stopper.wait,
-            best_weights=best,
-            stopped=bool(self.model.stop_training),
-            train_seconds=state["train_seconds"] + now - self.started,
-        )
-        self.started = now
-        os.sync()  # the files the new state points to are on disk before it replaces the old one
-        tmp = self.directory / (RESUME_STATE + ".tmp")
-        tmp.write_text(json.dumps(state, indent=1))
-        os.replace(tmp, self.directory / RESUME_STATE)
-        _prune(self.directory, state)
-
-
-_OWN_FILES = re.compile(r"epoch-\d+|best-\d+\.npz|.*\.tmp")
-
-
-def _prune(directory: Path, state: dict[str, Any] | None) -> None:
-    """Deletes the files of ours in ``directory`` that ``state`` does not point to (older epochs,
-    leftovers of an attempt that died mid-epoch); other files are left alone."""
-    keep = set() if state is None else {state.get("checkpoint", "").split("/")[0], state.get("best_weights")}
-    for path in directory.iterdir():
-        if _OWN_FILES.fullmatch(path.name) and path.name not in keep:
-            shutil.rmtree(path) if path.is_dir() else path.unlink()
-
-
-def _optimizer_slots(model: Any) -> list[int]:
-    """Positions in ``model.trainable_variables`` of the variables the optimizer keeps slots for,
-    in the optimizer's order. Keras builds the optimizer on its first step with the variables that
-    got a gradient (not always all of them: a CS3 ranker trains apart), and the checkpoint keys its
-    slots by that order, so a resumed optimizer must be built with the same list."""
-    optimizer = model.optimizer
-    index = getattr(optimizer, "_index_dict", None)
-    if index is None:
-        raise TypeError(f"resuming needs a tf_keras optimizer built on its variables, got {type(optimizer).__name__}")
-    positions = {optimizer._var_key(v): i for i, v in enumerate(model.trainable_variables)}
-    return [positions[key] for key, _ in sorted(index.items(), key=lambda item: item[1])]
-
-
-def _plain(value: Any) -> Any:
-    """``value`` as plain JSON types (Keras wraps a layer's dicts and lists for tracking)."""
-    if isinstance(value, Mapping):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    if isinstance(value, np.generic):
-        return value.item()
-    return value if value is None or isinstance(value, (bool, int, float, str)) else str(value)
-
-
-def _training_config(
-    model: Any, data: PreparedData, batch_size: int, learning_rate: float, seed: int, **more: Any
-) -> dict[str, Any]:
-    """What must not change between an interrupted run and its continuation."""
-    return {
-        "model": type(model).__name__,
-        "hparams": _plain(model.hparams),
-        "data": data.name,
-        "protocol": data.protocol,
-        "spec": hashlib.sha1(data.spec.to_json().encode()).hexdigest(),  # features, vocabularies, lengths
-        "batch_size": batch_size,
-        "learning_rate": learning_rate,
-        "seed": seed,
-        **_plain(more),
-    }
-
-
-def _resume(directory: Path, model: Any, data: PreparedData, config: dict[str, Any]) -> dict[str, Any] | None:
-    """Restores the state a :class:`ResumeCheckpoint` wrote (model, optimizer) and returns it;
-    ``None`` when ``directory`` holds none."""
-    path = directory / RESUME_STATE
-    if not path.is_file():
-        return None
-    state = json.loads(path.read_text())
-    saved = state["config"]
-    differing = sorted(k for k in {*saved, *config} if saved.get(k) != config.get(k))
-    if differing:
-        changes = "; ".join(f"{k}: {saved.get(k)!r} there, {config.get(k)!r} here" for k in differing)
-        raise ValueError(
-            f"{directory} holds the state of another training run ({changes}): give another resume_dir, "
-            "or delete it to start over"
-        )
-    build_variables(model, data)
-    variables = model.trainable_variables
-    model.optimizer.build([variables[i] for i in state["optimizer_slots"]])
-    checkpoint = tf.train.Checkpoint(model=model, optimizer=model.optimizer)
-    checkpoint.read(str(directory / state["checkpoint"])).assert_existing_objects_matched()
-    return state
-
-
 def _write_hparams(logdir: Path, model: TwoTowerModel, batch_size: int, learning_rate: float, seed: int) -> None:
     """Writes the run's entry of TensorBoard's HParams dashboard: the model's hyperparameters and
     the training settings (lists and other values as text), beside the logged metrics."""
@@ -242,7 +104,7 @@ def _write_hparams(logdir: Path, model: TwoTowerModel, batch_size: int, learning
 
     values: dict[str, Any] = {"model": type(model).__name__, "batch_size": batch_size, "learning_rate": learning_rate}
     values["seed"] = seed
-    for key, value in _plain(model.hparams).items():
+    for key, value in plain_json(model.hparams).items():
         values[key] = value if isinstance(value, (bool, int, float, str)) else json.dumps(value)
     with tf.summary.create_file_writer(str(logdir)).as_default():
         hp.hparams(values)
@@ -361,7 +223,7 @@ def train(
             by ``seed``) instead of all of them (``best_validation`` is then the sample's);
             ``None`` (default) uses the whole split.
         resume_dir: where to keep the training state, written at every epoch end (see
-            :class:`ResumeCheckpoint`). If it already holds the state of this run (same model,
+            :class:`~tfcs3.resume.ResumeCheckpoint`). If it already holds the state of this run (same model,
             hyperparameters, data and training settings), training continues after its last
             finished epoch; a run that stopped early, or reached ``epochs``, is not trained
             again (a larger ``epochs`` extends one that ran to its old maximum). ``train_seconds``
@@ -416,11 +278,11 @@ def train(
     if resume_dir is not None:
         resume_dir = Path(resume_dir)
         resume_dir.mkdir(parents=True, exist_ok=True)
-        config = _training_config(
+        config = training_config(
             model, data, batch_size, learning_rate, seed, patience=patience, validation_sample=validation_sample
         )
-        state = _resume(resume_dir, model, data, config)
-        _prune(resume_dir, state)  # leftovers of an attempt that died before writing its state
+        state = restore(resume_dir, model, data, config)
+        prune(resume_dir, state)  # leftovers of an attempt that died before writing its state
         if state is not None and state["epochs_done"] > epochs:
             raise ValueError(
                 f"{resume_dir} holds a run already {state['epochs_done']} epochs long, more than epochs={epochs}"

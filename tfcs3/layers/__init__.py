@@ -1,11 +1,11 @@
 """Keras layers, one mechanism per file; every layer has ``get_config``."""
 
+from tfcs3.cs3.cascade_sharing import CascadeMemory
+from tfcs3.cs3.cross_tower_sync import CrossTowerMemory, EMAMemory, ordered_ema
+from tfcs3.cs3.cycle_adaptive import CycleAdaptiveDense, CycleAdaptiveMLP
 from tfcs3.layers.activation_unit import ActivationUnitAttention
 from tfcs3.layers.all_to_all import AllToAllInteraction, sparse_sum
-from tfcs3.layers.cascade_sharing import CascadeMemory
 from tfcs3.layers.causal_transformer import CausalTransformerEncoder, causal_mask
-from tfcs3.layers.cross_tower_sync import CrossTowerMemory, EMAMemory, ordered_ema
-from tfcs3.layers.cycle_adaptive import CycleAdaptiveDense, CycleAdaptiveMLP
 from tfcs3.layers.diffusion import DiffusionIntentGenerator, UNet1D, exponential_betas
 from tfcs3.layers.discrete_codes import ProductQuantizer, codewords, nearest_codes
 from tfcs3.layers.dual_augmented import AdaptiveMimicVector, category_alignment_loss

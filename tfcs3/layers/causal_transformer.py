@@ -7,7 +7,7 @@ from typing import Any
 import tensorflow as tf
 import tf_keras
 
-from tfcs3.layers.cycle_adaptive import CycleAdaptiveDense
+from tfcs3.cs3.cycle_adaptive import CycleAdaptiveDense
 
 
 def causal_mask(valid: tf.Tensor) -> tf.Tensor:
@@ -43,7 +43,7 @@ class CausalTransformerEncoder(tf_keras.layers.Layer):
         attention_dropout: dropout on the attention weights.
         cycles: 0 for plain feed-forward layers; ``>= 1`` makes both dense layers of every
             feed-forward network Cycle-Adaptive blocks with that many cycles
-            (:class:`~tfcs3.layers.cycle_adaptive.CycleAdaptiveDense`, CS3's CAS on SASRec).
+            (:class:`~tfcs3.cs3.cycle_adaptive.CycleAdaptiveDense`, CS3's CAS on SASRec).
 
     Input shape:
         ``(x [B, L, D], valid [B, L] bool)``.

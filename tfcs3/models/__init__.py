@@ -1,11 +1,12 @@
 """``tfrs.Model`` subclasses composing tfcs3 layers, and the model registry."""
 
-from tfcs3.models.cs3 import CS3, CS3DAT, CS3IntTower, CS3Mixin, CS3Sequential, CS3TwoTower, cs3_class
+from tfcs3.cs3.model import CS3, CS3DAT, CS3IntTower, CS3Mixin, CS3TwoTower, cs3_class
+from tfcs3.cs3.ranker import Ranker
+from tfcs3.cs3.sequential import CS3Sequential
 from tfcs3.models.dat import AugmentedTower, DATModel, DATSequentialModel
 from tfcs3.models.fit import FITItemTower, FITModel, FITUserTower
 from tfcs3.models.inttower import InteractionTower, IntTowerModel, IntTowerSequentialModel
 from tfcs3.models.popularity import PopularityRecommender
-from tfcs3.models.ranker import Ranker
 from tfcs3.models.registry import (
     build_model,
     is_trainable,

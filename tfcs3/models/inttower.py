@@ -25,8 +25,8 @@ from typing import Any
 import tensorflow as tf
 import tf_keras
 
+from tfcs3.cs3.cycle_adaptive import CycleAdaptiveDense
 from tfcs3.data.features import FeatureSpec
-from tfcs3.layers.cycle_adaptive import CycleAdaptiveDense
 from tfcs3.layers.interaction_tower import (
     LightSE,
     contrastive_interaction_loss,

@@ -11,7 +11,7 @@ statistics) and keyword hyperparameters. Registered names:
 * ``inttower`` / ``inttower_youtubednn``: :class:`IntTowerModel` with the FE-Block sum-max scorer
   on the DSSM / YouTubeDNN feature sets; ``inttower_dot``: its dot-product variant (a CS3 backbone);
 * ``cs3_<backbone>`` for every dot backbone above (``cs3_dssm``, ``cs3_youtubednn``, ``cs3_dat``,
-  ``cs3_dat_youtubednn``, ``cs3_inttower_dot``): :mod:`tfcs3.models.cs3`, with switches ``cas``,
+  ``cs3_dat_youtubednn``, ``cs3_inttower_dot``): :mod:`tfcs3.cs3.model`, with switches ``cas``,
   ``cts``, ``cms`` (all on by default) and ``alpha``, ``beta``, ``cycles``, ``ranker``;
 * ``sparcode`` / ``sparcode_dssm``: :class:`SparCodeModel` (all-to-all interaction over product-
   quantized query tokens, indexable by :class:`~tfcs3.retrieval.SparseCodeIndex`) with a
@@ -41,11 +41,11 @@ from typing import Any
 
 import tensorflow as tf
 
+from tfcs3.cs3.model import BACKBONES as CS3_BACKBONES
+from tfcs3.cs3.sequential import CS3Sequential
 from tfcs3.data.features import FeatureSpec
 from tfcs3.data.protocols import PreparedData
 from tfcs3.models.builder import ModelBuilder
-from tfcs3.models.cs3 import BACKBONES as CS3_BACKBONES
-from tfcs3.models.cs3 import CS3Sequential
 from tfcs3.models.dat import DATModel, DATSequentialModel
 from tfcs3.models.fit import FITModel
 from tfcs3.models.inttower import IntTowerModel, IntTowerSequentialModel

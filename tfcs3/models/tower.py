@@ -9,12 +9,12 @@ import numpy as np
 import tensorflow as tf
 import tf_keras
 
+from tfcs3.cs3.cascade_sharing import CascadeMemory
+from tfcs3.cs3.cross_tower_sync import CrossTowerMemory, EMAMemory
+from tfcs3.cs3.cycle_adaptive import CycleAdaptiveMLP
 from tfcs3.data.features import CATEGORICAL, NUM_RESERVED, OOV, PAD, SEQUENCE, Feature
 from tfcs3.data.protocols import PreparedData
 from tfcs3.layers import MLP, FeatureEmbedding
-from tfcs3.layers.cascade_sharing import CascadeMemory
-from tfcs3.layers.cross_tower_sync import CrossTowerMemory, EMAMemory
-from tfcs3.layers.cycle_adaptive import CycleAdaptiveMLP
 
 
 def item_attribute_table(data: PreparedData) -> dict[str, np.ndarray]:

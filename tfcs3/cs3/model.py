@@ -4,14 +4,14 @@ dot-product backbone.
 Wang et al., "Efficient Online Capability Synergy for Two-Tower Recommendation", arXiv 2604.19269
 (2026). The three mechanisms (see the layer modules for the equations):
 
-* CAS (:mod:`tfcs3.layers.cycle_adaptive`): every dense layer of a tower becomes a gated
+* CAS (:mod:`tfcs3.cs3.cycle_adaptive`): every dense layer of a tower becomes a gated
   self-revising block, in both towers (``cas="both"``, the offline setting) or the user tower
   only (``cas="user"``, the paper's online setting).
-* CTS (:mod:`tfcs3.layers.cross_tower_sync`): per-user and per-item EMA memories (``alpha``) of
+* CTS (:mod:`tfcs3.cs3.cross_tower_sync`): per-user and per-item EMA memories (``alpha``) of
   the other tower's outputs on positives, joined to each tower's input.
-* CMS (:mod:`tfcs3.layers.cascade_sharing`): per-user and per-item EMA memories (``beta``) of a
+* CMS (:mod:`tfcs3.cs3.cascade_sharing`): per-user and per-item EMA memories (``beta``) of a
   downstream ranker's penultimate activations on every logged sample, joined likewise. The
-  ranker (:class:`~tfcs3.models.ranker.Ranker`, DCN-v2 by default) learns the training split in
+  ranker (:class:`~tfcs3.cs3.ranker.Ranker`, DCN-v2 by default) learns the training split in
   one time-ordered predict-then-learn pass before the two-tower model trains, and every row's
   activations are taken before the ranker learned that row (a ranker fitted on the whole split
   hands back the training labels through its embeddings: on MovieLens-100K that took NDCG@10 from
@@ -60,7 +60,6 @@ INTERPRETATIONS where the paper leaves a choice open, recorded here:
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
@@ -69,18 +68,17 @@ import numpy as np
 import tensorflow as tf
 import tf_keras
 
-from tfcs3.data.dense import dense_split
+from tfcs3.cs3.ranker import KINDS as RANKER_KINDS
+from tfcs3.cs3.ranker import Ranker, learn_ranker_online
+from tfcs3.cs3.replay import leave_own_write_out
 from tfcs3.data.features import FeatureSpec
 from tfcs3.data.pipeline import make_dataset, split_arrays
 from tfcs3.data.protocols import PreparedData, Split
 from tfcs3.models.dat import DATModel
 from tfcs3.models.inttower import IntTowerModel
-from tfcs3.models.ranker import KINDS as RANKER_KINDS
-from tfcs3.models.ranker import Ranker, learn_ranker_online
-from tfcs3.models.sequential import SequentialModel
 from tfcs3.models.two_tower import TwoTowerModel
 
-__all__ = ["CS3", "CS3DAT", "CS3IntTower", "CS3Mixin", "CS3Sequential", "CS3TwoTower", "cs3_class"]
+__all__ = ["CS3", "CS3DAT", "CS3IntTower", "CS3Mixin", "CS3TwoTower", "cs3_class"]
 
 CAS_PLACEMENTS = ("both", "user", "none")
 #: Input key of a row's ranker activations during the replay (set by ``before_training``).
@@ -205,7 +203,7 @@ class CS3Mixin(_MixinBase):
         """Prepares training on ``data``.
 
         Offline (``online=False``), with CMS: one time-ordered, predict-then-learn pass of the
-        ranker over the training split (:func:`~tfcs3.models.ranker.learn_ranker_online`), keeping
+        ranker over the training split (:func:`~tfcs3.cs3.ranker.learn_ranker_online`), keeping
         each row's activations from before the ranker learned that row; the replay writes those
         into the CMS memories. Online (:mod:`tfcs3.online`): the ranker learns inside the training
         step instead, after the batch's memory writes. Retrieval with memories: records the
@@ -322,7 +320,7 @@ class CS3Mixin(_MixinBase):
         * user side: the values the row read, built from strictly earlier batches (causal, like
           the history feature);
         * item side: the item's final memory as if this row had never written to it (see
-          :func:`_leave_own_write_out`).
+          :func:`~tfcs3.cs3.replay.leave_own_write_out`).
 
         Why the item side is not causal too: in an in-batch softmax the negatives come from rows of
         other times, and a causal item memory dates its row (it holds the users active just
@@ -352,7 +350,7 @@ class CS3Mixin(_MixinBase):
             ids = stream.features[memory.key].astype(np.int64)
             values = np.concatenate(parts[f"written:{name}"])
             wrote = np.concatenate(parts[f"written:{name}/mask"]) > 0
-            out[candidate.memory_input_key(name)] = _leave_own_write_out(
+            out[candidate.memory_input_key(name)] = leave_own_write_out(
                 memory.table.numpy(), ids, values, wrote, memory.decay
             )
         return out
@@ -401,50 +399,38 @@ class CS3Mixin(_MixinBase):
         return self.step_logs(losses)
 
 
-def _later_writes(ids: np.ndarray, wrote: np.ndarray) -> np.ndarray:
-    """For each row, how many later rows (in array order) wrote to the same id."""
-    rows = np.flatnonzero(wrote)
-    order = rows[np.argsort(ids[rows], kind="stable")]  # grouped by id, in row order within a group
-    sorted_ids = ids[order]
-    starts = np.r_[0, np.flatnonzero(sorted_ids[1:] != sorted_ids[:-1]) + 1]
-    sizes = np.diff(np.r_[starts, len(order)])
-    position = np.arange(len(order)) - np.repeat(starts, sizes)
-    later = np.zeros(len(ids), np.int64)
-    later[order] = np.repeat(sizes, sizes) - 1 - position
-    return later
-
-
-def _leave_own_write_out(
-    final: np.ndarray, ids: np.ndarray, values: np.ndarray, wrote: np.ndarray, decay: float
-) -> np.ndarray:
-    """Per row, the final memory of its id as if that row had not written.
-
-    With ``A`` the memory just before the row's write, ``x`` its value and ``n`` the later writes
-    to the same id, the write moved the memory from ``A`` to ``decay * A + (1 - decay) * x`` and
-    every later write scaled that by ``decay``; so, by linearity, removing it gives
-    ``final - (1 - decay) * decay^n * (x - A)``. Rows that did not write get ``final`` as is.
-    (Only the row's own write is removed: its label can still reach the memory along diffuse
-    second-order paths, through its user's later outputs stored by other items, the same way any
-    training label reaches the weights.)
-    """
-    states = np.zeros_like(final)
-    before = np.zeros_like(values)
-    for r in np.flatnonzero(wrote):
-        i = ids[r]
-        before[r] = states[i]
-        states[i] = decay * states[i] + (1.0 - decay) * values[r]
-    later = _later_writes(ids, wrote)
-    own = (1.0 - decay) * np.power(decay, later)[:, None] * (values - before) * wrote[:, None]
-    return final[ids] - own
-
-
 def cs3_class(backbone: type[TwoTowerModel]) -> type[TwoTowerModel]:
-    """The CS3 version of a dot-product two-tower class (plug-and-play on a user's own model)."""
-    return type(f"CS3{backbone.__name__}", (CS3Mixin, backbone), {"__doc__": CS3Mixin.__doc__})
+    """The CS3 version of a dot-product two-tower class (plug-and-play on a user's own model):
+    ``class CS3<Backbone>(CS3Mixin, backbone)``.
+
+    Example:
+        >>> MyCS3 = cs3_class(MyTwoTower)
+        >>> model = MyCS3(data.spec, cms=False)
+    """
+
+    class CS3Backbone(CS3Mixin, backbone):  # type: ignore[valid-type,misc]  # a class given at run time
+        __doc__ = CS3Mixin.__doc__
+
+    CS3Backbone.__name__ = CS3Backbone.__qualname__ = f"CS3{backbone.__name__}"
+    return CS3Backbone
 
 
-CS3TwoTower = cs3_class(TwoTowerModel)
-CS3DAT = cs3_class(DATModel)
+class CS3TwoTower(CS3Mixin, TwoTowerModel):
+    """CS3 on the TFRS two-tower (DSSM or YouTubeDNN towers; registered as ``cs3_dssm`` and
+    ``cs3_youtubednn``). See :class:`CS3Mixin` for the mechanisms and their switches.
+
+    Example:
+        >>> model = tfcs3.models.build_model("cs3_youtubednn", data, cts=True, cms=False)
+    """
+
+
+class CS3DAT(CS3Mixin, DATModel):
+    """CS3 on DAT (registered as ``cs3_dat`` and ``cs3_dat_youtubednn``): the adaptive-mimic
+    vectors and CS3's memories join the same towers.
+
+    Example:
+        >>> model = tfcs3.models.build_model("cs3_dat_youtubednn", data, amm_weight=0.5)
+    """
 
 
 class CS3IntTower(CS3Mixin, IntTowerModel):
@@ -458,137 +444,6 @@ class CS3IntTower(CS3Mixin, IntTowerModel):
 
     def __init__(self, spec: FeatureSpec, **kwargs: Any):
         super().__init__(spec, scorer="dot", **kwargs)
-
-
-class CS3Sequential(CS3Mixin, SequentialModel):
-    """CS3 on a sequence backbone (registered as ``cs3_sasrec``), trained with dense supervision.
-
-    * CAS: both dense layers of every SASRec block's feed-forward network become Cycle-Adaptive
-      blocks (the item side has no dense layer: ``cas="both"`` and ``"user"`` are the same here).
-    * CTS / CMS: the user's memories join the query tower and the item's memories the candidate
-      tower as :class:`~tfcs3.models.sequential.SideVectors` (the history keeps reading the item
-      embeddings alone). The replay streams the training rows in time order as for any backbone
-      (each row's query is the last position of its history); every supervised position of a
-      training window then reads the memory inputs of the row whose target it predicts
-      (:func:`~tfcs3.data.dense.dense_split` with ``per_position``): its user's memories from
-      before that row, its next item's final memory without that row's write. So no position
-      reads a memory that holds its own label or a later one of its window.
-    * Known positives: with ``drop_known_positives`` every loss leaves all the user's training
-      items out of each position's negatives (their item memories hold this user), and the full
-      softmax takes the positive's logit from its own memory read, not from the final memory in
-      the catalog table.
-
-    Online learning (:mod:`tfcs3.online`) is not supported on this backbone yet. A repeated
-    (user, item) pair keeps the user's other writes to that item in the positive's memory (only
-    the row's own write is removed); the MovieLens and Amazon data have no repeats.
-
-    Example:
-        >>> model = tfcs3.models.build_model("cs3_sasrec", data, cms=False)
-        >>> tfcs3.training.train(model, data, learning_rate=3e-3, batch_size=128)
-    """
-
-    def __init__(self, spec: FeatureSpec, **kwargs: Any):
-        super().__init__(spec, **kwargs)
-        self._user_items: tf.Tensor | None = None  # set by before_training
-
-    @property
-    def drops_known_items(self) -> bool:
-        return self.has_memories and bool(self.hparams["drop_known_positives"])
-
-    def before_training(self, data: PreparedData, seed: int = 0, verbose: int = 0, online: bool = False) -> None:
-        """:meth:`CS3Mixin.before_training`, plus every user's training items as a ``[users, K]``
-        table (0 pads) for :meth:`position_known_items`."""
-        super().before_training(data, seed=seed, verbose=verbose, online=online)
-        if not self.drops_known_items or self._known_pairs is None:
-            return
-        pairs = self._known_pairs.numpy()  # sorted user * V + item, from CS3Mixin.before_training
-        owner, item = np.divmod(pairs, len(self.spec.item_vocabulary))
-        user_vocabulary = self.spec.feature(self.spec.user_id).vocabulary
-        assert user_vocabulary is not None
-        counts = np.bincount(owner, minlength=len(user_vocabulary))
-        table = np.zeros((len(counts), max(1, int(counts.max()))), np.int32)
-        starts = np.r_[0, np.cumsum(counts)[:-1]]
-        table[owner, np.arange(len(pairs)) - starts[owner]] = item
-        self._user_items = tf.constant(table)
-
-    def position_known_items(
-        self, features: Mapping[str, tf.Tensor], rows: tf.Tensor | None, following: tf.Tensor | None
-    ) -> tf.Tensor:
-        """The window's items and every other training item of the position's user: each of them
-        holds this user's writes in its final memory, so as a negative it would teach the towers
-        to read the memories backwards (see :meth:`CS3Mixin.dropped_negatives`)."""
-        window = super().position_known_items(features, rows, following)
-        if self._user_items is None:
-            return window
-        users = tf.cast(features[self.spec.user_id], tf.int32)
-        users = users if rows is None else tf.gather(users, rows)
-        return tf.concat([window, tf.gather(self._user_items, users)], axis=1)
-
-    def start_online(self) -> None:
-        raise ValueError(
-            f"{type(self).__name__} does not learn online yet (its memories would need per-position writes); "
-            "use cs3_youtubednn for online learning"
-        )
-
-    def training_examples(self, split: Split) -> Split:
-        """Dense windows as for the backbone; a replayed stream (time order, with memory inputs)
-        is first grouped back by user (a stable sort keeps each user's rows in time order) and
-        its memory inputs become per-position features."""
-        towers = (self.query_model, self.candidate_model)
-        keys = [
-            t.memory_input_key(name)
-            for t in towers
-            for name in t.memories
-            if t.memory_input_key(name) in split.features
-        ]
-        if not keys or not self.hparams["dense"]:
-            return super().training_examples(split)
-        grouped = split.subset(np.argsort(split.users, kind="stable"))
-        return dense_split(grouped, self.spec.sequence_features[0].name, self.spec.item_id, per_position=keys)
-
-    def replay_memories(self, stream: Split, batch_size: int = 512) -> dict[str, np.ndarray]:
-        """:meth:`CS3Mixin.replay_memories`, with each row's query taken from the training windows:
-        the row's query before its side vectors is the encoder output of the window position that
-        predicts the row's item (the query that position trains), computed for every window at
-        once instead of once per row; a user's first row (no window position predicts it) runs the
-        encoder on its own (empty) history. Running SASRec on every row's own history made the
-        replay 50 times a training epoch's forward pass (302 s an epoch on MovieLens-100K)."""
-        stream = dataclasses.replace(
-            stream, features={**stream.features, self.query_model.base_key: self._row_queries(stream, batch_size)}
-        )
-        return super().replay_memories(stream, batch_size)
-
-    def _row_queries(self, stream: Split, batch_size: int) -> np.ndarray:
-        """:meth:`SequenceQueryTower.base_outputs` for every row of ``stream``, ``[N, D]`` (see
-        :meth:`replay_memories`)."""
-        tower = self.query_model
-        order = np.argsort(stream.users, kind="stable")
-        grouped = stream.subset(order)
-        grouped.features["row"] = order[:, None] + 1  # 0 marks a padding position
-        windows = dense_split(grouped, self.spec.sequence_features[0].name, self.spec.item_id, ["row"])
-        rows = windows.features.pop("row")[..., 0] - 1
-        out = np.zeros((len(stream), self.hparams["embedding_dim"]), np.float32)
-        done = np.zeros(len(stream), bool)
-        features = {k: v for k, v in windows.features.items() if k in tower.feature_names}
-        for start in range(0, len(windows), batch_size):
-            batch = {k: tf.constant(v[start : start + batch_size]) for k, v in features.items()}
-            h = tower.base_outputs(batch, training=False).numpy()
-            real = rows[start : start + batch_size] >= 0
-            out[rows[start : start + batch_size][real]] = h[real]
-            done[rows[start : start + batch_size][real]] = True
-        rest = np.flatnonzero(~done)
-        for start in range(0, len(rest), batch_size):
-            part = rest[start : start + batch_size]
-            batch = {k: tf.constant(stream.features[k][part]) for k in tower.feature_names}
-            out[part] = tower.base_outputs(batch, training=False).numpy()[:, -1]
-        return out
-
-    def train_step(self, features: Mapping[str, tf.Tensor]) -> dict[str, tf.Tensor]:
-        """The backbone's dense step on the towers (the ranker stays frozen)."""
-        with tf.GradientTape() as tape:
-            losses = self.step_losses(features)
-        self.apply_step(tape, losses, self._tower_variables())
-        return self.step_logs(losses)
 
 
 #: Registered backbones CS3 plugs into: name -> (class, tower feature set).

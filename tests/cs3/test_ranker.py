@@ -6,12 +6,12 @@ import pytest
 import tensorflow as tf
 import tf_keras
 
+from tfcs3.cs3.ranker import Ranker, cross_pairs, fit_ranker
 from tfcs3.data.features import CATEGORICAL, SEQUENCE, Feature, FeatureSpec, Vocabulary
 from tfcs3.data.pipeline import LABEL, make_dataset
 from tfcs3.evaluation.ranking import auc
 from tfcs3.layers.hashed_cross import HashedCrossEmbedding, hashed_cross_ids
 from tfcs3.layers.target_attention import TargetAttention
-from tfcs3.models.ranker import Ranker, cross_pairs, fit_ranker
 
 SMALL = dict(embedding_dim=8, hidden_units=(16, 8), cross_buckets=101)
 
@@ -255,7 +255,7 @@ def test_bad_arguments_and_inputs_are_clear_errors(synthetic_preranking, synthet
 def test_online_pass_takes_activations_before_learning_each_batch(synthetic_preranking):
     """learn_ranker_online: a batch's activations do not depend on that batch's labels (taken
     before the ranker learns it), but do depend on earlier labels (it learns as it goes)."""
-    from tfcs3.models.ranker import learn_ranker_online
+    from tfcs3.cs3.ranker import learn_ranker_online
 
     stream = synthetic_preranking.train.subset(synthetic_preranking.train.time_order())
     bs = 512
@@ -276,7 +276,7 @@ def test_online_pass_takes_activations_before_learning_each_batch(synthetic_prer
 
 
 def test_supplied_negatives_replace_rolled_rows(synthetic_retrieval):
-    from tfcs3.models.ranker import NEGATIVES
+    from tfcs3.cs3.ranker import NEGATIVES
 
     ranker = Ranker(synthetic_retrieval.spec, mode="retrieval", num_negatives=2, **SMALL)
     batch = harness.batch(synthetic_retrieval.train, 8)

@@ -12,7 +12,7 @@ with ``beta = 0.8`` and zero initial vectors. ``s_u`` is concatenated (stop-grad
 tower's input, ``s_v`` to the item tower's; the item side still depends on item-keyed inputs only.
 
 INTERPRETATION (where the CS3 paper leaves it open): offline, the ranker is trained first on the
-training split (:mod:`tfcs3.models.ranker`) and then frozen; the memories are read before a batch
+training split (:mod:`tfcs3.cs3.ranker`) and then frozen; the memories are read before a batch
 is written (the two-tower sees the previous values, as in production); with in-batch negatives
 (retrieval) only the logged pairs update the memories, never the sampled negatives, which the
 ranker never scored.
@@ -23,18 +23,18 @@ from __future__ import annotations
 import tensorflow as tf
 import tf_keras
 
-from tfcs3.layers.cross_tower_sync import EMAMemory
+from tfcs3.cs3.cross_tower_sync import EMAMemory
 
 
 @tf_keras.utils.register_keras_serializable(package="tfcs3")
 class CascadeMemory(EMAMemory):
     """CMS: per id, the EMA (``beta``, default 0.8) of the ranker's penultimate activations.
 
-    Unlike :class:`~tfcs3.layers.cross_tower_sync.CrossTowerMemory` every labelled sample updates
+    Unlike :class:`~tfcs3.cs3.cross_tower_sync.CrossTowerMemory` every labelled sample updates
     it, so :meth:`update` takes no mask by default.
 
     Args:
-        num_rows, key: as for :class:`~tfcs3.layers.cross_tower_sync.EMAMemory`.
+        num_rows, key: as for :class:`~tfcs3.cs3.cross_tower_sync.EMAMemory`.
         dim: the ranker's penultimate width ``d_r``.
         decay: ``beta``.
 

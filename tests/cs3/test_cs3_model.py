@@ -7,11 +7,12 @@ import pytest
 import tensorflow as tf
 import tf_keras
 
+from tfcs3.cs3.model import CS3, CS3TwoTower, cs3_class
+from tfcs3.cs3.replay import later_writes, leave_own_write_out
 from tfcs3.evaluation import represent
 from tfcs3.export import export_model, raw_requests
 from tfcs3.layers import CycleAdaptiveDense
 from tfcs3.models import build_model, load_model, save_model
-from tfcs3.models.cs3 import CS3, CS3TwoTower, _later_writes, _leave_own_write_out, cs3_class
 from tfcs3.models.two_tower import TwoTowerModel
 from tfcs3.training import train
 
@@ -130,7 +131,7 @@ def test_replay_user_reads_come_from_earlier_batches_only(protocol, synthetic_re
 def test_later_writes_and_leave_own_write_out_arithmetic():
     ids = np.array([4, 2, 4, 4, 2, 7, 4])
     wrote = np.array([1, 1, 0, 1, 1, 1, 1], bool)
-    np.testing.assert_array_equal(_later_writes(ids, wrote), [2, 1, 0, 1, 0, 0, 0])
+    np.testing.assert_array_equal(later_writes(ids, wrote), [2, 1, 0, 1, 0, 0, 0])
     rng = np.random.default_rng(0)
     values = rng.normal(size=(7, 3))
 
@@ -144,7 +145,7 @@ def test_later_writes_and_leave_own_write_out_arithmetic():
     def ema(vals):
         return ema_with(wrote, vals)
 
-    loo = _leave_own_write_out(ema(values), ids, values, wrote, 0.8)
+    loo = leave_own_write_out(ema(values), ids, values, wrote, 0.8)
     for r in np.flatnonzero(wrote):
         others = wrote.copy()
         others[r] = False  # as if row r had never written
