@@ -43,6 +43,7 @@ from tfcs3.evaluation.evaluate import evaluate
 from tfcs3.experiment import environment_info, load_run, run_experiment
 from tfcs3.export import export_latency, export_model, recommend_for_user
 from tfcs3.models.registry import build_model, check_model_name, model_hparams, model_names, protocols_of
+from tfcs3.models.retriever import Retriever
 from tfcs3.models.t2diff import T2DiffModel
 from tfcs3.online import learn_online
 from tfcs3.retrieval import INDEXES, ScannOptions
@@ -301,7 +302,7 @@ def cmd_evaluate() -> None:
     print(json.dumps(metrics, indent=2))
 
 
-def _export(model: Any, data: PreparedData, export_dir: str | Path, model_name: str) -> Path:
+def _export(model: Retriever, data: PreparedData, export_dir: str | Path, model_name: str) -> Path:
     """Exports ``model`` with the index chosen by the export flags."""
     options = None
     if FLAGS.index == "scann":

@@ -54,7 +54,7 @@ def _stream(data: PreparedData, splits: Sequence[str]) -> dict[str, np.ndarray]:
 
 
 def learn_online(
-    model: Any,
+    model: TwoTowerModel,
     data: PreparedData,
     batch_size: int = 512,
     learning_rate: float = 1e-3,
@@ -151,7 +151,7 @@ def learn_online(
 
 
 def _predict(
-    model: Any,
+    model: TwoTowerModel,
     data: PreparedData,
     predict: Any,
     batch: dict[str, tf.Tensor],

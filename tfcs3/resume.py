@@ -25,6 +25,7 @@ import tf_keras
 
 from tfcs3.data.protocols import PreparedData
 from tfcs3.models.registry import build_variables
+from tfcs3.models.two_tower import TwoTowerModel
 
 if TYPE_CHECKING:
     from tfcs3.training import ValidationEarlyStopping
@@ -98,7 +99,7 @@ def prune(directory: Path, state: dict[str, Any] | None) -> None:
             shutil.rmtree(path) if path.is_dir() else path.unlink()
 
 
-def _optimizer_slots(model: Any) -> list[int]:
+def _optimizer_slots(model: TwoTowerModel) -> list[int]:
     """Positions in ``model.trainable_variables`` of the variables the optimizer keeps slots for,
     in the optimizer's order. Keras builds the optimizer on its first step with the variables that
     got a gradient (not always all of them: a CS3 ranker trains apart), and the checkpoint keys its
@@ -123,7 +124,7 @@ def plain_json(value: Any) -> Any:
 
 
 def training_config(
-    model: Any, data: PreparedData, batch_size: int, learning_rate: float, seed: int, **more: Any
+    model: TwoTowerModel, data: PreparedData, batch_size: int, learning_rate: float, seed: int, **more: Any
 ) -> dict[str, Any]:
     """What must not change between an interrupted run and its continuation."""
     return {
@@ -139,7 +140,7 @@ def training_config(
     }
 
 
-def restore(directory: Path, model: Any, data: PreparedData, config: dict[str, Any]) -> dict[str, Any] | None:
+def restore(directory: Path, model: TwoTowerModel, data: PreparedData, config: dict[str, Any]) -> dict[str, Any] | None:
     """Restores the state a :class:`ResumeCheckpoint` wrote (model, optimizer) and returns it;
     ``None`` when ``directory`` holds none."""
     path = directory / RESUME_STATE

@@ -165,7 +165,7 @@ def _fit_epochs(
 
 
 def _check_strategy(
-    model: Any, strategy: tf.distribute.Strategy | None, batch_size: int, global_negatives: bool
+    model: TwoTowerModel, strategy: tf.distribute.Strategy | None, batch_size: int, global_negatives: bool
 ) -> tf.distribute.Strategy:
     """The strategy ``train`` runs under (the one ``model`` was built under when ``None``), after
     checking that ``model`` can train under it."""
@@ -193,7 +193,7 @@ def _check_strategy(
 
 
 def train(
-    model: Any,
+    model: TwoTowerModel,
     data: PreparedData,
     epochs: int = 30,
     batch_size: int = 512,

@@ -11,12 +11,13 @@ import tensorflow as tf
 from tfcs3.data.protocols import PreparedData
 from tfcs3.evaluation.latency import keyword_call, latency_summary, time_calls
 from tfcs3.export.requests import raw_requests
+from tfcs3.models.retriever import Retriever
 
 SIGNATURES = ("serving_default", "query_embedding", "score_candidates")
 
 
 def export_latency(
-    path: str | Path, model: Any, data: PreparedData, seconds: float = 2.0, candidates: int = 500
+    path: str | Path, model: Retriever, data: PreparedData, seconds: float = 2.0, candidates: int = 500
 ) -> list[dict[str, Any]]:
     """Latency of the SavedModel at ``path`` (exported from ``model``) on raw requests of test
     examples: every signature at batch 1 and 64 (the test split's size if smaller), one row each

@@ -4,16 +4,16 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import tensorflow as tf
 
 from tfcs3.data.protocols import PreparedData
 from tfcs3.evaluation.retrieval import top_k_with_exclusions
 from tfcs3.export.requests import raw_requests
+from tfcs3.models.retriever import Retriever
 
 
-def recommend_for_user(saved_model_dir: Path, model: Any, data: PreparedData, user: str | None, k: int) -> str:
+def recommend_for_user(saved_model_dir: Path, model: Retriever, data: PreparedData, user: str | None, k: int) -> str:
     """Text: a test user's recent history and the top-k unseen items from the exported SavedModel.
 
     The request is made of raw feature values, as a serving client would send it; the answer is

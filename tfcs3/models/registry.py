@@ -179,7 +179,7 @@ CONFIG_FILE = "model_config.json"
 WEIGHTS = "weights"
 
 
-def save_model(model: Any, directory: str | Path, name: str, hparams: dict[str, Any]) -> Path:
+def save_model(model: TwoTowerModel, directory: str | Path, name: str, hparams: dict[str, Any]) -> Path:
     """Writes ``model_config.json`` (name, hyperparameters, feature spec) and the weights."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
@@ -189,7 +189,7 @@ def save_model(model: Any, directory: str | Path, name: str, hparams: dict[str, 
     return directory
 
 
-def build_variables(model: Any, data: PreparedData) -> None:
+def build_variables(model: TwoTowerModel, data: PreparedData) -> None:
     """Creates ``model``'s variables by calling it on one training example, so that restoring
     saved weights into it is immediate and complete."""
     example = {k: tf.constant(v[:1]) for k, v in data.train.features.items()}
