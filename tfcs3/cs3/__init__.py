@@ -5,8 +5,9 @@ Where each part lives:
 
 * ``cycle_adaptive.py``: CAS, the gated self-revising dense block (:class:`CycleAdaptiveDense`,
   :class:`CycleAdaptiveMLP`) that replaces a tower's dense layers.
-* ``cross_tower_sync.py``: the memory bank, per-id EMA tables read before they are written
-  (:class:`EMAMemory`), and CTS's memory of the other tower's outputs (:class:`CrossTowerMemory`).
+* ``cross_tower_sync.py``: CTS's memory of the other tower's outputs (:class:`CrossTowerMemory`),
+  a per-id EMA table read before it is written (:class:`tfcs3.layers.EMAMemory`, the generic
+  memory any tower may own).
 * ``cascade_sharing.py``: CMS's memory of the ranker's penultimate activations
   (:class:`CascadeMemory`).
 * ``ranker.py``: the downstream ranker CMS reads (:class:`Ranker`, DCN-v2 by default) and its
@@ -18,8 +19,9 @@ Where each part lives:
   and :func:`cs3_class` for a user's own two-tower class.
 * ``sequential.py``: :class:`CS3Sequential`, CS3 on SASRec (memories read per position).
 
-The memories are held by the towers (:class:`tfcs3.models.tower.MemoryTower`, which any tower
-with per-id side inputs derives from) and written by the model's hooks.
+The memories are held by the towers as generic per-id side inputs
+(:class:`tfcs3.models.tower.MemoryTower` builds whatever memory layers the model's
+``tower_options`` hands it) and written by the model's hooks.
 
 The package's names load on first use, so the layers here can be imported by lower-level modules
 (the Transformer encoder builds CAS blocks) without loading the models.
@@ -37,7 +39,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from tfcs3.cs3.cascade_sharing import CascadeMemory
-    from tfcs3.cs3.cross_tower_sync import CrossTowerMemory, EMAMemory
+    from tfcs3.cs3.cross_tower_sync import CrossTowerMemory
     from tfcs3.cs3.cycle_adaptive import CycleAdaptiveDense, CycleAdaptiveMLP
     from tfcs3.cs3.model import BACKBONES, CS3, CS3DAT, CS3IntTower, CS3Mixin, CS3TwoTower, cs3_class
     from tfcs3.cs3.ranker import Ranker
@@ -47,7 +49,6 @@ if TYPE_CHECKING:
 _MODULES = {
     "CycleAdaptiveDense": "cycle_adaptive",
     "CycleAdaptiveMLP": "cycle_adaptive",
-    "EMAMemory": "cross_tower_sync",
     "CrossTowerMemory": "cross_tower_sync",
     "CascadeMemory": "cascade_sharing",
     "Ranker": "ranker",
@@ -63,7 +64,7 @@ _MODULES = {
 
 __all__ = [
     "BACKBONES", "CS3", "CS3DAT", "CS3IntTower", "CS3Mixin", "CS3Sequential", "CS3TwoTower", "CascadeMemory",
-    "CrossTowerMemory", "CycleAdaptiveDense", "CycleAdaptiveMLP", "EMAMemory", "Ranker", "cs3_class",
+    "CrossTowerMemory", "CycleAdaptiveDense", "CycleAdaptiveMLP", "Ranker", "cs3_class",
 ]  # fmt: skip
 
 

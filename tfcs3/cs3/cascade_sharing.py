@@ -23,7 +23,7 @@ from __future__ import annotations
 import tensorflow as tf
 import tf_keras
 
-from tfcs3.cs3.cross_tower_sync import EMAMemory
+from tfcs3.layers.ema_memory import EMAMemory
 
 
 @tf_keras.utils.register_keras_serializable(package="tfcs3")
@@ -34,7 +34,7 @@ class CascadeMemory(EMAMemory):
     it, so :meth:`update` takes no mask by default.
 
     Args:
-        num_rows, key: as for :class:`~tfcs3.cs3.cross_tower_sync.EMAMemory`.
+        num_rows, key: as for :class:`~tfcs3.layers.ema_memory.EMAMemory`.
         dim: the ranker's penultimate width ``d_r``.
         decay: ``beta``.
 

@@ -68,6 +68,8 @@ import numpy as np
 import tensorflow as tf
 import tf_keras
 
+from tfcs3.cs3.cascade_sharing import CascadeMemory
+from tfcs3.cs3.cross_tower_sync import CrossTowerMemory
 from tfcs3.cs3.ranker import KINDS as RANKER_KINDS
 from tfcs3.cs3.ranker import Ranker, learn_ranker_online
 from tfcs3.cs3.replay import leave_own_write_out
@@ -76,6 +78,7 @@ from tfcs3.data.pipeline import make_dataset, split_arrays
 from tfcs3.data.protocols import PreparedData, Split
 from tfcs3.models.dat import DATModel
 from tfcs3.models.inttower import IntTowerModel
+from tfcs3.models.tower import memory_config
 from tfcs3.models.two_tower import TwoTowerModel
 
 __all__ = ["CS3", "CS3DAT", "CS3IntTower", "CS3Mixin", "CS3TwoTower", "cs3_class"]
@@ -190,9 +193,12 @@ class CS3Mixin(_MixinBase):
         rows = len(vocabulary)
         if cts:  # holds the other tower's outputs
             width = self.hparams["embedding_dim"]
-            memories.append(dict(name=CROSS_TOWER, kind=CROSS_TOWER, key=key, num_rows=rows, dim=width, decay=alpha))
+            memories.append(
+                memory_config(CROSS_TOWER, CrossTowerMemory, num_rows=rows, dim=width, decay=alpha, key=key)
+            )
         if cms:  # holds the ranker's penultimate activations
-            memories.append(dict(name=CASCADE, kind=CASCADE, key=key, num_rows=rows, dim=self._ranker_dim, decay=beta))
+            dim = self._ranker_dim
+            memories.append(memory_config(CASCADE, CascadeMemory, num_rows=rows, dim=dim, decay=beta, key=key))
         if memories:
             options["memories"] = memories
         return options

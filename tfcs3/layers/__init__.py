@@ -1,14 +1,20 @@
-"""Keras layers, one mechanism per file; every layer has ``get_config``."""
+"""Keras layers, one mechanism per file; every layer has ``get_config``.
 
-from tfcs3.cs3.cascade_sharing import CascadeMemory
-from tfcs3.cs3.cross_tower_sync import CrossTowerMemory, EMAMemory, ordered_ema
-from tfcs3.cs3.cycle_adaptive import CycleAdaptiveDense, CycleAdaptiveMLP
+CS3's layers live in :mod:`tfcs3.cs3` and are also reachable here (``tfcs3.layers.CycleAdaptiveDense``,
+``CrossTowerMemory``, ``CascadeMemory``); they load on first use, since they build on the layers
+here (an :class:`EMAMemory`, an :class:`MLP`).
+"""
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from tfcs3.layers.activation_unit import ActivationUnitAttention
 from tfcs3.layers.all_to_all import AllToAllInteraction, sparse_sum
 from tfcs3.layers.causal_transformer import CausalTransformerEncoder, causal_mask
 from tfcs3.layers.diffusion import DiffusionIntentGenerator, UNet1D, exponential_betas
 from tfcs3.layers.discrete_codes import ProductQuantizer, codewords, nearest_codes
 from tfcs3.layers.dual_augmented import AdaptiveMimicVector, category_alignment_loss
+from tfcs3.layers.ema_memory import EMAMemory, ordered_ema
 from tfcs3.layers.feature_embedding import FeatureEmbedding
 from tfcs3.layers.gru_encoder import GRUSequenceEncoder
 from tfcs3.layers.hashed_cross import HashedCrossEmbedding, hashed_cross_ids
@@ -29,3 +35,22 @@ __all__ = [
     "DiffusionIntentGenerator", "UNet1D", "exponential_betas", "MixedAttention", "CausalTransformerEncoder",
     "causal_mask", "GRUSequenceEncoder",
 ]  # fmt: skip
+
+if TYPE_CHECKING:
+    from tfcs3.cs3.cascade_sharing import CascadeMemory
+    from tfcs3.cs3.cross_tower_sync import CrossTowerMemory
+    from tfcs3.cs3.cycle_adaptive import CycleAdaptiveDense, CycleAdaptiveMLP
+
+#: CS3's layers, re-exported here: name -> the module of tfcs3.cs3 that defines it.
+_CS3_LAYERS = {
+    "CascadeMemory": "cascade_sharing",
+    "CrossTowerMemory": "cross_tower_sync",
+    "CycleAdaptiveDense": "cycle_adaptive",
+    "CycleAdaptiveMLP": "cycle_adaptive",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _CS3_LAYERS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"tfcs3.cs3.{_CS3_LAYERS[name]}"), name)

@@ -9,12 +9,11 @@ import numpy as np
 import tensorflow as tf
 import tf_keras
 
-from tfcs3.cs3.cascade_sharing import CascadeMemory
-from tfcs3.cs3.cross_tower_sync import CrossTowerMemory, EMAMemory
 from tfcs3.cs3.cycle_adaptive import CycleAdaptiveMLP
 from tfcs3.data.features import CATEGORICAL, NUM_RESERVED, OOV, PAD, SEQUENCE, Feature
 from tfcs3.data.protocols import PreparedData
 from tfcs3.layers import MLP, FeatureEmbedding
+from tfcs3.layers.ema_memory import EMAMemory
 
 
 def item_attribute_table(data: PreparedData) -> dict[str, np.ndarray]:
@@ -52,7 +51,6 @@ def embed_items(embedding: FeatureEmbedding, attributes: Mapping[str, tf.Tensor]
 
 
 #: Memory kinds a tower can own (CS3): CTS memories and CMS memories.
-MEMORY_KINDS = {"cross_tower": CrossTowerMemory, "cascade": CascadeMemory}
 
 
 def feature_configs(features: Sequence[Feature], item_vocab_size: int) -> list[dict[str, Any]]:
@@ -71,14 +69,25 @@ def feature_configs(features: Sequence[Feature], item_vocab_size: int) -> list[d
     return configs
 
 
-class MemoryTower(tf_keras.Model):
-    """Base of every tower that can own per-id memories whose reads join its input (CS3).
+def memory_config(name: str, layer: type[EMAMemory], normalize: bool = True, **args: Any) -> dict[str, Any]:
+    """One entry of a :class:`MemoryTower`'s ``memories``: memory ``name``, a layer of class
+    ``layer`` (a registered :class:`~tfcs3.layers.EMAMemory` subclass) built with ``args``
+    (``num_rows``, ``dim``, ``decay``, ``key``: one of the tower's features) when the tower is."""
+    config = {"name": f"{name}_memory", **args}
+    layer_config = {"class_name": tf_keras.utils.get_registered_name(layer), "config": config}
+    return {"name": name, "layer": layer_config, "normalize": bool(normalize)}
 
-    ``memories`` lists memory configs: ``name``, ``kind`` (a key of :data:`MEMORY_KINDS`), ``key``
-    (the id feature that selects the row, one of ``feature_names``), ``num_rows``, ``dim``,
-    ``decay`` and ``normalize`` (default true: a LayerNormalization of the read, so the memory's
-    scale cannot feed back into the tower that writes it; a zero row reads as the norm's learned
-    offset). :meth:`memory_vectors` returns the reads of a batch.
+
+class MemoryTower(tf_keras.Model):
+    """Base of every tower that can own per-id memories whose reads join its input (CS3's, or any
+    other per-id side input a model keeps).
+
+    ``memories`` lists :func:`memory_config` entries: ``name``, ``layer`` (a serialized
+    :class:`~tfcs3.layers.EMAMemory` whose ``key`` is the id feature that selects the row, one of
+    ``feature_names``) and ``normalize`` (default true: a LayerNormalization of the read, so the
+    memory's scale cannot feed back into the tower that writes it; a zero row reads as the norm's
+    learned offset). The tower does not know which mechanism a memory serves; the model writes
+    them. :meth:`memory_vectors` returns the reads of a batch.
 
     Args:
         feature_names: the input features the tower reads (what a serving request must hold).
@@ -91,13 +100,12 @@ class MemoryTower(tf_keras.Model):
         self.memories: dict[str, EMAMemory] = {}
         self.memory_norms: dict[str, tf_keras.layers.Layer] = {}
         for m in memories:
-            if m["kind"] not in MEMORY_KINDS:
-                raise ValueError(f"memory {m['name']!r}: kind must be one of {sorted(MEMORY_KINDS)}, got {m['kind']!r}")
-            if m["key"] not in self.feature_names:
-                raise ValueError(f"memory {m['name']!r}: key {m['key']!r} is not a feature of this tower")
-            self.memories[m["name"]] = MEMORY_KINDS[m["kind"]](
-                m["num_rows"], m["dim"], m.get("decay", 0.8), key=m["key"], name=f"{m['name']}_memory"
-            )
+            memory = tf_keras.layers.deserialize(dict(m["layer"]))
+            if not isinstance(memory, EMAMemory):
+                raise ValueError(f"memory {m['name']!r}: {type(memory).__name__} is not an EMAMemory")
+            if memory.key not in self.feature_names:
+                raise ValueError(f"memory {m['name']!r}: key {memory.key!r} is not a feature of this tower")
+            self.memories[m["name"]] = memory
             if m.get("normalize", True):
                 self.memory_norms[m["name"]] = tf_keras.layers.LayerNormalization(name=f"{m['name']}_norm")
 
