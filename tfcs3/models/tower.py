@@ -50,9 +50,6 @@ def embed_items(embedding: FeatureEmbedding, attributes: Mapping[str, tf.Tensor]
     return tf.reshape(embedded, tf.concat([tf.shape(ids), tf.shape(embedded)[-1:]], axis=0))
 
 
-#: Memory kinds a tower can own (CS3): CTS memories and CMS memories.
-
-
 def feature_configs(features: Sequence[Feature], item_vocab_size: int) -> list[dict[str, Any]]:
     """Embedding configs for :class:`FeatureEmbedding`.
 
