@@ -33,7 +33,7 @@ os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from absl import app, flags, logging  # noqa: E402
-from report import RESULTS_DIR, write_benchmarks_md  # noqa: E402
+from report import RESULTS_DIR, result_files, write_benchmarks_md  # noqa: E402
 
 import tfcs3  # noqa: E402, F401
 from tfcs3.data import load_prepared  # noqa: E402
@@ -200,7 +200,7 @@ def backbone_setting(backbone: str, dataset: str, protocol: str) -> dict[str, An
         grid = grid_for(backbone, dataset, protocol)
         if len(grid) == 1:
             return dict(grid[0])
-    for path in sorted(RESULTS_DIR.glob("*.json")):
+    for path in result_files():
         for run in json.loads(path.read_text()).get("runs", []):
             if run.get("selected") and (run["model"], run["dataset_arg"], run["protocol"]) == (
                 backbone,

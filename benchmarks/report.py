@@ -27,6 +27,14 @@ COLUMNS = {
 
 
 NO_RESULTS = "_No results yet._\n"
+#: Result files of analyses that rerun a configuration measured elsewhere: their runs are not
+#: pooled into the tables (each has a section of its own).
+ANALYSES = ("sasrec-cs3-fresh-memory.json",)
+
+
+def result_files() -> list[Path]:
+    """The result files whose runs the tables pool (every one but the :data:`ANALYSES`)."""
+    return [path for path in sorted(RESULTS_DIR.glob("*.json")) if path.name not in ANALYSES]
 
 
 class NoResults(Exception):
@@ -50,7 +58,7 @@ def _cell(values: list[float]) -> str:
 def quality_tables() -> str:
     groups: dict[tuple[str, str], dict[str, list[dict]]] = defaultdict(lambda: defaultdict(list))
     commands: dict[tuple[str, str], set[str]] = defaultdict(set)
-    for path in sorted(RESULTS_DIR.glob("*.json")):
+    for path in result_files():
         payload = json.loads(path.read_text())
         if "runs" not in payload:
             continue
@@ -132,7 +140,7 @@ CS3_STEPS = (("", "backbone"), ("+cas", "+CAS"), ("+cts", "+CTS"), ("+cms", "+CM
 
 def _selected_runs() -> dict[tuple[str, str, str], list[dict]]:
     runs: dict[tuple[str, str, str], list[dict]] = defaultdict(list)
-    for path in sorted(RESULTS_DIR.glob("*.json")):
+    for path in result_files():
         for run in json.loads(path.read_text()).get("runs", []):
             if run.get("selected"):
                 runs[(run["model"], run["dataset"], run["protocol"])].append(run)
@@ -688,7 +696,7 @@ def readme_table(dataset: str = "ml-100k", protocol: str = "retrieval") -> str:
     """The README's short table: Recall@10 / NDCG@10 on ML-100K retrieval, with its commands."""
     runs: dict[str, list[dict]] = defaultdict(list)
     commands = set()
-    for path in sorted(RESULTS_DIR.glob("*.json")):
+    for path in result_files():
         payload = json.loads(path.read_text())
         for run in payload.get("runs", []):
             if run.get("selected") and run["dataset"] == dataset and run["protocol"] == protocol:
@@ -756,6 +764,29 @@ def soak_tables() -> str:
     )
 
 
+def fresh_memory_table() -> str:
+    """CS3 on SASRec: test NDCG@10 with the memories as trained, replayed from the training
+    split, and replayed from training plus validation (benchmarks/cs3_fresh_memory.py)."""
+    r = _result("sasrec-cs3-fresh-memory.json")
+    out = [
+        "| model | seed | setting | selected | validation | test, as trained | test, replayed from train "
+        "| test, replayed from train + validation |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for run in r["runs"]:
+        fresh = run["memory_freshness"]
+        own = {k: v for k, v in run["setting"].items() if k not in ("learning_rate", "batch_size")}
+        out.append(
+            f"| {run['model']} | {run['seed']} | `{json.dumps(own)}` | {'yes' if run.get('selected') else 'no'} "
+            f"| {run['validation']['ndcg@10']:.4f} | {fresh['as_trained']['ndcg@10']:.4f} "
+            f"| {fresh['replayed_train']['ndcg@10']:.4f} | {fresh['replayed_train_validation']['ndcg@10']:.4f} |"
+        )
+    commands = sorted({run["command"] for run in r["runs"]})
+    out.append("\nProduced by: " + "; ".join(f"`{c}`" for c in commands))
+    out.append("→ `benchmarks/results/sasrec-cs3-fresh-memory.json` (NDCG@10)\n")
+    return "\n".join(out)
+
+
 #: Section name -> the function writing its body (the order of BENCHMARKS.md).
 SECTIONS: dict[str, Callable[[], str]] = {
     "quality-tables": quality_tables,
@@ -765,6 +796,7 @@ SECTIONS: dict[str, Callable[[], str]] = {
     "t2diff": t2diff_tables,
     "competitive": competitive_tables,
     "strong-backbone": strong_backbone_tables,
+    "cs3-fresh-memory": fresh_memory_table,
     "serving-tables": serving_tables,
     "cs3-latency": cs3_latency_tables,
     "cs3-online": cs3_online_tables,
@@ -772,7 +804,9 @@ SECTIONS: dict[str, Callable[[], str]] = {
     "soak": soak_tables,
 }
 #: The sections built from benchmarks/quality.py's result files.
-QUALITY_SECTIONS = ("quality-tables", "cs3-ablation", "fit", "sparcode", "t2diff", "competitive", "strong-backbone")
+QUALITY_SECTIONS = (
+    "quality-tables", "cs3-ablation", "fit", "sparcode", "t2diff", "competitive", "strong-backbone", "cs3-fresh-memory",
+)  # fmt: skip
 
 
 if __name__ == "__main__":
