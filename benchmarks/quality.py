@@ -166,6 +166,10 @@ for _backbone in ("sasrec", "gru4rec"):
 # (CS3 with memories: drop_known_positives, as on the other backbones), and CS3's ablation keeps
 # the paper's values.
 MECHANISMS["dat_sasrec"] = ("sasrec-full_softmax", [{"amm_weight": 0.5}, {"amm_weight": 0.1}])
+# DAT's per-user and per-item vectors on SASRec without its two losses (the mimic and the category
+# alignment): separates the capacity the vectors add from what the losses teach them.
+VARIANTS["dat_sasrec-no_losses"] = ("dat_sasrec", {"amm_weight": 0.0, "cal_weight": 0.0})
+MECHANISMS["dat_sasrec-no_losses"] = ("sasrec-full_softmax", [{}])
 MECHANISMS["inttower_sasrec"] = ("sasrec-full_softmax", [{"cir_weight": 0.1}, {"cir_weight": 1.0}])
 for _label, _fixed in {
     "cs3_sasrec": {},

@@ -559,6 +559,7 @@ STRONG_BACKBONE = "sasrec-full_softmax"
 STRONG_ROWS = (
     (STRONG_BACKBONE, "SASRec, full softmax: the backbone"),
     ("dat_sasrec", "DAT on SASRec"),
+    ("dat_sasrec-no_losses", "DAT's vectors on SASRec, without its losses (control)"),
     ("inttower_sasrec", "IntTower's CIR on SASRec"),
     ("sasrec+cas", "SASRec + CAS"),
     ("sasrec+cts", "SASRec + CTS"),
