@@ -179,6 +179,11 @@ for _label, _fixed in {
 }.items():
     VARIANTS[_label] = ("cs3_sasrec", _fixed)
     MECHANISMS[_label] = ("sasrec-full_softmax", [{}])
+# SASRec with the user id among its profile features (profile="all"; the backbone's default,
+# "features", leaves it out), on SASRec's selected setting: the backbone change that the DAT control
+# (DAT's vectors without its losses beat SASRec on validation and test) points at.
+VARIANTS["sasrec-user_id"] = ("sasrec", {**LOSS_SETTINGS["full_softmax"], "profile": "all"})
+MECHANISMS["sasrec-user_id"] = ("sasrec-full_softmax", [{}])
 # The YouTubeDNN two-tower (in-batch softmax in the baseline rows) with the other losses, on its
 # selected setting.
 for _loss in ("full_softmax", "sampled_softmax", "mixed_softmax"):

@@ -560,6 +560,7 @@ STRONG_ROWS = (
     (STRONG_BACKBONE, "SASRec, full softmax: the backbone"),
     ("dat_sasrec", "DAT on SASRec"),
     ("dat_sasrec-no_losses", "DAT's vectors on SASRec, without its losses (control)"),
+    ("sasrec-user_id", 'SASRec with the user id in its profile (profile="all")'),
     ("inttower_sasrec", "IntTower's CIR on SASRec"),
     ("sasrec+cas", "SASRec + CAS"),
     ("sasrec+cts", "SASRec + CTS"),
