@@ -16,8 +16,8 @@ the history keeps reading ``e``.
 User features join after the encoder: ``profile="features"`` (default) embeds the user's
 categorical features other than the user id (MovieLens: gender, age, occupation, zip code) and
 adds their projection ``W p`` to every position; ``"all"`` includes the user id, ``"none"`` uses
-the history alone (RecBole's models). Amazon data has no user features, so both give the same
-model there.
+the history alone (RecBole's models). Amazon data has no user features other than the id, so
+``"features"`` and ``"none"`` give the same model there (``"all"`` adds the user id).
 
 The query representation for retrieval and serving is ``q_L``, the last position's. Training uses
 dense supervision (:mod:`tfcs3.data.dense`): every position ``t`` of a training window predicts
