@@ -24,9 +24,7 @@ flags.DEFINE_list("backbones", ["youtubednn"], "Dot backbones to ablate CS3 on."
 def main(argv: list[str]) -> None:
     backbones = flags.FLAGS.backbones
     flags.FLAGS.models = [label for b in backbones for label in (f"{b}+cas", f"{b}+cts", f"{b}+cms", f"cs3_{b}")]
-    if flags.FLAGS["name"].using_default_value:
-        flags.FLAGS.name = "cs3-ablation"
-    quality.main(argv)
+    quality.run_configuration(argv, "cs3-ablation")
 
 
 if __name__ == "__main__":

@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np  # noqa: E402
 import quality  # noqa: E402
-from absl import app, flags  # noqa: E402
+from absl import app  # noqa: E402
 
 from tfcs3.data.protocols import PreparedData, Split  # noqa: E402
 from tfcs3.evaluation.evaluate import evaluate  # noqa: E402
@@ -61,10 +61,7 @@ def memory_freshness(model: Any, data: PreparedData) -> dict[str, Any]:
 
 
 def main(argv: list[str]) -> None:
-    if flags.FLAGS["name"].using_default_value:
-        flags.FLAGS.name = "sasrec-cs3-fresh-memory"
-    quality.POST_RUN["cs3_sasrec"] = memory_freshness
-    quality.main(argv)
+    quality.run_configuration(argv, "sasrec-cs3-fresh-memory", {"cs3_sasrec": memory_freshness})
 
 
 if __name__ == "__main__":

@@ -20,13 +20,9 @@ from absl import app, flags  # noqa: E402
 
 
 def main(argv: list[str]) -> None:
-    if flags.FLAGS["models"].using_default_value:
-        flags.FLAGS.models = ["fit", "fit-no_mqm", "fit-no_lss"]
     if flags.FLAGS["protocols"].using_default_value:
         flags.FLAGS.protocols = ["preranking"]
-    if flags.FLAGS["name"].using_default_value:
-        flags.FLAGS.name = "fit"
-    quality.main(argv)
+    quality.run_configuration(argv, "fit", models=["fit", "fit-no_mqm", "fit-no_lss"])
 
 
 if __name__ == "__main__":

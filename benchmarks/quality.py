@@ -354,6 +354,20 @@ def _run_or_reuse(
     return r
 
 
+def run_configuration(
+    argv: list[str], name: str, post_run: dict[str, Any] | None = None, models: list[str] | None = None
+) -> None:
+    """Runs the harness as a named configuration (the scripts beside this one): ``name`` and
+    ``models`` are the defaults of ``--name`` and ``--models``, and ``post_run`` adds measurements
+    of each trained model to its run (:data:`POST_RUN`)."""
+    if FLAGS["name"].using_default_value:
+        FLAGS.name = name
+    if models is not None and FLAGS["models"].using_default_value:
+        FLAGS.models = models
+    POST_RUN.update(post_run or {})
+    main(argv)
+
+
 def main(argv: list[str]) -> None:
     del argv
     logging.set_verbosity(logging.WARNING)

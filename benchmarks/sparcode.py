@@ -65,12 +65,7 @@ def index_evaluation(model: Any, data: Any) -> dict[str, Any]:
 
 
 def main(argv: list[str]) -> None:
-    if flags.FLAGS["models"].using_default_value:
-        flags.FLAGS.models = ["sparcode", "all_to_all"]
-    if flags.FLAGS["name"].using_default_value:
-        flags.FLAGS.name = "sparcode"
-    quality.POST_RUN["sparcode"] = index_evaluation
-    quality.main(argv)
+    quality.run_configuration(argv, "sparcode", {"sparcode": index_evaluation}, models=["sparcode", "all_to_all"])
 
 
 if __name__ == "__main__":

@@ -19,15 +19,11 @@ Examples:
 from __future__ import annotations
 
 import quality  # noqa: E402
-from absl import app, flags  # noqa: E402
+from absl import app  # noqa: E402
 
 
 def main(argv: list[str]) -> None:
-    if flags.FLAGS["models"].using_default_value:
-        flags.FLAGS.models = ["t2diff", "t2diff-no_diffusion", "t2diff-no_drift"]
-    if flags.FLAGS["name"].using_default_value:
-        flags.FLAGS.name = "t2diff"
-    quality.main(argv)
+    quality.run_configuration(argv, "t2diff", models=["t2diff", "t2diff-no_diffusion", "t2diff-no_drift"])
 
 
 if __name__ == "__main__":
