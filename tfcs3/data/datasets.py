@@ -11,6 +11,10 @@ Where data is looked for:
 A download folder that lacks some of the release's files (a download cut short) is fetched again
 with ``download=True`` and is an error naming the missing files without it.
 
+Your own logs (dataset descriptions) are prepared out of core into Parquet shards under the same
+folder (:mod:`tfcs3.data.shards`), one folder per key, under the retrieval and per-user
+pre-ranking protocols.
+
 Prepared datasets (splits, vocabularies, histories) are cached under ``$TFCS3_CACHE_DIR/prepared/``
 as ``.npz`` files that cannot run code when read (:mod:`tfcs3.data.cache`), keyed by the source
 files' sizes and modification times, the protocol, the history length (and time gaps) and the
@@ -20,10 +24,13 @@ parsing.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
+import json
 import os
 import re
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 from tfcs3.data.amazon import load_amazon
@@ -33,6 +40,8 @@ from tfcs3.data.download import RELEASES, download_movielens
 from tfcs3.data.movielens import PARTIAL_ML1M_RATINGS, load_movielens_1m, load_movielens_100k
 from tfcs3.data.protocols import DATA_PROTOCOLS, RETRIEVAL, USER_SPLIT, PreparedData, prepare, prepare_user_split
 from tfcs3.data.raw import DataFormatError, RawDataset
+from tfcs3.data.shards import read_shards
+from tfcs3.data.streaming import STREAMING_PROTOCOLS, described_source, prepare_streaming
 from tfcs3.data.synthetic import generate_synthetic
 from tfcs3.progress import status
 
@@ -116,9 +125,10 @@ def load_raw(name: str, data_dir: str | Path | None = None, download: bool = Fal
     return _REGISTRY[name][2](directory)
 
 
-def _fingerprint_files(paths: list[Path]) -> str:
-    """A key of ``paths``' names, sizes and modification times (and the preparation version)."""
-    h = hashlib.sha256(str(PREPARE_VERSION).encode())
+def _fingerprint_files(paths: list[Path], extra: str = "") -> str:
+    """A key of ``paths``' names, sizes and modification times, ``extra`` and the preparation
+    version."""
+    h = hashlib.sha256(f"{PREPARE_VERSION}:{extra}".encode())
     for path in paths:
         try:
             stat = path.stat()
@@ -143,14 +153,18 @@ def _fingerprint(directory: Path) -> str:
     return h.hexdigest()[:16]
 
 
-def _prepare(raw: RawDataset, protocol: str, max_history: int, seed: int, history_gaps: bool) -> PreparedData:
+def _prepare(
+    raw: RawDataset, protocol: str, max_history: int, seed: int, history_gaps: bool, min_count: int = 1
+) -> PreparedData:
     if protocol == USER_SPLIT:
+        if min_count > 1:
+            raise ValueError(f"min_count={min_count} is not supported by the user_split protocol (its users are new)")
         return prepare_user_split(raw, max_history, seed=seed, history_gaps=history_gaps)
-    return prepare(raw, protocol, max_history, history_gaps)
+    return prepare(raw, protocol, max_history, history_gaps, min_count)
 
 
 def load_prepared(
-    name: str,
+    name: str | Path | DatasetDescription,
     protocol: str = RETRIEVAL,
     data_dir: str | Path | None = None,
     max_history: int = 50,
@@ -165,38 +179,67 @@ def load_prepared(
     users, :func:`~tfcs3.data.protocols.prepare_user_split`, whose split and target positions
     ``seed`` draws; the result is retrieval data). ``seed`` also seeds the synthetic dataset.
     ``history_gaps`` adds the history's time-gap buckets (``history_gap``; needs real timestamps).
-    ``name`` may also be the path of a dataset description (your own log:
-    :mod:`tfcs3.data.described`); its files' sizes and times key the cache.
+
+    ``name`` may also be your own log: the path of a dataset description, or a
+    :class:`~tfcs3.data.described.DatasetDescription`; its files' sizes and times key the cache.
+    Under ``"retrieval"`` and ``"preranking_per_user"`` it is prepared out of core into a store
+    of Parquet shards (:func:`~tfcs3.data.streaming.prepare_streaming`) and its training split
+    is streamed from them (:class:`~tfcs3.data.shards.ShardedSplit`); ``use_cache=False`` then
+    prepares the store again.
     """
     if protocol not in DATA_PROTOCOLS:
         raise ValueError(f"protocol must be one of {DATA_PROTOCOLS}, got {protocol!r}")
-    if name == "synthetic":
+    if isinstance(name, str) and name == "synthetic":
         return _prepare(generate_synthetic(seed=seed), protocol, max_history, seed, history_gaps)
     seeded = f"-s{seed}" if protocol == USER_SPLIT else ""
     gaps = "-gaps" if history_gaps else ""
     loader: Callable[[], RawDataset]
-    if is_description(name):
-        description = DatasetDescription.from_file(name)
-        files = [Path(name), *description.files()]
+    description: DatasetDescription | None = None
+    if isinstance(name, DatasetDescription) or is_description(name):
+        description = name if isinstance(name, DatasetDescription) else DatasetDescription.from_file(name)
+        files = [*description.files()]
         files += [p for p in (description.side_table("users"), description.side_table("items")) if p is not None]
-        fingerprint = _fingerprint_files(files)
-        label, loader = re.sub(r"[^\w.-]", "_", description.name), lambda: load_described(description)
+        fields = json.dumps(dataclasses.asdict(description), sort_keys=True, default=str)
+        fingerprint = _fingerprint_files(files, extra=fields)
+        label = re.sub(r"[^\w.-]", "_", description.name)
+        loader = partial(load_described, description)
     else:
-        directory = find_data_dir(name, data_dir, download)
+        directory = find_data_dir(str(name), data_dir, download)
         fingerprint = _fingerprint(directory)
-        label, loader = name, lambda: _REGISTRY[name][2](directory)
+        label, loader = str(name), partial(_REGISTRY[str(name)][2], directory)
     key = f"{label}-{protocol}{seeded}-h{max_history}{gaps}-{fingerprint}"
+    if description is not None and protocol in STREAMING_PROTOCOLS:
+        return _load_streamed(description, protocol, max_history, history_gaps, key, use_cache)
     path = cache_dir() / "prepared" / f"{key}.npz"
     if use_cache:
         try:
             return read_prepared(path, key)
         except CacheMiss:
             pass  # absent, stale, or not ours (never executed): prepared again below
-    with status(f"Preparing {name} for the {protocol} protocol (cached for the next run)"):
-        data = _prepare(loader(), protocol, max_history, seed, history_gaps)
+    with status(f"Preparing {label} for the {protocol} protocol (cached for the next run)"):
+        min_count = description.min_count if description is not None else 1
+        data = _prepare(loader(), protocol, max_history, seed, history_gaps, min_count)
     if use_cache:
         try:
             write_prepared(data, path, key)
         except OSError:
             pass  # a read-only cache only costs speed
     return data
+
+
+def _load_streamed(
+    description: DatasetDescription, protocol: str, max_history: int, history_gaps: bool, key: str, use_cache: bool
+) -> PreparedData:
+    """Your own log under a per-user protocol: its shard store, prepared out of core when absent."""
+    store = cache_dir() / "prepared" / key
+    if use_cache:
+        try:
+            return read_shards(store, key)
+        except CacheMiss:
+            pass
+    with status(f"Preparing {description.name} for the {protocol} protocol into shards (cached for the next run)"):
+        source = described_source(description)
+        prepare_streaming(
+            source, store, key, protocol, max_history, history_gaps, description.min_count, description.shard_rows
+        )
+    return read_shards(store, key)

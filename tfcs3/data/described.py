@@ -16,9 +16,18 @@ histories, caching) is what the registered datasets get. Example ``mylog.toml``:
     users = "users.csv"
     user_features = ["country"]
     unknown_items = "error"                   # log items missing from the item table: "error" or "oov"
+    min_count = 1                             # users / items with fewer training rows share the OOV id
+    shard_rows = 1000000                      # log rows per preparation bucket and training shard
 
 The same fields are the arguments of :class:`DatasetDescription`. Pass the file's path wherever a
-dataset name goes (``load_prepared("mylog.toml")``, ``--dataset=mylog.toml``).
+dataset name goes (``load_prepared("mylog.toml")``, ``--dataset=mylog.toml``), or the object
+itself to :func:`~tfcs3.data.datasets.load_prepared`.
+
+Under the retrieval and per-user pre-ranking protocols a description is prepared out of core
+(:mod:`tfcs3.data.streaming`) into Parquet shards that serve as its prepared-data cache, and
+training streams them (:mod:`tfcs3.data.shards`); the other protocols prepare it in memory.
+``min_count`` leaves users and items with fewer training rows out of the id vocabularies: they
+share the OOV index (1), in training and at serving time.
 
 Checks (each a :class:`~tfcs3.data.raw.DataFormatError` naming the file, the row and the column):
 a file that is missing, empty or unreadable, a missing column, a null or empty id, a timestamp
@@ -36,6 +45,7 @@ import glob
 import json
 import tomllib
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -74,11 +84,17 @@ class DatasetDescription:
     title: str | None = None
     unknown_items: str = "error"
     description: str = ""
+    min_count: int = 1
+    shard_rows: int = 1_000_000
     base_dir: str = "."
 
     def __post_init__(self) -> None:
         if not self.interactions:
             raise DataFormatError(f"dataset {self.name!r}: 'interactions' names no file")
+        if int(self.min_count) < 1 or int(self.shard_rows) < 1:
+            raise DataFormatError(
+                f"dataset {self.name!r}: min_count and shard_rows must be >= 1, got {self.min_count}, {self.shard_rows}"
+            )
         if self.unknown_items not in UNKNOWN_ITEMS:
             raise DataFormatError(f"unknown_items must be one of {UNKNOWN_ITEMS}, got {self.unknown_items!r}")
         if (self.user_features and not self.users) or (
@@ -134,35 +150,67 @@ def is_description(name: str | Path) -> bool:
     return Path(name).suffix in SUFFIXES and Path(name).is_file()
 
 
-def read_table(path: Path) -> pd.DataFrame:
-    """A CSV / TSV (optionally gzipped), Parquet or JSON-lines file as a frame, by its extension;
-    ids and categories stay strings. Errors name the file."""
+def _kind(path: Path) -> str:
     suffixes = [s for s in path.suffixes if s != ".gz"]
     kind = suffixes[-1] if suffixes else ""
+    if kind not in (".csv", ".tsv", ".txt", ".parquet", ".jsonl", ".json", ".ndjson"):
+        raise DataFormatError(f"{path}: unknown file type {kind!r} (CSV, TSV, Parquet or JSON lines)")
+    return kind
+
+
+def _frames(path: Path, kind: str, chunk_rows: int | None) -> Iterator[pd.DataFrame]:
+    if kind == ".parquet":
+        import pyarrow.parquet as pq
+
+        table = pq.ParquetFile(path)
+        if chunk_rows is None:
+            yield table.read().to_pandas()
+        else:
+            for batch in table.iter_batches(batch_size=chunk_rows):
+                yield batch.to_pandas()
+    elif kind in (".jsonl", ".json", ".ndjson"):
+        if chunk_rows is None:
+            yield pd.read_json(path, lines=True, dtype=False)
+        else:
+            with pd.read_json(path, lines=True, dtype=False, chunksize=chunk_rows) as reader:
+                yield from reader
+    else:
+        sep = "\t" if kind == ".tsv" else ","
+        if chunk_rows is None:
+            yield pd.read_csv(path, sep=sep, dtype=str, keep_default_na=False)
+        else:
+            with pd.read_csv(path, sep=sep, dtype=str, keep_default_na=False, chunksize=chunk_rows) as reader:
+                yield from reader
+
+
+def read_chunks(path: Path, chunk_rows: int | None = None) -> Iterator[pd.DataFrame]:
+    """A CSV / TSV (optionally gzipped), Parquet or JSON-lines file, by its extension, as frames of
+    at most ``chunk_rows`` rows (``None``: one frame); ids and categories stay strings. Errors name
+    the file, and a file without rows is one."""
+    kind = _kind(path)
     if not path.is_file():
         raise DataFormatError(f"Missing data file: {path}")
+    rows = 0
     try:
-        if kind in (".csv", ".tsv", ".txt"):
-            frame = pd.read_csv(path, sep="\t" if kind == ".tsv" else ",", dtype=str, keep_default_na=False)
-        elif kind == ".parquet":
-            frame = pd.read_parquet(path)
-        elif kind in (".jsonl", ".json", ".ndjson"):
-            frame = pd.read_json(path, lines=True, dtype=False)
-        else:
-            raise DataFormatError(f"{path}: unknown file type {kind!r} (CSV, TSV, Parquet or JSON lines)")
-    except DataFormatError:
-        raise
+        for frame in _frames(path, kind, chunk_rows):
+            rows += len(frame)
+            if len(frame):
+                yield frame
     except ImportError as err:
         raise DataFormatError(f"{path}: reading it needs an optional library ({err})") from None
-    except (pd.errors.EmptyDataError, ValueError, OSError, UnicodeDecodeError) as err:
+    except (pd.errors.EmptyDataError, ValueError, OSError, UnicodeDecodeError, EOFError) as err:
         raise DataFormatError(f"{path}: cannot be read as {kind[1:]} ({str(err)[:200]})") from None
     except Exception as err:  # pyarrow's own errors (a corrupt Parquet file)
         raise DataFormatError(
             f"{path}: cannot be read as {kind[1:]} ({type(err).__name__}: {str(err)[:200]})"
         ) from None
-    if frame.empty:
+    if rows == 0:
         raise DataFormatError(f"{path}: the file holds no rows")
-    return frame
+
+
+def read_table(path: Path) -> pd.DataFrame:
+    """A whole file as one frame (:func:`read_chunks`)."""
+    return pd.concat(list(read_chunks(path)), ignore_index=True)
 
 
 def _column(frame: pd.DataFrame, column: str, path: Path) -> pd.Series:
@@ -171,17 +219,22 @@ def _column(frame: pd.DataFrame, column: str, path: Path) -> pd.Series:
     return frame[column]
 
 
-def _ids(frame: pd.DataFrame, column: str, path: Path) -> pd.Series:
+def _first_bad(mask: pd.Series | np.ndarray, first_row: int) -> int:
+    """The file row (1-based, ``first_row`` being the frame's first) of the first true entry."""
+    return int(np.flatnonzero(np.asarray(mask))[0]) + first_row
+
+
+def _ids(frame: pd.DataFrame, column: str, path: Path, first_row: int = 1) -> pd.Series:
     """Column ``column`` as non-empty strings; a null or empty id is an error naming its row."""
     values = _column(frame, column, path)
     empty = values.isna() | (values.astype(str).str.strip() == "")
     if empty.any():
-        row = int(np.flatnonzero(empty.to_numpy())[0]) + 1
+        row = _first_bad(empty, first_row)
         raise DataFormatError(f"{path}, row {row}: column {column!r} holds a null or empty id")
     return values.astype(str)
 
 
-def _timestamps(frame: pd.DataFrame, column: str, path: Path) -> np.ndarray:
+def _timestamps(frame: pd.DataFrame, column: str, path: Path, first_row: int = 1) -> np.ndarray:
     """Integers as they are (any unit), otherwise date/times parsed to seconds since the epoch."""
     values = _column(frame, column, path)
     numbers = pd.to_numeric(values, errors="coerce")
@@ -193,41 +246,53 @@ def _timestamps(frame: pd.DataFrame, column: str, path: Path) -> np.ndarray:
         parsed = pd.to_datetime(values, errors="coerce", utc=True, format="mixed")
         bad = parsed.isna()
     if bad.any():
-        row = int(np.flatnonzero(bad.to_numpy())[0])
+        row = _first_bad(bad, 0)
         raise DataFormatError(
-            f"{path}, row {row + 1}: column {column!r}: cannot parse {quote(values.iloc[row])} as a time"
+            f"{path}, row {row + first_row}: column {column!r}: cannot parse {quote(values.iloc[row])} as a time"
         )
     return ((parsed - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(seconds=1)).to_numpy().astype(np.int64)
 
 
-def _interactions(desc: DatasetDescription) -> pd.DataFrame:
-    parts = []
+def _interaction_part(desc: DatasetDescription, frame: pd.DataFrame, path: Path, first_row: int) -> pd.DataFrame:
+    """``frame`` (rows ``first_row``... of ``path``) checked, in the columns of
+    :attr:`RawDataset.interactions`."""
+    part = pd.DataFrame(
+        {
+            "user": _ids(frame, desc.user, path, first_row).to_numpy(),
+            "item": _ids(frame, desc.item, path, first_row).to_numpy(),
+            "rating": np.full(len(frame), np.nan, dtype=np.float32),
+            "timestamp": _timestamps(frame, desc.timestamp, path, first_row),
+        }
+    )
+    if desc.rating:
+        ratings = pd.to_numeric(_column(frame, desc.rating, path), errors="coerce")
+        if ratings.isna().any():
+            row = _first_bad(ratings.isna(), first_row)
+            raise DataFormatError(f"{path}, row {row}: column {desc.rating!r} is not a number")
+        part["rating"] = ratings.to_numpy().astype(np.float32)
+    if desc.label:
+        labels = pd.to_numeric(_column(frame, desc.label, path), errors="coerce")
+        if not labels.isin([0, 1]).all():
+            row = _first_bad(~labels.isin([0, 1]), first_row)
+            raise DataFormatError(f"{path}, row {row}: column {desc.label!r} must be 0 or 1")
+        part["label"] = labels.to_numpy().astype(np.float32)
+    return part
+
+
+def interaction_chunks(desc: DatasetDescription, chunk_rows: int | None = None) -> Iterator[pd.DataFrame]:
+    """The log's rows, file after file, in checked frames of at most ``chunk_rows`` rows (columns
+    ``user``, ``item``, ``rating``, ``timestamp`` and, with a label column, ``label``)."""
     for path in desc.files():
-        frame = read_table(path)
-        part = pd.DataFrame(
-            {
-                "user": _ids(frame, desc.user, path).to_numpy(),
-                "item": _ids(frame, desc.item, path).to_numpy(),
-                "rating": np.nan,
-                "timestamp": _timestamps(frame, desc.timestamp, path),
-            }
-        )
-        if desc.rating:
-            ratings = pd.to_numeric(_column(frame, desc.rating, path), errors="coerce")
-            if ratings.isna().any():
-                row = int(np.flatnonzero(ratings.isna().to_numpy())[0]) + 1
-                raise DataFormatError(f"{path}, row {row}: column {desc.rating!r} is not a number")
-            part["rating"] = ratings.to_numpy()
-        if desc.label:
-            labels = pd.to_numeric(_column(frame, desc.label, path), errors="coerce")
-            if not labels.isin([0, 1]).all():
-                row = int(np.flatnonzero(~labels.isin([0, 1]).to_numpy())[0]) + 1
-                raise DataFormatError(f"{path}, row {row}: column {desc.label!r} must be 0 or 1")
-            part["label"] = labels.to_numpy().astype(np.float32)
-        parts.append((path, part))
-    interactions = pd.concat([p for _, p in parts], ignore_index=True)
-    interactions["rating"] = interactions["rating"].astype(np.float32)
-    return drop_repeated_rows(interactions, parts[0][0] if len(parts) == 1 else Path(desc.base_dir))
+        first_row = 1
+        for frame in read_chunks(path, chunk_rows):
+            yield _interaction_part(desc, frame, path, first_row)
+            first_row += len(frame)
+
+
+def _interactions(desc: DatasetDescription) -> pd.DataFrame:
+    files = desc.files()
+    interactions = pd.concat(list(interaction_chunks(desc)), ignore_index=True)
+    return drop_repeated_rows(interactions, files[0] if len(files) == 1 else Path(desc.base_dir))
 
 
 def _multi(value: Any, separator: str) -> list[str]:
@@ -238,7 +303,7 @@ def _multi(value: Any, separator: str) -> list[str]:
     return [v for v in str(value).split(separator) if v != ""]
 
 
-def _side(desc: DatasetDescription, which: str, ids: pd.Index) -> pd.DataFrame:
+def side_table(desc: DatasetDescription, which: str, ids: pd.Index) -> pd.DataFrame:
     """The user or item table for ``ids`` (every id of the log), features as strings."""
     path = desc.side_table(which)
     key = desc.user if which == "users" else desc.item
@@ -287,8 +352,8 @@ def load_described(description: DatasetDescription | str | Path) -> RawDataset:
     return RawDataset(
         name=desc.name,
         interactions=interactions,
-        users=_side(desc, "users", users),
-        items=_side(desc, "items", items),
+        users=side_table(desc, "users", users),
+        items=side_table(desc, "items", items),
         user_features=list(desc.user_features),
         item_features=list(desc.item_features),
         item_multi_features=list(desc.item_multi_features),

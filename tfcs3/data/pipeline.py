@@ -6,6 +6,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfcs3.data.protocols import Split
+from tfcs3.data.shards import ShardedSplit
 
 LABEL = "label"
 
@@ -27,6 +28,9 @@ def make_dataset(
 ) -> tf.data.Dataset:
     """A dataset of feature dictionaries (plus ``"label"`` for pre-ranking splits).
 
+    A :class:`~tfcs3.data.shards.ShardedSplit` (the training split of your own log) is streamed
+    from its shards instead of held in memory.
+
     Args:
         split: a :class:`~tfcs3.data.protocols.Split`.
         batch_size: examples per batch.
@@ -41,6 +45,8 @@ def make_dataset(
             f"{len(split)} training examples make no full batch of batch_size={batch_size} (training keeps "
             "full batches only); lower the batch size"
         )
+    if isinstance(split, ShardedSplit):  # streamed from its files
+        return split.dataset(batch_size, shuffle, seed, drop_remainder)
     ds = tf.data.Dataset.from_tensor_slices(split_arrays(split))
     if shuffle:
         ds = ds.shuffle(len(split), seed=seed, reshuffle_each_iteration=True)

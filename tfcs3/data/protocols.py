@@ -131,6 +131,14 @@ class Split:
             exclusion_rows=excluded,
         )
 
+    def column(self, name: str) -> np.ndarray:
+        """Feature ``name`` of every row (a sharded split reads that column alone)."""
+        return self.features[name]
+
+    def head(self, n: int) -> Split:
+        """The first ``n`` rows (a sharded split reads only the shards they are in)."""
+        return self.subset(np.arange(min(n, len(self))))
+
     def exclusions(self, k: int) -> np.ndarray:
         assert self.exclusion_indptr is not None and self.exclusion_rows is not None
         return self.exclusion_rows[self.exclusion_indptr[k] : self.exclusion_indptr[k + 1]]
@@ -174,32 +182,50 @@ class PreparedData:
         return getattr(self, name)
 
 
-def _id_sort_key(ids: pd.Series) -> pd.Series:
+def id_sort_key(ids: pd.Series) -> pd.Series:
     """Numeric order for numeric ids ("9" < "10"), string order otherwise."""
     numeric = pd.to_numeric(ids, errors="coerce")
     return numeric if numeric.notna().all() else ids
 
 
-def _build_spec(raw: RawDataset, train: pd.DataFrame, max_history: int, history_gaps: bool = False) -> FeatureSpec:
-    train_users = raw.users.loc[pd.unique(train["user"])]
-    train_items = raw.items.loc[pd.unique(train["item"])]
-    query = [Feature("user_id", CATEGORICAL, Vocabulary(train_users.index))]
-    query += [Feature(c, CATEGORICAL, Vocabulary(train_users[c])) for c in raw.user_features]
+def frequent(ids: np.ndarray, counts: np.ndarray, min_count: int) -> np.ndarray:
+    """The ids (in their order) whose training count reaches ``min_count``: the vocabulary of an
+    id feature. Rarer ids share the OOV bucket, in training and at serving time alike."""
+    return ids if min_count <= 1 else ids[counts >= min_count]
+
+
+def build_spec(
+    raw: RawDataset,
+    train_users: np.ndarray,
+    train_items: np.ndarray,
+    max_history: int,
+    history_gaps: bool = False,
+    id_vocabularies: tuple[np.ndarray, np.ndarray] | None = None,
+) -> FeatureSpec:
+    """The feature spec learned from the training split: ``train_users`` / ``train_items`` are its
+    raw ids in order of first appearance, and each categorical vocabulary is the side-table values
+    of those ids in that order. ``id_vocabularies`` (users, items) replaces them as the user-id and
+    item-id vocabularies (a :func:`frequent` cut); the default keeps every training id."""
+    user_table = raw.users.loc[train_users]
+    item_table = raw.items.loc[train_items]
+    user_ids, item_ids = id_vocabularies or (user_table.index, item_table.index)
+    query = [Feature("user_id", CATEGORICAL, Vocabulary(user_ids))]
+    query += [Feature(c, CATEGORICAL, Vocabulary(user_table[c])) for c in raw.user_features]
     if max_history > 0:
         query.append(Feature(HISTORY, SEQUENCE, None, max_len=max_history))
         if history_gaps:
             buckets = Vocabulary(str(b) for b in range(GAP_BUCKETS))
             query.append(Feature(HISTORY_GAP, MULTI, buckets, max_len=max_history, aligned_with=HISTORY))
-    candidate = [Feature("item_id", CATEGORICAL, Vocabulary(train_items.index))]
-    candidate += [Feature(c, CATEGORICAL, Vocabulary(train_items[c])) for c in raw.item_features]
+    candidate = [Feature("item_id", CATEGORICAL, Vocabulary(item_ids))]
+    candidate += [Feature(c, CATEGORICAL, Vocabulary(item_table[c])) for c in raw.item_features]
     for c in raw.item_multi_features:
-        values = [v for lst in train_items[c] for v in lst]
+        values = [v for lst in item_table[c] for v in lst]
         width = max(1, int(raw.items[c].map(len).max()))
         candidate.append(Feature(c, MULTI, Vocabulary(values), max_len=width))
     return FeatureSpec(query=query, candidate=candidate)
 
 
-def _encode_catalog(raw: RawDataset, spec: FeatureSpec, catalog_ids: np.ndarray) -> dict[str, np.ndarray]:
+def encode_catalog(raw: RawDataset, spec: FeatureSpec, catalog_ids: np.ndarray) -> dict[str, np.ndarray]:
     items = raw.items.loc[catalog_ids]
     out = {}
     for f in spec.candidate:
@@ -213,7 +239,7 @@ def _encode_catalog(raw: RawDataset, spec: FeatureSpec, catalog_ids: np.ndarray)
     return out
 
 
-def _histories(
+def histories(
     frame: pd.DataFrame, item_index: np.ndarray, max_len: int, gaps: bool = False
 ) -> tuple[np.ndarray, list[np.ndarray], np.ndarray | None]:
     """For rows of ``frame`` (sorted by user, then time), the left-padded earlier item indices.
@@ -246,7 +272,7 @@ def _histories(
     return out, earlier, gap_out
 
 
-def _split_from(
+def split_from(
     frame: pd.DataFrame,
     idx: np.ndarray,
     raw: RawDataset,
@@ -287,17 +313,17 @@ def _split_from(
     return split
 
 
-def _ordered(raw: RawDataset) -> tuple[pd.DataFrame, np.ndarray]:
+def ordered(raw: RawDataset) -> tuple[pd.DataFrame, np.ndarray]:
     """The interactions with their catalog ``row``, in per-user chronological order (timestamp,
     then item id; this order defines histories in every protocol), and the catalog's raw ids
     (every item that occurs, in id order)."""
     df = raw.interactions.copy()
     if df.empty:
         raise ValueError(f"Dataset {raw.name!r} has no interactions")
-    df["_item_key"] = _id_sort_key(df["item"])
-    df["_user_key"] = _id_sort_key(df["user"])
+    df["_item_key"] = id_sort_key(df["item"])
+    df["_user_key"] = id_sort_key(df["user"])
     unique_items = pd.Series(pd.unique(df["item"]))
-    catalog_ids = unique_items.iloc[np.argsort(_id_sort_key(unique_items).to_numpy(), kind="stable")]
+    catalog_ids = unique_items.iloc[np.argsort(id_sort_key(unique_items).to_numpy(), kind="stable")]
     catalog_ids = catalog_ids.to_numpy().astype(str)
     df["row"] = pd.Series(np.arange(len(catalog_ids)), index=catalog_ids).loc[df["item"]].to_numpy()
     df = df.sort_values(["_user_key", "timestamp", "_item_key"], kind="stable").reset_index(drop=True)
@@ -311,14 +337,11 @@ def _check_gaps(raw: RawDataset, max_history: int, history_gaps: bool) -> None:
         raise ValueError(f"history_gaps=True needs a history (max_history >= 1), got max_history={max_history}")
 
 
-def prepare(
-    raw: RawDataset, protocol: str = RETRIEVAL, max_history: int = 50, history_gaps: bool = False
-) -> PreparedData:
-    """Splits and encodes ``raw`` under ``protocol`` (see the module docstring); ``history_gaps``
-    adds the time-gap buckets of the history (``history_gap``)."""
+def check_protocol(raw: RawDataset, protocol: str, max_history: int, history_gaps: bool, has_labels: bool) -> None:
+    """Refuses a protocol the data cannot serve (clear errors before any work)."""
     if protocol not in (*PROTOCOLS, PRERANKING_PER_USER):
         raise ValueError(f"protocol must be one of {(*PROTOCOLS, PRERANKING_PER_USER)}, got {protocol!r}")
-    if protocol != RETRIEVAL and not raw.has_labels:
+    if protocol != RETRIEVAL and not has_labels:
         raise ValueError(
             f"Dataset {raw.name!r} has no ratings or labels, so it has no labels for the pre-ranking "
             "protocol; use protocol='retrieval'"
@@ -326,40 +349,89 @@ def prepare(
     if max_history < 0:
         raise ValueError(f"max_history must be >= 0, got {max_history}")
     _check_gaps(raw, max_history, history_gaps)
-    df, catalog_ids = _ordered(raw)
-    position = df.groupby("user", sort=False).cumcount().to_numpy()
-    count = df.groupby("user", sort=False)["item"].transform("size").to_numpy()
 
+
+def per_user_roles(protocol: str, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(train, validation, test)`` row positions of ``frame`` (sorted by user, then time) under a
+    protocol that splits each user's rows on their own (retrieval, per-user pre-ranking): what one
+    user's rows become never depends on another user's, so any set of whole users can be split
+    apart from the rest (:mod:`tfcs3.data.streaming` does, bucket by bucket)."""
+    position = frame.groupby("user", sort=False).cumcount().to_numpy()
+    count = frame.groupby("user", sort=False)["item"].transform("size").to_numpy()
+    if protocol == PRERANKING_PER_USER:
+        return per_user_split(position, count)
+    evaluable = count >= 3
+    is_test = evaluable & (position == count - 1)
+    is_val = evaluable & (position == count - 2)
+    return np.flatnonzero(~is_test & ~is_val), np.flatnonzero(is_val), np.flatnonzero(is_test)
+
+
+def encode_splits(
+    raw: RawDataset,
+    frame: pd.DataFrame,
+    roles: tuple[np.ndarray, np.ndarray, np.ndarray],
+    protocol: str,
+    spec: FeatureSpec,
+    catalog: dict[str, np.ndarray],
+    max_history: int,
+    history_gaps: bool,
+) -> list[Split]:
+    """The encoded train, validation and test splits of ``frame``'s rows (sorted by user, then
+    time; every user's rows all present): histories, features and, for retrieval's held-out rows,
+    the exclusion lists."""
+    history, earlier, gaps = histories(frame, catalog[spec.item_id], max_history, history_gaps)
+    labels = protocol != RETRIEVAL
+    excl = earlier if protocol == RETRIEVAL else None
+    splits = [split_from(frame, idx, raw, spec, catalog, history, excl, labels, gaps) for idx in roles]
     if protocol == RETRIEVAL:
-        evaluable = count >= 3
-        is_test = evaluable & (position == count - 1)
-        is_val = evaluable & (position == count - 2)
-        train_idx = np.flatnonzero(~is_test & ~is_val)
-        val_idx, test_idx = np.flatnonzero(is_val), np.flatnonzero(is_test)
-    elif protocol == PRERANKING_PER_USER:
-        train_idx, val_idx, test_idx = per_user_split(position, count)
-    else:
+        splits[0].exclusion_indptr = splits[0].exclusion_rows = None
+    return splits
+
+
+def prepare(
+    raw: RawDataset,
+    protocol: str = RETRIEVAL,
+    max_history: int = 50,
+    history_gaps: bool = False,
+    min_count: int = 1,
+) -> PreparedData:
+    """Splits and encodes ``raw`` under ``protocol`` (see the module docstring); ``history_gaps``
+    adds the time-gap buckets of the history (``history_gap``). ``min_count`` leaves users and
+    items with fewer training interactions out of the id vocabularies (they map to OOV)."""
+    check_protocol(raw, protocol, max_history, history_gaps, raw.has_labels)
+    df, catalog_ids = ordered(raw)
+    if protocol == PRERANKING:
         order = np.lexsort((df["_item_key"].to_numpy(), df["_user_key"].to_numpy(), df["timestamp"].to_numpy()))
         n = len(order)
         cut1, cut2 = int(round(0.8 * n)), int(round(0.9 * n))
-        train_idx, val_idx, test_idx = np.sort(order[:cut1]), order[cut1:cut2], order[cut2:]
-
-    train_frame = df.iloc[train_idx]
-    spec = _build_spec(raw, train_frame, max_history, history_gaps)
-    catalog = _encode_catalog(raw, spec, catalog_ids)
-    history, earlier, gaps = _histories(df, catalog[spec.item_id], max_history, history_gaps)
-    labels = protocol != RETRIEVAL
-    excl = earlier if protocol == RETRIEVAL else None
-    splits = [
-        _split_from(df, idx, raw, spec, catalog, history, excl, labels, gaps) for idx in (train_idx, val_idx, test_idx)
-    ]
-    if protocol == RETRIEVAL:
-        splits[0].exclusion_indptr = splits[0].exclusion_rows = None
+        roles = np.sort(order[:cut1]), order[cut1:cut2], order[cut2:]
+    else:
+        roles = per_user_roles(protocol, df)
+    train_frame = df.iloc[roles[0]]
+    users, user_counts = first_seen_counts(train_frame["user"])
+    items, item_counts = first_seen_counts(train_frame["item"])
+    known = frequent(users, user_counts, min_count), frequent(items, item_counts, min_count)
+    spec = build_spec(raw, users, items, max_history, history_gaps, known)
+    catalog = encode_catalog(raw, spec, catalog_ids)
+    splits = encode_splits(raw, df, roles, protocol, spec, catalog, max_history, history_gaps)
     train_rows = train_frame["row"].to_numpy()
+    counts = np.bincount(train_rows, minlength=len(catalog_ids))
+    stored, name, description = protocol_label(raw, protocol)
+    return assemble(raw, stored, spec, catalog_ids, catalog, counts, splits, name, description)
+
+
+def protocol_label(raw: RawDataset, protocol: str) -> tuple[str, str, str]:
+    """``(protocol, name, description)`` of the data ``prepare(raw, protocol)`` makes: per-user
+    pre-ranking is evaluated as pre-ranking, under a name that says which split it is."""
     if protocol == PRERANKING_PER_USER:
-        name, description = f"{raw.name} per-user", f"{raw.description}; per-user time split (last 20% of each user)"
-        return _assemble(raw, PRERANKING, spec, catalog_ids, catalog, train_rows, splits, name, description)
-    return _assemble(raw, protocol, spec, catalog_ids, catalog, train_rows, splits)
+        return PRERANKING, f"{raw.name} per-user", f"{raw.description}; per-user time split (last 20% of each user)"
+    return protocol, raw.name, raw.description
+
+
+def first_seen_counts(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct values in order of first appearance, and how often each occurs."""
+    codes, uniques = pd.factorize(values, sort=False)
+    return np.asarray(uniques, dtype=object), np.bincount(codes, minlength=len(uniques))
 
 
 def per_user_split(
@@ -383,19 +455,20 @@ def per_user_split(
     return np.flatnonzero(train), np.flatnonzero(~train & ~test), np.flatnonzero(test)
 
 
-def _assemble(
+def assemble(
     raw: RawDataset,
     protocol: str,
     spec: FeatureSpec,
     catalog_ids: np.ndarray,
     catalog: dict[str, np.ndarray],
-    train_rows: np.ndarray,
+    train_counts: np.ndarray,
     splits: list[Split],
     name: str | None = None,
     description: str | None = None,
 ) -> PreparedData:
-    """The :class:`PreparedData`; item probabilities are the frequencies of ``train_rows``."""
-    counts = np.bincount(train_rows, minlength=len(catalog_ids)).astype(np.float64)
+    """The :class:`PreparedData`; item probabilities are ``train_counts`` (training rows per
+    catalog row) normalised."""
+    counts = np.asarray(train_counts, dtype=np.float64)
     return PreparedData(
         name=name or raw.name,
         protocol=protocol,
@@ -446,7 +519,7 @@ def prepare_user_split(
     if max_history < 1 or targets_per_user < 1:
         raise ValueError(f"max_history and targets_per_user must be >= 1; got {max_history}, {targets_per_user}")
     _check_gaps(raw, max_history, history_gaps)
-    df, catalog_ids = _ordered(raw)
+    df, catalog_ids = ordered(raw)
 
     rng = np.random.default_rng(seed)
     users = pd.unique(df["user"])
@@ -472,14 +545,14 @@ def prepare_user_split(
     # training example (target or history window) keeps an untrained row, as the OOV row does
     # here (no training example holds an OOV item); items only held-out users saw map to OOV.
     train_frame = df[df["user"].isin(set(users[role == 0]))]
-    spec = _build_spec(raw, train_frame, max_history, history_gaps)
+    spec = build_spec(raw, pd.unique(train_frame["user"]), pd.unique(train_frame["item"]), max_history, history_gaps)
     # Test users are new users: their id is unknown by construction, so the id feature is dropped.
     spec = FeatureSpec(query=[f for f in spec.query if f.name != spec.user_id], candidate=spec.candidate)
-    catalog = _encode_catalog(raw, spec, catalog_ids)
-    history, _, gaps = _histories(df, catalog[spec.item_id], max_history, history_gaps)
-    splits = [_split_from(df, idx, raw, spec, catalog, history, None, False, gaps) for idx in rows_by_role]
+    catalog = encode_catalog(raw, spec, catalog_ids)
+    history, _, gaps = histories(df, catalog[spec.item_id], max_history, history_gaps)
+    splits = [split_from(df, idx, raw, spec, catalog, history, None, False, gaps) for idx in rows_by_role]
     shares = (1 - test_fraction) * (1 - validation_fraction), (1 - test_fraction) * validation_fraction, test_fraction
     name = f"{raw.name} user split"
     description = f"{raw.description}; T2Diff's user split ({'/'.join(f'{x:.0%}' for x in shares)} users, seed {seed})"
-    train_rows = df["row"].to_numpy()[rows_by_role[0]]
-    return _assemble(raw, RETRIEVAL, spec, catalog_ids, catalog, train_rows, splits, name, description)
+    train_counts = np.bincount(df["row"].to_numpy()[rows_by_role[0]], minlength=len(catalog_ids))
+    return assemble(raw, RETRIEVAL, spec, catalog_ids, catalog, train_counts, splits, name, description)

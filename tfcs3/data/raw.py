@@ -190,12 +190,14 @@ def drop_repeated_rows(interactions: pd.DataFrame, path: Path) -> pd.DataFrame:
     warning, never silently; rows that differ in any field are all kept."""
     repeated = interactions.duplicated()
     if repeated.any():
-        warnings.warn(
-            f"{path}: dropped {int(repeated.sum()):,} interaction rows that repeat an earlier row exactly",
-            stacklevel=2,
-        )
+        warn_repeated_rows(int(repeated.sum()), path)
         interactions = interactions[~repeated].reset_index(drop=True)
     return interactions
+
+
+def warn_repeated_rows(count: int, where: object) -> None:
+    """The warning for ``count`` dropped exact repeats of log rows in ``where``."""
+    warnings.warn(f"{where}: dropped {count:,} interaction rows that repeat an earlier row exactly", stacklevel=3)
 
 
 def split_fields(line: str, sep: str, count: int, path: Path, line_no: int, layout: str) -> list[str]:

@@ -170,7 +170,7 @@ class ServingModule(tf.Module):
         # A learned scorer (FIT's LSS) has variables of its own outside the towers; one call builds
         # them in a model that has never run (an untrained export), so that they can be tracked.
         if model.scorer_variables:
-            one = {name: values[:1] for name, values in data.train.features.items()}
+            one = data.train.head(1).features
             model.score(model.represent_queries(one), tf.constant(embeddings[:1]))
         self.scorer_variables = list(model.scorer_variables)
         options = {"scann_options": scann_options, "sparse_top_t": sparse_top_t}

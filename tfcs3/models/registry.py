@@ -192,7 +192,7 @@ def save_model(model: TwoTowerModel, directory: str | Path, name: str, hparams: 
 def build_variables(model: TwoTowerModel, data: PreparedData) -> None:
     """Creates ``model``'s variables by calling it on one training example, so that restoring
     saved weights into it is immediate and complete."""
-    example = {k: tf.constant(v[:1]) for k, v in data.train.features.items()}
+    example = {k: tf.constant(v) for k, v in data.train.head(1).features.items()}
     model(example, training=False)
     if isinstance(model, TwoTowerModel):
         model.build_extras(example)

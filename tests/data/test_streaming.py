@@ -1,0 +1,162 @@
+"""Out-of-core preparation: equal to the in-memory path, in any format, and safe when it fails."""
+
+import json
+import os
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from tfcs3.data import DataFormatError, generate_synthetic, load_prepared, prepare
+from tfcs3.data.cache import CacheMiss
+from tfcs3.data.datasets import load_raw
+from tfcs3.data.features import OOV
+from tfcs3.data.shards import ShardedSplit, read_shards
+from tfcs3.data.streaming import prepare_streaming, raw_source
+
+SPLITS = ("train", "validation", "test")
+
+
+def assert_same_prepared(a, b, names=True):
+    """Every array of two PreparedData equal: spec, vocabularies, catalog, splits, histories."""
+    assert a.spec.to_json() == b.spec.to_json()
+    np.testing.assert_array_equal(a.catalog_ids, b.catalog_ids)
+    np.testing.assert_array_equal(a.catalog_titles, b.catalog_titles)
+    np.testing.assert_array_equal(a.item_probability, b.item_probability)
+    assert a.catalog.keys() == b.catalog.keys()
+    for k in a.catalog:
+        np.testing.assert_array_equal(a.catalog[k], b.catalog[k], err_msg=k)
+    assert a.protocol == b.protocol
+    if names:
+        assert (a.name, a.description) == (b.name, b.description)
+    for name in SPLITS:
+        x, y = a.split(name), b.split(name)
+        assert len(x) == len(y) and x.features.keys() == y.features.keys(), name
+        for k in x.features:
+            np.testing.assert_array_equal(x.features[k], y.features[k], err_msg=f"{name}/{k}")
+        for field in ("target", "users", "labels", "timestamps", "exclusion_indptr", "exclusion_rows"):
+            u, v = getattr(x, field), getattr(y, field)
+            assert (u is None) == (v is None), f"{name}/{field}"
+            if u is not None:
+                np.testing.assert_array_equal(u, v, err_msg=f"{name}/{field}")
+
+
+def _streamed(raw, tmp_path, protocol="retrieval", **kwargs):
+    kwargs = {"chunk_rows": 997, "shard_rows": 2_000, **kwargs}
+    chunk_rows = kwargs.pop("chunk_rows")
+    path = prepare_streaming(raw_source(raw, chunk_rows), tmp_path / "store", "key", protocol, **kwargs)
+    return read_shards(path, "key")
+
+
+@pytest.mark.parametrize("protocol", ["retrieval", "preranking_per_user"])
+def test_streaming_equals_in_memory_on_movielens(ml100k_dir, tmp_path, protocol):
+    raw = load_raw("ml-100k")
+    streamed = _streamed(raw, tmp_path, protocol, chunk_rows=7_001, shard_rows=20_000)
+    assert isinstance(streamed.train, ShardedSplit) and len(streamed.train.files) == 5
+    assert_same_prepared(prepare(raw, protocol), streamed)
+
+
+def test_repeated_rows_labels_gaps_and_min_count(tmp_path):
+    raw = generate_synthetic(num_users=80, num_items=60, seed=3)
+    log = raw.interactions
+    log["label"] = (log["rating"] >= 3).astype(np.float32)
+    raw.interactions = pd.concat([log, log.iloc[::7]], ignore_index=True)  # 1 in 7 rows twice
+    with pytest.warns(UserWarning, match="repeat an earlier row exactly"):
+        streamed = _streamed(raw, tmp_path, "preranking_per_user", history_gaps=True, min_count=25)
+    from tfcs3.data.raw import drop_repeated_rows
+
+    with pytest.warns(UserWarning, match="repeat an earlier row exactly"):
+        raw.interactions = drop_repeated_rows(raw.interactions, "log")
+    expected = prepare(raw, "preranking_per_user", history_gaps=True, min_count=25)
+    assert_same_prepared(expected, streamed)
+    # min_count: an item with fewer than 25 training rows is out of the vocabulary, its rows map to OOV.
+    counts = pd.Series(streamed.catalog_ids[streamed.train.target]).value_counts()
+    rare = counts.index[counts < 25]
+    assert len(rare) and all(r not in streamed.spec.item_vocabulary for r in rare)
+    rows = np.isin(streamed.catalog_ids, rare)
+    assert (streamed.catalog["item_id"][rows] == OOV).all()
+
+
+def test_the_training_stream_gives_every_row_once_per_epoch(tmp_path):
+    raw = generate_synthetic(num_users=120, seed=1)
+    data = _streamed(raw, tmp_path, shard_rows=500)
+    train = data.train
+    assert len(train.files) > 2
+    seen = [b for b in train.dataset(64, shuffle=True, seed=5)]
+    ids = np.concatenate([b["user_id"].numpy() for b in seen])
+    history = np.concatenate([b["history"].numpy() for b in seen])
+    assert len(ids) == len(train)
+    expected = np.lexsort(train.features["history"].T[::-1]), np.lexsort(history.T[::-1])
+    np.testing.assert_array_equal(train.features["history"][expected[0]], history[expected[1]])
+    first_epoch = ids[:64]
+    again = next(iter(train.dataset(64, shuffle=True, seed=5)))["user_id"].numpy()
+    np.testing.assert_array_equal(first_epoch, again)  # seeded
+    assert len(np.unique(first_epoch)) > 32  # batches mix users (rows are stored shuffled)
+    np.testing.assert_array_equal(train.column("item_id"), train.features["item_id"])
+    head = train.head(10)
+    assert len(head) == 10 and head.features.keys() == train.features.keys()
+
+
+def test_a_failed_preparation_leaves_the_store_as_it_was(tmp_path):
+    raw = generate_synthetic(num_users=50, seed=2)
+    good = _streamed(raw, tmp_path)
+
+    def broken():
+        yield raw.interactions.iloc[:100]
+        raise DataFormatError("log.csv, row 101: column 'ts': cannot parse 'x' as a time")
+
+    source = raw_source(raw)
+    source.chunks = broken
+    with pytest.raises(DataFormatError, match="row 101"):
+        prepare_streaming(source, tmp_path / "store", "key")
+    assert sorted(os.listdir(tmp_path)) == ["store"]  # no spill or half-written store left behind
+    assert_same_prepared(good, read_shards(tmp_path / "store", "key"))
+
+
+def test_a_store_of_another_key_or_a_planted_file_is_refused(tmp_path):
+    _streamed(generate_synthetic(num_users=30, seed=0), tmp_path)
+    with pytest.raises(CacheMiss):
+        read_shards(tmp_path / "store", "other-key")
+    meta = json.loads((tmp_path / "store" / "meta.json").read_text())
+    shard = tmp_path / "store" / meta["files"]["validation"][0]
+    pd.DataFrame({"x": [1]}).to_parquet(shard)  # planted: no key inside
+    with pytest.raises(CacheMiss, match="not 'key'"):
+        read_shards(tmp_path / "store", "key")
+    with pytest.raises(ValueError, match="each user.s rows on their own"):
+        prepare_streaming(raw_source(generate_synthetic(num_users=30)), tmp_path / "s2", "k", "preranking")
+
+
+def _movielens_as_files(raw, folder, fmt):
+    """MovieLens-100K written as a user's own log would be: a log, a user table, an item table."""
+    log = raw.interactions.rename(columns={"user": "user_id", "item": "movie", "timestamp": "when"})
+    users = raw.users.reset_index().rename(columns={"user": "user_id"})
+    items = raw.items.reset_index().rename(columns={"item": "movie"})
+    if fmt == "csv":
+        log.to_csv(folder / "ratings.csv.gz", index=False)
+        users.to_csv(folder / "users.csv", index=False)
+        items.assign(genres=items["genres"].map("|".join)).to_csv(folder / "movies.csv", index=False)
+        names = "ratings.csv.gz", "users.csv", "movies.csv"
+    else:
+        for name, frame in (("ratings", log), ("users", users), ("movies", items)):
+            frame.to_parquet(folder / f"{name}.parquet")
+        names = "ratings.parquet", "users.parquet", "movies.parquet"
+    description = {
+        "name": "movies", "interactions": names[0], "user": "user_id", "item": "movie", "timestamp": "when",
+        "rating": "rating", "users": names[1], "user_features": raw.user_features, "items": names[2],
+        "item_features": raw.item_features, "item_multi_features": raw.item_multi_features, "title": "title",
+        "shard_rows": 30_000,
+    }  # fmt: skip
+    (folder / "movies.json").write_text(json.dumps(description))
+    return folder / "movies.json"
+
+
+@pytest.mark.parametrize("protocol", ["retrieval", "preranking"])
+def test_csv_parquet_and_the_movielens_loader_prepare_the_same_data(ml100k_dir, tmp_path, monkeypatch, protocol):
+    monkeypatch.setenv("TFCS3_CACHE_DIR", str(tmp_path / "cache"))
+    raw = load_raw("ml-100k")
+    reference = load_prepared("ml-100k", protocol, use_cache=False)
+    for fmt in ("csv", "parquet"):
+        (tmp_path / fmt).mkdir()
+        own = load_prepared(str(_movielens_as_files(raw, tmp_path / fmt, fmt)), protocol)
+        assert isinstance(own.train, ShardedSplit) == (protocol == "retrieval")
+        assert_same_prepared(reference, own, names=False)
