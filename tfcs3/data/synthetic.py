@@ -14,6 +14,8 @@ affinity quantiles of the chosen item within the user's choices.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 
@@ -88,3 +90,95 @@ def generate_synthetic(
         description=f"synthetic ({num_users} users, {num_items} items, seed {seed})",
         extras={"affinity": affinity, "segments": segments, "categories": categories},
     )
+
+
+def write_synthetic_log(
+    folder: str | Path,
+    interactions: int = 10_000_000,
+    users: int = 1_000_000,
+    items: int = 100_000,
+    files: int = 10,
+    groups: int = 50,
+    seed: int = 0,
+) -> Path:
+    """Writes a large synthetic log as a user would bring it, and returns its description's path.
+
+    ``files`` Parquet files of about ``interactions`` rows in all (``user``, ``item``, ``ts``,
+    ``rating``), an item table (``category``) and a user table (``segment``), written a slice of
+    users at a time, so memory stays small at any size. Each user (ids ``u1``...) has 3 plus a
+    Poisson number of rows (mean ``interactions / users``); half of a user's items come from the
+    category their segment prefers and half from the whole catalog, both drawn by a Zipf-like
+    popularity (exponent 0.8); times advance by exponential gaps (mean one hour) from a random
+    start. For scale tests of preparation and input, not for judging models.
+
+    Example:
+        >>> description = write_synthetic_log("/tmp/big", interactions=10**7, users=10**6, items=10**5)
+        >>> data = load_prepared(str(description))
+    """
+    import json
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    popularity = rng.permutation((np.arange(items) + 1.0) ** -0.8)
+    category = rng.integers(groups, size=items)
+    segment = rng.integers(groups, size=users)
+    by_category = [np.flatnonzero(category == g) for g in range(groups)]
+    global_cdf = np.cumsum(popularity) / popularity.sum()
+    category_cdf = [np.cumsum(popularity[ids]) / popularity[ids].sum() for ids in by_category]
+    mean_extra = max(interactions / users - 3.0, 0.0)
+    bounds = np.linspace(0, users, files + 1).astype(np.int64)
+    for f in range(files):
+        who = np.arange(bounds[f], bounds[f + 1])
+        counts = 3 + rng.poisson(mean_extra, size=len(who))
+        row_user = np.repeat(who, counts)
+        item = np.searchsorted(global_cdf, rng.random(len(row_user)), side="right").clip(0, items - 1)
+        preferred = rng.random(len(row_user)) < 0.5
+        groups_of_rows = segment[row_user]
+        for g in np.unique(groups_of_rows[preferred]):
+            rows = np.flatnonzero(preferred & (groups_of_rows == g))
+            draws = np.searchsorted(category_cdf[g], rng.random(len(rows)), side="right")
+            item[rows] = by_category[g][draws.clip(0, len(by_category[g]) - 1)]
+        gaps = rng.exponential(3600.0, size=len(row_user)).astype(np.int64) + 1
+        starts = np.repeat(rng.integers(0, 10**8, size=len(who)), counts)
+        first = np.repeat(np.cumsum(counts) - counts, counts)
+        clock = np.cumsum(gaps)
+        ts = starts + clock - clock[first]
+        order = rng.permutation(len(row_user))  # a log is not grouped by user
+        table = pa.table(
+            {
+                "user": pa.array(np.char.add("u", (row_user[order] + 1).astype(str))),
+                "item": pa.array(np.char.add("i", (item[order] + 1).astype(str))),
+                "ts": pa.array(ts[order]),
+                "rating": pa.array(rng.integers(1, 6, size=len(row_user)).astype(np.float32)),
+            }
+        )
+        pq.write_table(table, folder / f"log-{f:03d}.parquet")
+    pq.write_table(
+        pa.table({"item": np.char.add("i", (np.arange(items) + 1).astype(str)), "category": category.astype(str)}),
+        folder / "items.parquet",
+    )
+    pq.write_table(
+        pa.table({"user": np.char.add("u", (np.arange(users) + 1).astype(str)), "segment": segment.astype(str)}),
+        folder / "users.parquet",
+    )
+    description = {
+        "name": f"synthetic-{interactions:.0e}".replace("+", ""),
+        "interactions": ["log-*.parquet"],
+        "user": "user",
+        "item": "item",
+        "timestamp": "ts",
+        "rating": "rating",
+        "items": "items.parquet",
+        "item_features": ["category"],
+        "users": "users.parquet",
+        "user_features": ["segment"],
+        "unknown_items": "oov",
+        "description": f"synthetic log ({interactions:,} interactions, {users:,} users, {items:,} items, seed {seed})",
+    }
+    path = folder / "log.json"
+    path.write_text(json.dumps(description, indent=1))
+    return path
