@@ -63,18 +63,37 @@ def test_a_training_killed_mid_epoch_resumes_to_the_uninterrupted_result(tmp_pat
     assert a["validation"] == b["validation"] and a["test"] == b["test"]
 
 
-def test_train_on_your_own_log_through_a_description(tmp_path):
+def test_your_own_csv_through_train_evaluate_export_and_query(tmp_path):
+    # The README's "Your own data" path, on a CSV log with user and item tables.
     from tfcs3.data.synthetic import generate_synthetic
 
     raw = generate_synthetic(num_users=80, num_items=40, seed=1)
-    raw.interactions.to_csv(tmp_path / "log.csv", index=False)
+    raw.interactions.rename(columns={"timestamp": "ts"}).to_csv(tmp_path / "log.csv", index=False)
+    raw.items.reset_index()[["item", "title", "category"]].to_csv(tmp_path / "items.csv", index=False)
+    raw.users.reset_index().to_csv(tmp_path / "users.csv", index=False)
     (tmp_path / "log.toml").write_text(
-        'name = "mine"\ninteractions = "log.csv"\nuser = "user"\nitem = "item"\ntimestamp = "timestamp"\n'
+        'name = "mine"\ninteractions = "log.csv"\nuser = "user"\nitem = "item"\ntimestamp = "ts"\n'
+        'items = "items.csv"\nitem_features = ["category"]\ntitle = "title"\n'
+        'users = "users.csv"\nuser_features = ["segment"]\n'
     )
-    run = tmp_path / "run"
-    proc = _cli("train", f"--dataset={tmp_path / 'log.toml'}", "--epochs=1", "--embedding_dim=8",
-                f"--output_dir={run}", "--verbose=0", env={"TFCS3_CACHE_DIR": str(tmp_path / "cache")})  # fmt: skip
+    env = {"TFCS3_CACHE_DIR": str(tmp_path / "cache")}
+    run, exports = tmp_path / "run", tmp_path / "exports"
+    proc = _cli("train", f"--dataset={tmp_path / 'log.toml'}", "--epochs=2", "--embedding_dim=8",
+                f"--output_dir={run}", "--verbose=0", env=env)  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert json.loads((run / "metrics.json").read_text())["dataset"] == "mine"
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["dataset"] == "mine"
+    stores = [p for p in (tmp_path / "cache" / "prepared").iterdir() if p.is_dir()]
+    assert len(stores) == 1 and list(stores[0].glob("train-*.parquet"))  # prepared into shards, trained from them
+    proc = _cli("evaluate", f"--run_dir={run}", "--split=test", env=env)
+    assert proc.returncode == 0 and "ndcg@10" in proc.stdout, proc.stderr[-2000:]
+    proc = _cli("export", f"--run_dir={run}", f"--export_dir={exports}", "--k=5", env=env)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    proc = _cli("query", f"--run_dir={run}", f"--export_dir={exports}", "--user=3", "--top_k=5", env=env)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "User 3:" in proc.stdout and "matches the in-process model's top-5" in proc.stdout
+    assert "(category " in proc.stdout  # titles from the item table
+    proc = _cli("query", f"--run_dir={run}", f"--export_dir={tmp_path / 'none'}", env=env)
+    assert proc.returncode == 2 and "holds no exported version" in proc.stderr
     proc = _cli("train", "--dataset=nowhere.toml", "--epochs=1")
     assert proc.returncode == 2 and "Unknown dataset 'nowhere.toml'" in proc.stderr

@@ -8,6 +8,8 @@ Commands:
               raw requests of test users; prints p50 / p99 and writes ``latency.json`` to the run
     online    learn one time-ordered pass, predicting each batch before learning it (prequential
               metrics), exporting a new version every ``--export_every`` steps
+    query     ask the latest export of a run (``--export_dir``) for one test user's top-k
+              (``--user``, ``--top_k``), as a client would, and check it against the run's model
     demo      train YouTubeDNN on MovieLens-100K, evaluate, export, and query the export for one user
     models    list the registered models and their protocols; with ``--model``, that model's
               hyperparameters and their defaults (what ``--hparams`` accepts)
@@ -41,14 +43,14 @@ from tfcs3.data.raw import DataFormatError
 from tfcs3.distribute import STRATEGIES, is_chief
 from tfcs3.evaluation.evaluate import evaluate
 from tfcs3.experiment import environment_info, load_run, run_experiment
-from tfcs3.export import export_latency, export_model, recommend_for_user
+from tfcs3.export import export_latency, export_model, next_version, recommend_for_user
 from tfcs3.models.registry import build_model, check_model_name, model_hparams, model_names, protocols_of
 from tfcs3.models.retriever import Retriever
 from tfcs3.models.t2diff import T2DiffModel
 from tfcs3.online import learn_online
 from tfcs3.retrieval import INDEXES, ScannOptions
 
-COMMANDS = ("train", "evaluate", "export", "benchmark", "online", "demo", "models")
+COMMANDS = ("train", "evaluate", "export", "benchmark", "query", "online", "demo", "models")
 _DATA = ("dataset", "protocol", "data_dir", "download", "max_history", "history_gaps")
 _MODEL = ("model", "embedding_dim", "hidden_units", "temperature", "loss", "num_negatives", "negative_sampler",
           "mixed_negatives", "hparams")  # fmt: skip
@@ -61,6 +63,7 @@ COMMAND_FLAGS: dict[str, tuple[str, ...]] = {
     "evaluate": ("run_dir", "data_dir", "split", "diffusion_serving_steps"),
     "export": ("run_dir", "data_dir", *_EXPORT),
     "benchmark": ("run_dir", "data_dir", *_EXPORT, "seconds", "candidates"),
+    "query": ("run_dir", "data_dir", "export_dir", "model_name", "user", "top_k"),
     "online": (
         *_MODEL,
         *_DATA,
@@ -156,8 +159,8 @@ flags.DEFINE_bool(
 )
 flags.DEFINE_string("run_dir", None, "evaluate: the run directory written by train.")
 flags.DEFINE_enum("split", "test", ["validation", "test"], "evaluate: split to score.")
-flags.DEFINE_string("user", None, "demo: raw user id to recommend for (default: the first test user).")
-flags.DEFINE_integer("top_k", 10, "demo: how many recommendations to print.")
+flags.DEFINE_string("user", None, "demo, query: raw user id to recommend for (default: the first test user).")
+flags.DEFINE_integer("top_k", 10, "demo, query: how many recommendations to print.")
 flags.DEFINE_string("export_dir", "exports", "export: base directory; writes <export_dir>/<model_name>/<version>/.")
 flags.DEFINE_string("model_name", None, "export: TF Serving model name (default: the registered model name).")
 flags.DEFINE_integer("version", None, "export: version number (default: the next free one; never overwrites).")
@@ -327,6 +330,18 @@ def cmd_export() -> None:
     print(f"Exported {config['model']} ({FLAGS.index} index, top-{FLAGS.k}) to {path}")
 
 
+def cmd_query() -> None:
+    """Queries the newest version under ``<export_dir>/<model_name>`` for one test user."""
+    if not FLAGS.run_dir:
+        raise app.UsageError("query needs --run_dir (a directory written by `python -m tfcs3 train`)")
+    model, data, config = _load_run()
+    base = Path(FLAGS.export_dir) / (FLAGS.model_name or config["model"])
+    latest = next_version(base) - 1
+    if latest < 1:
+        raise FileNotFoundError(f"{base} holds no exported version: run `python -m tfcs3 export --run_dir=...` first")
+    print(recommend_for_user(base / str(latest), model, data, FLAGS.user, FLAGS.top_k))
+
+
 def cmd_benchmark() -> None:
     """Exports the run (export flags) to a temporary directory and times every signature."""
     if not FLAGS.run_dir:
@@ -482,6 +497,7 @@ def _dispatch(command: str) -> None:
         "evaluate": cmd_evaluate,
         "export": cmd_export,
         "benchmark": cmd_benchmark,
+        "query": cmd_query,
         "online": cmd_online,
     }
     {**commands, "demo": cmd_demo, "models": cmd_models}[command]()
