@@ -2,8 +2,10 @@
 
 import json
 import os
+import shlex
 import subprocess
 import sys
+from pathlib import Path
 
 from cli_run import run_cli as _cli
 
@@ -63,37 +65,44 @@ def test_a_training_killed_mid_epoch_resumes_to_the_uninterrupted_result(tmp_pat
     assert a["validation"] == b["validation"] and a["test"] == b["test"]
 
 
-def test_your_own_csv_through_train_evaluate_export_and_query(tmp_path):
-    # The README's "Your own data" path, on a CSV log with user and item tables.
-    from tfcs3.data.synthetic import generate_synthetic
+def _readme_block(name: str) -> str:
+    text = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    block = text.split(f"<!-- {name}:begin -->")[1].split(f"<!-- {name}:end -->")[0]
+    return block.split("\n", 2)[2].rsplit("```", 1)[0]  # inside the fence
 
-    raw = generate_synthetic(num_users=80, num_items=40, seed=1)
-    raw.interactions.rename(columns={"timestamp": "ts"}).to_csv(tmp_path / "log.csv", index=False)
-    raw.items.reset_index()[["item", "title", "category"]].to_csv(tmp_path / "items.csv", index=False)
-    raw.users.reset_index().to_csv(tmp_path / "users.csv", index=False)
-    (tmp_path / "log.toml").write_text(
-        'name = "mine"\ninteractions = "log.csv"\nuser = "user"\nitem = "item"\ntimestamp = "ts"\n'
-        'items = "items.csv"\nitem_features = ["category"]\ntitle = "title"\n'
-        'users = "users.csv"\nuser_features = ["segment"]\n'
-    )
-    env = {"TFCS3_CACHE_DIR": str(tmp_path / "cache")}
-    run, exports = tmp_path / "run", tmp_path / "exports"
-    proc = _cli("train", f"--dataset={tmp_path / 'log.toml'}", "--epochs=2", "--embedding_dim=8",
-                f"--output_dir={run}", "--verbose=0", env=env)  # fmt: skip
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    metrics = json.loads((run / "metrics.json").read_text())
-    assert metrics["dataset"] == "mine"
-    stores = [p for p in (tmp_path / "cache" / "prepared").iterdir() if p.is_dir()]
+
+def test_the_readmes_own_data_example_end_to_end(tmp_path):
+    # "Your own data" in the README, as a new user runs it: the snippet writes the CSV files and
+    # the description, then train, evaluate, export and query run from the command line.
+    env = {**os.environ, "TFCS3_CACHE_DIR": str(tmp_path / "cache")}
+    made = subprocess.run([sys.executable, "-c", _readme_block("own-data-python")], cwd=tmp_path, env=env)
+    assert made.returncode == 0 and (tmp_path / "shop" / "shop.toml").is_file()
+    outputs = []
+    for line in _readme_block("own-data-commands").strip().splitlines():
+        args = shlex.split(line.split("#")[0])
+        assert args[:3] == ["python", "-m", "tfcs3"]
+        proc = subprocess.run([sys.executable, *args[1:]], cwd=tmp_path, env=env, capture_output=True, text=True)
+        assert proc.returncode == 0, f"{line}\n{proc.stderr[-2000:]}"
+        outputs.append(proc.stdout)
+    assert json.loads((tmp_path / "runs" / "shop" / "metrics.json").read_text())["dataset"] == "shop"
+    prepared = tmp_path / "cache" / "prepared"
+    stores = sorted(p for p in prepared.iterdir() if p.is_dir())
     assert len(stores) == 1 and list(stores[0].glob("train-*.parquet"))  # prepared into shards, trained from them
-    proc = _cli("evaluate", f"--run_dir={run}", "--split=test", env=env)
-    assert proc.returncode == 0 and "ndcg@10" in proc.stdout, proc.stderr[-2000:]
-    proc = _cli("export", f"--run_dir={run}", f"--export_dir={exports}", "--k=5", env=env)
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    proc = _cli("query", f"--run_dir={run}", f"--export_dir={exports}", "--user=3", "--top_k=5", env=env)
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    assert "User 3:" in proc.stdout and "matches the in-process model's top-5" in proc.stdout
-    assert "(category " in proc.stdout  # titles from the item table
-    proc = _cli("query", f"--run_dir={run}", f"--export_dir={tmp_path / 'none'}", env=env)
+    assert "ndcg@10" in outputs[1]
+    assert "User c7:" in outputs[3] and "matches the in-process model's top-5" in outputs[3]
+    assert "Product " in outputs[3]  # titles from the item table
+
+    proc = _cli("query", "--run_dir=" + str(tmp_path / "runs" / "shop"), f"--export_dir={tmp_path / 'none'}", env=env)
     assert proc.returncode == 2 and "holds no exported version" in proc.stderr
+
+    # A malformed variant gets a named error, and what was prepared before stays as it was.
+    before = {p.name: p.stat().st_mtime_ns for p in stores[0].iterdir()}
+    with open(tmp_path / "shop" / "log.csv", "a") as log:
+        log.write("c1,sku3,yesterday-ish\n")
+    proc = _cli("train", f"--dataset={tmp_path / 'shop' / 'shop.toml'}", "--epochs=1", env=env)
+    assert proc.returncode == 2
+    assert "log.csv, row " in proc.stderr and "column 'ts': cannot parse 'yesterday-ish' as a time" in proc.stderr
+    assert sorted(prepared.iterdir()) == stores  # no half-written store or spill left behind
+    assert {p.name: p.stat().st_mtime_ns for p in stores[0].iterdir()} == before
     proc = _cli("train", "--dataset=nowhere.toml", "--epochs=1")
     assert proc.returncode == 2 and "Unknown dataset 'nowhere.toml'" in proc.stderr

@@ -27,6 +27,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfcs3.data.datasets import load_prepared
+from tfcs3.data.described import is_description
 from tfcs3.data.protocols import RETRIEVAL, PreparedData
 from tfcs3.data.sequences import HISTORY_GAP
 from tfcs3.distribute import is_chief, make_strategy
@@ -121,7 +122,8 @@ def run_experiment(
         out.mkdir(parents=True, exist_ok=True)
         run_config = {
             "model": model_name,
-            "dataset": dataset,
+            # a description by absolute path, so the run loads from any working directory
+            "dataset": str(Path(dataset).resolve()) if is_description(dataset) else dataset,
             "protocol": protocol,
             "data_dir": data_dir,
             "max_history": max_history,
