@@ -59,3 +59,18 @@ def test_aligned_features_must_match_a_query_sequence():
     ]:
         with pytest.raises(ValueError, match="'x' is aligned with"):
             FeatureSpec(query=query, candidate=candidate)
+
+
+def test_a_hashed_vocabulary_gives_every_id_a_stable_bucket_and_round_trips():
+    from tfcs3.data.features import CATEGORICAL, HashedVocabulary
+
+    vocab = HashedVocabulary(64)
+    ids = vocab.lookup(["u1", "u2", "someone new", "u1"])
+    assert len(vocab) == 66 and ((ids >= 2) & (ids < 66)).all() and ids[0] == ids[3]
+    assert "anything" in vocab
+    spec = FeatureSpec(
+        query=[Feature("user_id", CATEGORICAL, vocab)], candidate=[Feature("item_id", CATEGORICAL, Vocabulary(["a"]))]
+    )
+    again = FeatureSpec.from_json(spec.to_json()).feature("user_id").vocabulary
+    assert isinstance(again, HashedVocabulary) and again.buckets == 64
+    np.testing.assert_array_equal(again.lookup(["u1", "u2"]), ids[:2])

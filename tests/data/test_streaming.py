@@ -6,6 +6,7 @@ import os
 import numpy as np
 import pandas as pd
 import pytest
+import tensorflow as tf
 
 from tfcs3.data import DataFormatError, generate_synthetic, load_prepared, prepare
 from tfcs3.data.cache import CacheMiss
@@ -160,3 +161,25 @@ def test_csv_parquet_and_the_movielens_loader_prepare_the_same_data(ml100k_dir, 
         own = load_prepared(str(_movielens_as_files(raw, tmp_path / fmt, fmt)), protocol)
         assert isinstance(own.train, ShardedSplit) == (protocol == "retrieval")
         assert_same_prepared(reference, own, names=False)
+
+
+def test_hashed_user_ids_prepare_alike_and_serve_new_users(tmp_path):
+    from harness import export_matches_model
+
+    from tfcs3.data.features import HashedVocabulary
+    from tfcs3.models import build_model
+
+    raw = generate_synthetic(num_users=90, seed=4)
+    streamed = _streamed(raw, tmp_path, user_id_buckets=32)
+    assert_same_prepared(prepare(raw, user_id_buckets=32), streamed)
+    vocab = streamed.spec.feature("user_id").vocabulary
+    assert isinstance(vocab, HashedVocabulary) and len(vocab) == 34
+    model = build_model("youtubednn", streamed, embedding_dim=8)
+    served = export_matches_model(model, streamed, tmp_path / "export", "hashed")  # raw user ids, hashed in the export
+    loaded = tf.saved_model.load(str(served["path"]))
+    request = {k: v[:1] for k, v in served["raw"].items() if k in model.query_feature_names}
+    new_user = {**request, "user_id": ["a user never seen"]}
+    embed = loaded.signatures["query_embedding"]
+    features = {k: tf.constant(v) for k, v in new_user.items()}
+    mine = dict(streamed.test.head(1).features, user_id=vocab.lookup(["a user never seen"]))
+    np.testing.assert_allclose(embed(**features)["embedding"].numpy(), model.represent_queries(mine).numpy(), atol=1e-5)

@@ -154,13 +154,21 @@ def _fingerprint(directory: Path) -> str:
 
 
 def _prepare(
-    raw: RawDataset, protocol: str, max_history: int, seed: int, history_gaps: bool, min_count: int = 1
+    raw: RawDataset,
+    protocol: str,
+    max_history: int,
+    seed: int,
+    history_gaps: bool,
+    min_count: int = 1,
+    user_id_buckets: int = 0,
 ) -> PreparedData:
     if protocol == USER_SPLIT:
-        if min_count > 1:
-            raise ValueError(f"min_count={min_count} is not supported by the user_split protocol (its users are new)")
+        if min_count > 1 or user_id_buckets:
+            raise ValueError(
+                "min_count and user_id_buckets are not supported by the user_split protocol (it has no user ids)"
+            )
         return prepare_user_split(raw, max_history, seed=seed, history_gaps=history_gaps)
-    return prepare(raw, protocol, max_history, history_gaps, min_count)
+    return prepare(raw, protocol, max_history, history_gaps, min_count, user_id_buckets)
 
 
 def load_prepared(
@@ -217,8 +225,8 @@ def load_prepared(
         except CacheMiss:
             pass  # absent, stale, or not ours (never executed): prepared again below
     with status(f"Preparing {label} for the {protocol} protocol (cached for the next run)"):
-        min_count = description.min_count if description is not None else 1
-        data = _prepare(loader(), protocol, max_history, seed, history_gaps, min_count)
+        vocabularies = (description.min_count, description.user_id_buckets) if description is not None else (1, 0)
+        data = _prepare(loader(), protocol, max_history, seed, history_gaps, *vocabularies)
     if use_cache:
         try:
             write_prepared(data, path, key)
@@ -240,6 +248,14 @@ def _load_streamed(
     with status(f"Preparing {description.name} for the {protocol} protocol into shards (cached for the next run)"):
         source = described_source(description)
         prepare_streaming(
-            source, store, key, protocol, max_history, history_gaps, description.min_count, description.shard_rows
+            source,
+            store,
+            key,
+            protocol,
+            max_history,
+            history_gaps,
+            description.min_count,
+            description.shard_rows,
+            description.user_id_buckets,
         )
     return read_shards(store, key)

@@ -17,6 +17,7 @@ histories, caching) is what the registered datasets get. Example ``mylog.toml``:
     user_features = ["country"]
     unknown_items = "error"                   # log items missing from the item table: "error" or "oov"
     min_count = 1                             # users / items with fewer training rows share the OOV id
+    user_id_buckets = 0                       # > 0: hash user ids into this many embedding rows
     shard_rows = 1000000                      # log rows per preparation bucket and training shard
 
 The same fields are the arguments of :class:`DatasetDescription`. Pass the file's path wherever a
@@ -27,7 +28,9 @@ Under the retrieval and per-user pre-ranking protocols a description is prepared
 (:mod:`tfcs3.data.streaming`) into Parquet shards that serve as its prepared-data cache, and
 training streams them (:mod:`tfcs3.data.shards`); the other protocols prepare it in memory.
 ``min_count`` leaves users and items with fewer training rows out of the id vocabularies: they
-share the OOV index (1), in training and at serving time.
+share the OOV index (1), in training and at serving time. ``user_id_buckets`` > 0 hashes user ids
+into that many indices instead of listing them (for very many users; colliding users share a row,
+and a user new at serving time gets its bucket's row rather than the OOV one).
 
 Checks (each a :class:`~tfcs3.data.raw.DataFormatError` naming the file, the row and the column):
 a file that is missing, empty or unreadable, a missing column, a null or empty id, a timestamp
@@ -85,12 +88,15 @@ class DatasetDescription:
     unknown_items: str = "error"
     description: str = ""
     min_count: int = 1
+    user_id_buckets: int = 0
     shard_rows: int = 1_000_000
     base_dir: str = "."
 
     def __post_init__(self) -> None:
         if not self.interactions:
             raise DataFormatError(f"dataset {self.name!r}: 'interactions' names no file")
+        if int(self.user_id_buckets) < 0:
+            raise DataFormatError(f"dataset {self.name!r}: user_id_buckets must be >= 0, got {self.user_id_buckets}")
         if int(self.min_count) < 1 or int(self.shard_rows) < 1:
             raise DataFormatError(
                 f"dataset {self.name!r}: min_count and shard_rows must be >= 1, got {self.min_count}, {self.shard_rows}"

@@ -74,6 +74,46 @@ class Vocabulary:
         return [names[int(i)] for i in indices]
 
 
+class HashedVocabulary(Vocabulary):
+    """Ids hashed into ``buckets`` indices after the two reserved slots, for id spaces too large
+    (or too open) to list: index ``2 + FarmHash64(value) mod buckets``, TensorFlow's
+    ``tf.strings.to_hash_bucket_fast``, so an export computes the same index from the raw string.
+
+    Every value has an index (there is no OOV: a new user gets its bucket's embedding, shared with
+    the ids that collide there); the raw value of an index cannot be recovered.
+
+    Example:
+        >>> vocab = HashedVocabulary(2**18)
+        >>> vocab.lookup(["u1", "u2"])        # two indices in [2, 2 + 2**18)
+    """
+
+    def __init__(self, buckets: int):
+        if int(buckets) < 1:
+            raise ValueError(f"HashedVocabulary needs buckets >= 1, got {buckets}")
+        super().__init__(())
+        self.buckets = int(buckets)
+
+    def __len__(self) -> int:
+        return self.buckets + NUM_RESERVED
+
+    def __contains__(self, value: Any) -> bool:
+        return True
+
+    def lookup(self, values: Iterable[Any]) -> np.ndarray:
+        import tensorflow as tf
+
+        strings = np.array([str(v) for v in values], dtype=object)
+        if not len(strings):
+            return np.zeros(0, dtype=np.int32)
+        return (tf.strings.to_hash_bucket_fast(strings, self.buckets).numpy() + NUM_RESERVED).astype(np.int32)
+
+    def lookup_lists(self, lists: Sequence[Sequence[Any]], max_len: int) -> np.ndarray:
+        raise ValueError("a hashed vocabulary serves a single id feature, not lists")
+
+    def raw(self, indices: Iterable[int]) -> list[str]:
+        return [f"<hash bucket {int(i) - NUM_RESERVED}>" for i in indices]
+
+
 @dataclasses.dataclass
 class Feature:
     """One model input.
@@ -110,11 +150,14 @@ class Feature:
             "max_len": self.max_len,
             "vocabulary": None if self.vocabulary is None else self.vocabulary.values,
             "aligned_with": self.aligned_with,
+            "hash_buckets": self.vocabulary.buckets if isinstance(self.vocabulary, HashedVocabulary) else None,
         }
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Feature:
-        vocab = None if d["vocabulary"] is None else Vocabulary(d["vocabulary"])
+        vocab: Vocabulary | None = None if d["vocabulary"] is None else Vocabulary(d["vocabulary"])
+        if d.get("hash_buckets"):
+            vocab = HashedVocabulary(d["hash_buckets"])
         return cls(
             name=d["name"],
             kind=d["kind"],

@@ -57,6 +57,7 @@ from tfcs3.data.features import (
     SEQUENCE,
     Feature,
     FeatureSpec,
+    HashedVocabulary,
     Vocabulary,
 )
 from tfcs3.data.raw import RawDataset
@@ -188,10 +189,14 @@ def id_sort_key(ids: pd.Series) -> pd.Series:
     return numeric if numeric.notna().all() else ids
 
 
-def frequent(ids: np.ndarray, counts: np.ndarray, min_count: int) -> np.ndarray:
-    """The ids (in their order) whose training count reaches ``min_count``: the vocabulary of an
-    id feature. Rarer ids share the OOV bucket, in training and at serving time alike."""
-    return ids if min_count <= 1 else ids[counts >= min_count]
+def id_vocabulary(ids: np.ndarray, counts: np.ndarray, min_count: int = 1, buckets: int = 0) -> Vocabulary:
+    """The vocabulary of an id feature from its training ids (in order of first appearance) and
+    their counts: the ids seen at least ``min_count`` times (rarer ones share the OOV index, in
+    training and at serving time alike), or with ``buckets`` > 0 every id hashed into that many
+    indices (:class:`~tfcs3.data.features.HashedVocabulary`)."""
+    if buckets > 0:
+        return HashedVocabulary(buckets)
+    return Vocabulary(ids if min_count <= 1 else ids[counts >= min_count])
 
 
 def build_spec(
@@ -200,23 +205,23 @@ def build_spec(
     train_items: np.ndarray,
     max_history: int,
     history_gaps: bool = False,
-    id_vocabularies: tuple[np.ndarray, np.ndarray] | None = None,
+    id_vocabularies: tuple[Vocabulary, Vocabulary] | None = None,
 ) -> FeatureSpec:
     """The feature spec learned from the training split: ``train_users`` / ``train_items`` are its
     raw ids in order of first appearance, and each categorical vocabulary is the side-table values
-    of those ids in that order. ``id_vocabularies`` (users, items) replaces them as the user-id and
-    item-id vocabularies (a :func:`frequent` cut); the default keeps every training id."""
+    of those ids in that order. ``id_vocabularies`` (users, items) replace the user-id and item-id
+    vocabularies (:func:`id_vocabulary`); the default keeps every training id."""
     user_table = raw.users.loc[train_users]
     item_table = raw.items.loc[train_items]
-    user_ids, item_ids = id_vocabularies or (user_table.index, item_table.index)
-    query = [Feature("user_id", CATEGORICAL, Vocabulary(user_ids))]
+    user_ids, item_ids = id_vocabularies or (Vocabulary(user_table.index), Vocabulary(item_table.index))
+    query = [Feature("user_id", CATEGORICAL, user_ids)]
     query += [Feature(c, CATEGORICAL, Vocabulary(user_table[c])) for c in raw.user_features]
     if max_history > 0:
         query.append(Feature(HISTORY, SEQUENCE, None, max_len=max_history))
         if history_gaps:
             buckets = Vocabulary(str(b) for b in range(GAP_BUCKETS))
             query.append(Feature(HISTORY_GAP, MULTI, buckets, max_len=max_history, aligned_with=HISTORY))
-    candidate = [Feature("item_id", CATEGORICAL, Vocabulary(item_ids))]
+    candidate = [Feature("item_id", CATEGORICAL, item_ids)]
     candidate += [Feature(c, CATEGORICAL, Vocabulary(item_table[c])) for c in raw.item_features]
     for c in raw.item_multi_features:
         values = [v for lst in item_table[c] for v in lst]
@@ -394,10 +399,12 @@ def prepare(
     max_history: int = 50,
     history_gaps: bool = False,
     min_count: int = 1,
+    user_id_buckets: int = 0,
 ) -> PreparedData:
     """Splits and encodes ``raw`` under ``protocol`` (see the module docstring); ``history_gaps``
     adds the time-gap buckets of the history (``history_gap``). ``min_count`` leaves users and
-    items with fewer training interactions out of the id vocabularies (they map to OOV)."""
+    items with fewer training interactions out of the id vocabularies (they map to OOV);
+    ``user_id_buckets`` > 0 hashes user ids into that many indices instead (:func:`id_vocabulary`)."""
     check_protocol(raw, protocol, max_history, history_gaps, raw.has_labels)
     df, catalog_ids = ordered(raw)
     if protocol == PRERANKING:
@@ -410,7 +417,7 @@ def prepare(
     train_frame = df.iloc[roles[0]]
     users, user_counts = first_seen_counts(train_frame["user"])
     items, item_counts = first_seen_counts(train_frame["item"])
-    known = frequent(users, user_counts, min_count), frequent(items, item_counts, min_count)
+    known = id_vocabulary(users, user_counts, min_count, user_id_buckets), id_vocabulary(items, item_counts, min_count)
     spec = build_spec(raw, users, items, max_history, history_gaps, known)
     catalog = encode_catalog(raw, spec, catalog_ids)
     splits = encode_splits(raw, df, roles, protocol, spec, catalog, max_history, history_gaps)

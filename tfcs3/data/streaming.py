@@ -23,7 +23,9 @@ identical (tested on MovieLens-100K).
 Exact repeated rows are dropped with a warning and a count, as in memory. ``min_count`` keeps only
 users and items with at least that many training rows in the id vocabularies. Rarer ids map to
 the OOV bucket (index 1), in training and at serving time alike: their rows still train, through
-the shared OOV embedding and their other features.
+the shared OOV embedding and their other features. ``user_id_buckets`` > 0 hashes user ids into
+that many indices instead of listing them
+(:class:`~tfcs3.data.features.HashedVocabulary`).
 
 Example:
     >>> source = described_source(DatasetDescription.from_file("shop.toml"))
@@ -50,8 +52,8 @@ from tfcs3.data.protocols import (
     check_protocol,
     encode_catalog,
     encode_splits,
-    frequent,
     id_sort_key,
+    id_vocabulary,
     per_user_roles,
     protocol_label,
 )
@@ -256,6 +258,7 @@ def prepare_streaming(
     history_gaps: bool = False,
     min_count: int = 1,
     shard_rows: int = 1_000_000,
+    user_id_buckets: int = 0,
 ) -> Path:
     """Prepares ``source`` under ``protocol`` into the shard store ``path`` (keyed ``key``): the
     result :func:`~tfcs3.data.shards.read_shards` reads equals ``prepare`` of the whole log (see
@@ -310,8 +313,8 @@ def prepare_streaming(
         train_users, train_user_counts = np.concatenate(user_parts), np.concatenate(user_counts)
         order = np.concatenate(item_order).astype(np.int64)
         known = (
-            frequent(train_users, train_user_counts, min_count),
-            frequent(log.items[order], item_counts[order], min_count),
+            id_vocabulary(train_users, train_user_counts, min_count, user_id_buckets),
+            id_vocabulary(log.items[order], item_counts[order], min_count),
         )
         spec = build_spec(raw, train_users, log.items[order], max_history, history_gaps, known)
         catalog_ids = np.empty(len(log.items), dtype=object)

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from tfcs3.data.features import PAD, SEQUENCE
+from tfcs3.data.features import PAD, SEQUENCE, HashedVocabulary
 from tfcs3.data.protocols import HISTORY, PreparedData
 
 
@@ -62,6 +62,8 @@ def raw_requests(
             real, _ = _encoded(data, part.features[feature.aligned_with], rows)
             out[name] = [feature.vocabulary.raw(part.features[name][r][m]) for r, m in zip(rows, real, strict=True)]
             lists.append(name)
+        elif name == data.spec.user_id and isinstance(feature.vocabulary, HashedVocabulary):
+            out[name] = [str(u) for u in part.users[rows]]  # hashed: the raw id is not in the vocabulary
         elif feature.kind == "categorical":
             assert feature.vocabulary is not None
             out[name] = feature.vocabulary.raw(part.features[name][rows])

@@ -48,7 +48,7 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from tfcs3.data.features import CATEGORICAL, OOV, PAD, SEQUENCE, Feature
+from tfcs3.data.features import CATEGORICAL, NUM_RESERVED, OOV, PAD, SEQUENCE, Feature, HashedVocabulary
 from tfcs3.data.protocols import PreparedData
 from tfcs3.export.warmup import write_warmup_requests
 from tfcs3.models.retriever import Retriever
@@ -67,8 +67,22 @@ def _table(
     return tf.lookup.StaticHashTable(init, default_value=default)
 
 
-def _vocab_table(feature: Feature, empty_is_padding: bool) -> tf.lookup.StaticHashTable:
+class HashedLookup(tf.Module):
+    """The export's side of :class:`~tfcs3.data.features.HashedVocabulary`: raw strings to
+    ``2 + FarmHash64 mod buckets``, the same op preparation used."""
+
+    def __init__(self, buckets: int):
+        super().__init__()
+        self.buckets = buckets
+
+    def lookup(self, values: tf.Tensor) -> tf.Tensor:
+        return tf.strings.to_hash_bucket_fast(values, self.buckets) + NUM_RESERVED
+
+
+def _vocab_table(feature: Feature, empty_is_padding: bool) -> tf.lookup.StaticHashTable | HashedLookup:
     assert feature.vocabulary is not None
+    if isinstance(feature.vocabulary, HashedVocabulary):
+        return HashedLookup(feature.vocabulary.buckets)
     values = np.arange(len(feature.vocabulary.values)) + 2
     return _table(feature.vocabulary.values, values, OOV, {"": PAD} if empty_is_padding else None)
 
