@@ -8,7 +8,10 @@ of that child):
    user and item tables, a description), by default 10^7 interactions, 10^6 users, 10^5 items;
 2. **prepare** it out of core into shards (``load_prepared`` on the description, retrieval);
 3. **train** a YouTubeDNN two-tower from the shards for ``--train_steps`` timed steps (after
-   ``--warmup_steps``) and **evaluate** it on the whole test split (full catalog, exact);
+   ``--warmup_steps``; peak RSS of training recorded apart) and **evaluate** it on the whole test
+   split (full catalog, exact); then prepare and train again with user ids hashed into
+   ``--hashed_buckets`` rows (``user_id_buckets``), which shows what the user table's size costs
+   per step (Keras's Adam updates every row of a table at every step);
 4. **reference**: the MovieLens-1M subset through the same prepare/train/evaluate stages, and
    MovieLens-100K training epochs from shards and from memory, interleaved over ``--rounds``.
 
@@ -49,6 +52,8 @@ flags.DEFINE_integer("warmup_steps", 50, "Untimed training steps first (tracing,
 flags.DEFINE_integer("train_steps", 1000, "Timed training steps.")
 flags.DEFINE_integer("rounds", 3, "MovieLens-100K epochs per input path (interleaved).")
 flags.DEFINE_bool("reference", True, "Also measure the MovieLens-1M subset and MovieLens-100K.")
+flags.DEFINE_integer("hashed_buckets", 1 << 17, "Also train with user ids hashed into this many rows (0: skip).")
+flags.DEFINE_bool("evaluate", True, "Internal: whether the train stage also evaluates.")
 flags.DEFINE_string("stage", None, "Internal: run one stage in this process and print its JSON.")
 flags.DEFINE_string("dataset", None, "Internal: the stage's dataset (name or description path).")
 
@@ -69,6 +74,8 @@ def _stage_prepare() -> dict[str, Any]:
 
 
 def _stage_train() -> dict[str, Any]:
+    import resource
+
     import tf_keras
 
     from tfcs3.data import load_prepared, make_dataset
@@ -85,15 +92,21 @@ def _stage_train() -> dict[str, Any]:
     started = time.perf_counter()
     model.fit(steps, steps_per_epoch=FLAGS.train_steps, epochs=1, verbose=0)
     train_seconds = time.perf_counter() - started
-    started = time.perf_counter()
-    metrics = evaluate(model, data, "test")
-    return {
+    out = {
         "examples_per_second": FLAGS.train_steps * FLAGS.batch_size / train_seconds,
         "train_seconds": train_seconds,
-        "evaluation_seconds": time.perf_counter() - started,
-        "test_users": len(data.test),
-        "test_ndcg@10": float(metrics["ndcg@10"]),
+        "peak_rss_training_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
+        "user_id_rows": len(data.spec.feature(data.spec.user_id).vocabulary or []),
     }
+    if FLAGS.evaluate:
+        started = time.perf_counter()
+        metrics = evaluate(model, data, "test")
+        out.update(
+            evaluation_seconds=time.perf_counter() - started,
+            test_users=len(data.test),
+            **{"test_ndcg@10": float(metrics["ndcg@10"])},
+        )
+    return out
 
 
 def _stage_epochs() -> dict[str, Any]:
@@ -130,12 +143,12 @@ def _stage_epochs() -> dict[str, Any]:
 STAGES = {"prepare": _stage_prepare, "train": _stage_train, "epochs": _stage_epochs}
 
 
-def _run_stage(stage: str, dataset: str, env: dict[str, str]) -> dict[str, Any]:
+def _run_stage(stage: str, dataset: str, env: dict[str, str], evaluate: bool = True) -> dict[str, Any]:
     """Runs ``stage`` in a child process; its JSON plus the child's wall time and peak RSS
     (the child's own ``ru_maxrss``)."""
     args = [sys.executable, __file__, f"--stage={stage}", f"--dataset={dataset}"]
     passed = ("batch_size", "embedding_dim", "warmup_steps", "train_steps", "rounds")
-    args += [f"--{name}={getattr(FLAGS, name)}" for name in passed]
+    args += [f"--{name}={getattr(FLAGS, name)}" for name in passed] + [f"--evaluate={evaluate}"]
     started = time.perf_counter()
     proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, **env})
     stdout, stderr = proc.communicate()
@@ -199,6 +212,16 @@ def main(argv: list[str]) -> None:
     }
     result["synthetic"]["prepare"] = _run_stage("prepare", str(description), env)
     result["synthetic"]["train"] = _run_stage("train", str(description), env)
+    if FLAGS.hashed_buckets:  # the same log with hashed user ids: a user table of hashed_buckets rows
+        fields = json.loads(description.read_text())
+        fields.update(name=fields["name"] + "-hashed", user_id_buckets=FLAGS.hashed_buckets)
+        hashed = description.with_name("log-hashed.json")
+        hashed.write_text(json.dumps(fields))
+        result["synthetic_hashed_users"] = {
+            "user_id_buckets": FLAGS.hashed_buckets,
+            "prepare": _run_stage("prepare", str(hashed), env),
+            "train": _run_stage("train", str(hashed), env, evaluate=False),
+        }
     if FLAGS.reference:
         result["ml-1m"] = {"prepare": _run_stage("prepare", "ml-1m", env), "train": _run_stage("train", "ml-1m", env)}
         ml100k = _write_movielens_description(work / "ml-100k")

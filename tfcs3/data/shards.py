@@ -48,6 +48,8 @@ KEY = b"tfcs3_key"
 ORDER = "order"
 #: Rows a training stream shuffles over (besides the random order inside each shard).
 SHUFFLE_BUFFER = 65_536
+#: Rows per Parquet row group, the unit a training stream reads, and the groups read at a time.
+ROW_GROUP, CYCLE = 65_536, 4
 
 
 def _column_array(values: np.ndarray) -> pa.Array:
@@ -123,6 +125,19 @@ def _read(path: Path, key: str, columns: list[str] | None = None) -> pa.Table:
     return table
 
 
+def _read_group(path: Path, key: str, group: int, columns: list[str]) -> pa.Table:
+    """Row group ``group`` of a shard (the unit a training stream reads), key checked."""
+    try:
+        shard = pq.ParquetFile(path)
+        found = (shard.schema_arrow.metadata or {}).get(KEY, b"").decode()
+        table = shard.read_row_group(group, columns=columns)
+    except (OSError, pa.ArrowException) as err:
+        raise CacheMiss(f"{path} cannot be read ({type(err).__name__}: {err})") from err
+    if found != key:
+        raise CacheMiss(f"{path} holds {found!r}, not {key!r}")
+    return table
+
+
 class ShardedSplit(Split):
     """The training split of a shard store, read from its files when needed.
 
@@ -182,10 +197,11 @@ class ShardedSplit(Split):
     def dataset(
         self, batch_size: int, shuffle: bool = False, seed: int | None = None, drop_remainder: bool = False
     ) -> tf.data.Dataset:
-        """Batches of feature dictionaries (plus ``"label"``), streamed from the shards: the shard
-        order is reshuffled every epoch, two shards are read at a time and interleaved row by row,
-        and a buffer of :data:`SHUFFLE_BUFFER` rows shuffles them again (each shard's rows are
-        already stored in random order)."""
+        """Batches of feature dictionaries (plus ``"label"``), streamed from the shards. The unit
+        read is a row group of :data:`ROW_GROUP` rows: their order over all shards is reshuffled
+        every epoch, :data:`CYCLE` groups are read at a time and interleaved row by row, and a
+        buffer of :data:`SHUFFLE_BUFFER` rows shuffles them again (each shard's rows are already
+        stored in random order). Memory in flight: about ``CYCLE`` groups plus the buffer."""
         from tfcs3.data.pipeline import LABEL
 
         names = self.feature_names
@@ -201,21 +217,22 @@ class ShardedSplit(Split):
         key = self.key
         columns = [f"features:{n}" for n in names] + (["labels"] if LABEL in specs else [])
 
-        def load(path: tf.Tensor) -> list[np.ndarray]:
-            table = _read(Path(path.numpy().decode()), key, columns)
+        def load(path: tf.Tensor, group: tf.Tensor) -> list[np.ndarray]:
+            table = _read_group(Path(path.numpy().decode()), key, int(group.numpy()), columns)
             arrays = {n.split(":", 1)[-1].replace("labels", LABEL): _numpy(table.column(n)) for n in columns}
             return [arrays[k].astype(specs[k].dtype.as_numpy_dtype) for k in keys]
 
-        def rows(path: tf.Tensor) -> tf.data.Dataset:
-            values = tf.py_function(load, [path], [specs[k].dtype for k in keys])
+        def rows(path: tf.Tensor, group: tf.Tensor) -> tf.data.Dataset:
+            values = tf.py_function(load, [path, group], [specs[k].dtype for k in keys])
             for value, k in zip(values, keys, strict=True):
                 value.set_shape(specs[k].shape)
             return tf.data.Dataset.from_tensor_slices(dict(zip(keys, values, strict=True)))
 
-        files = tf.data.Dataset.from_tensor_slices([str(f) for f in self.files])
+        groups = [(str(f), g) for f in self.files for g in range(pq.ParquetFile(f).num_row_groups)]
+        units = tf.data.Dataset.from_tensor_slices(([p for p, _ in groups], [g for _, g in groups]))
         if shuffle:
-            files = files.shuffle(len(self.files), seed=seed, reshuffle_each_iteration=True)
-        ds = files.interleave(rows, cycle_length=min(2, len(self.files)), block_length=1)
+            units = units.shuffle(len(groups), seed=seed, reshuffle_each_iteration=True)
+        ds = units.interleave(rows, cycle_length=min(CYCLE, len(groups)), block_length=1)
         if shuffle:
             ds = ds.shuffle(min(SHUFFLE_BUFFER, max(self.length, 1)), seed=seed, reshuffle_each_iteration=True)
         return ds.batch(batch_size, drop_remainder=drop_remainder).prefetch(tf.data.AUTOTUNE)
@@ -242,7 +259,7 @@ class ShardWriter:
 
     def _write(self, table: pa.Table, name: str) -> None:
         table = table.replace_schema_metadata({KEY: self.key.encode()})
-        pq.write_table(table, self.tmp / name)
+        pq.write_table(table, self.tmp / name, row_group_size=ROW_GROUP)
 
     def add(self, split_name: str, split: Split, order: np.ndarray | None = None) -> None:
         """Appends ``split`` as one more shard of ``split_name``; training rows are stored in a
