@@ -30,7 +30,7 @@ import numpy as np  # noqa: E402
 import quality  # noqa: E402
 from absl import app  # noqa: E402
 
-from tfcs3.data.protocols import PreparedData, Split  # noqa: E402
+from tfcs3.data.prepared import PreparedData, Split  # noqa: E402
 from tfcs3.evaluation.evaluate import evaluate  # noqa: E402
 
 

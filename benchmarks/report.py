@@ -766,6 +766,63 @@ def soak_tables() -> str:
     )
 
 
+def scale_tables() -> str:
+    """Preparation, training and evaluation at 10^7 interactions (benchmarks/scale.py)."""
+    r = _result("scale.json")
+    syn, ref = r["synthetic"], r.get("ml-1m")
+    gib = "{:.2f}".format
+
+    def row(what: str, data: str, seconds: float, rss: float, note: str) -> str:
+        return f"| {what} | {data} | {seconds:,.0f} | {gib(rss)} | {note} |"
+
+    size = f"synthetic, {syn['interactions']:,} rows, {syn['users']:,} users, {syn['items']:,} items"
+    prep, fit = syn["prepare"], syn["train"]
+    rows = [
+        "| step | data | seconds | peak RSS GiB | what |",
+        "|---|---|---|---|---|",
+        row("prepare (out of core, shards)", size, prep["seconds"], prep["peak_rss_gib"],
+            f"{prep['rows']['train']:,} training rows, {prep['rows']['test']:,} test users"),
+        row("train (stream from shards)", size, fit["train_seconds"], fit["peak_rss_training_gib"],
+            f"**{fit['examples_per_second']:,.0f} examples/s** (batch {r['settings']['batch_size']}, "
+            f"{r['settings']['train_steps']} steps, user table {fit['user_id_rows']:,} rows)"),
+        row("evaluate (exact, full catalog)", size, fit["evaluation_seconds"], fit["peak_rss_gib"],
+            f"{fit['test_users']:,} test users × {syn['items']:,} items; NDCG@10 {fit['test_ndcg@10']:.4f}"),
+    ]  # fmt: skip
+    hashed = r.get("synthetic_hashed_users")
+    if hashed:
+        hp, ht = hashed["prepare"], hashed["train"]
+        buckets = f"same log, user ids hashed into {hashed['user_id_buckets']:,} rows"
+        rows.append(row("prepare", buckets, hp["seconds"], hp["peak_rss_gib"], "user_id_buckets"))
+        rows.append(
+            row("train", buckets, ht["train_seconds"], ht["peak_rss_training_gib"],
+                f"**{ht['examples_per_second']:,.0f} examples/s** (user table {ht['user_id_rows']:,} rows)")
+        )  # fmt: skip
+    if ref:
+        name = "MovieLens-1M subset (in memory, registered loader)"
+        rows.append(row("prepare", name, ref["prepare"]["seconds"], ref["prepare"]["peak_rss_gib"], "reference"))
+        t = ref["train"]
+        rows.append(
+            row("train + evaluate", name, t["train_seconds"] + t["evaluation_seconds"], t["peak_rss_gib"],
+                f"{t['examples_per_second']:,.0f} examples/s; evaluation {t['evaluation_seconds']:.1f} s")
+        )  # fmt: skip
+    out = "\n".join(rows)
+    ml = r.get("ml-100k")
+    if ml:
+        out += (
+            "\n\nMovieLens-100K, whole training epochs of YouTubeDNN (batch 512), interleaved over "
+            f"{len(ml['seconds']['memory'])} rounds: in memory **{ml['memory_examples_per_second']:,.0f}** "
+            f"examples/s, from shards **{ml['shards_examples_per_second']:,.0f}** (ratio "
+            f"{ml['shards_over_memory']:.2f}; seconds per epoch: memory "
+            f"{', '.join(f'{x:.2f}' for x in ml['seconds']['memory'])}, shards "
+            f"{', '.join(f'{x:.2f}' for x in ml['seconds']['shards'])})."
+        )
+    out += (
+        f"\n\nPeak RSS is each step's own process (`ru_maxrss`); {r['machine']['cpus']} cores. Produced by: "
+        f"`{r['command'].strip()}` → `benchmarks/results/scale.json`\n"
+    )
+    return out
+
+
 def fresh_memory_table() -> str:
     """CS3 on SASRec: test NDCG@10 with the memories as trained, replayed from the training
     split, and replayed from training plus validation (benchmarks/cs3_fresh_memory.py)."""
@@ -804,6 +861,7 @@ SECTIONS: dict[str, Callable[[], str]] = {
     "cs3-online": cs3_online_tables,
     "fit-latency": fit_latency_tables,
     "soak": soak_tables,
+    "scale": scale_tables,
 }
 #: The sections built from benchmarks/quality.py's result files.
 QUALITY_SECTIONS = (

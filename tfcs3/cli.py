@@ -38,7 +38,8 @@ from absl import app, flags, logging
 import tfcs3  # noqa: F401  (selects Keras 2 before TensorFlow loads)
 from tfcs3.data.datasets import DATASETS, find_data_dir, load_prepared
 from tfcs3.data.described import is_description
-from tfcs3.data.protocols import DATA_PROTOCOLS, RETRIEVAL, USER_SPLIT, PreparedData
+from tfcs3.data.prepared import PreparedData
+from tfcs3.data.protocols import DATA_PROTOCOLS, RETRIEVAL, USER_SPLIT
 from tfcs3.data.raw import DataFormatError
 from tfcs3.distribute import STRATEGIES, is_chief
 from tfcs3.evaluation.evaluate import evaluate

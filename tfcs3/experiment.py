@@ -28,7 +28,8 @@ import tensorflow as tf
 
 from tfcs3.data.datasets import load_prepared
 from tfcs3.data.described import is_description
-from tfcs3.data.protocols import RETRIEVAL, PreparedData
+from tfcs3.data.prepared import PreparedData
+from tfcs3.data.protocols import RETRIEVAL
 from tfcs3.data.sequences import HISTORY_GAP
 from tfcs3.distribute import is_chief, make_strategy
 from tfcs3.evaluation.evaluate import evaluate

@@ -27,7 +27,8 @@ import tensorflow as tf
 import tf_keras
 
 from tfcs3.data.pipeline import LABEL
-from tfcs3.data.protocols import PRERANKING, PreparedData
+from tfcs3.data.prepared import PreparedData
+from tfcs3.data.protocols import PRERANKING
 from tfcs3.evaluation.ranking import auc, gauc, logloss
 from tfcs3.evaluation.retrieval import metrics_from_ranks, target_ranks
 from tfcs3.export.saved_model import export_model

@@ -23,7 +23,7 @@ import numpy as np
 import tensorflow as tf
 import tf_keras
 
-from tfcs3.data.protocols import PreparedData
+from tfcs3.data.prepared import PreparedData
 from tfcs3.models.registry import build_variables
 from tfcs3.models.two_tower import TwoTowerModel
 

@@ -15,7 +15,8 @@ import tensorflow as tf
 import tf_keras
 
 from tfcs3 import distribute
-from tfcs3.data.protocols import PRERANKING, PRERANKING_PER_USER, PreparedData
+from tfcs3.data.prepared import PreparedData
+from tfcs3.data.protocols import PRERANKING, PRERANKING_PER_USER
 from tfcs3.evaluation.evaluate import evaluate
 from tfcs3.models.two_tower import TwoTowerModel
 from tfcs3.resume import ResumeCheckpoint, plain_json, prune, restore, training_config

@@ -75,7 +75,7 @@ from tfcs3.cs3.ranker import Ranker, learn_ranker_online
 from tfcs3.cs3.replay import leave_own_write_out
 from tfcs3.data.features import FeatureSpec
 from tfcs3.data.pipeline import make_dataset, split_arrays
-from tfcs3.data.protocols import PreparedData, Split
+from tfcs3.data.prepared import PreparedData, Split
 from tfcs3.models.dat import DATModel
 from tfcs3.models.inttower import IntTowerModel
 from tfcs3.models.tower import memory_config

@@ -75,7 +75,7 @@ import tf_keras
 
 from tfcs3.data.features import CATEGORICAL, MULTI, SEQUENCE, Feature, FeatureSpec
 from tfcs3.data.pipeline import LABEL, make_dataset, split_arrays
-from tfcs3.data.protocols import PreparedData, Split
+from tfcs3.data.prepared import PreparedData, Split
 from tfcs3.layers import FeatureEmbedding
 from tfcs3.layers.hashed_cross import HashedCrossEmbedding
 from tfcs3.layers.target_attention import TargetAttention

@@ -12,7 +12,7 @@ import tensorflow as tf
 from tfcs3.cs3.model import CS3Mixin
 from tfcs3.data.dense import dense_split
 from tfcs3.data.features import FeatureSpec
-from tfcs3.data.protocols import PreparedData, Split
+from tfcs3.data.prepared import PreparedData, Split
 from tfcs3.models.sequential import SequentialModel
 
 

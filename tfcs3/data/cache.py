@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from tfcs3.data.features import FeatureSpec
-from tfcs3.data.protocols import PreparedData, Split
+from tfcs3.data.prepared import PreparedData, Split
 
 SPLITS = ("train", "validation", "test")
 _OPTIONAL = ("labels", "timestamps", "exclusion_indptr", "exclusion_rows")

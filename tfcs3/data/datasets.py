@@ -38,7 +38,8 @@ from tfcs3.data.cache import CacheMiss, read_prepared, write_prepared
 from tfcs3.data.described import DatasetDescription, is_description, load_described
 from tfcs3.data.download import RELEASES, download_movielens
 from tfcs3.data.movielens import PARTIAL_ML1M_RATINGS, load_movielens_1m, load_movielens_100k
-from tfcs3.data.protocols import DATA_PROTOCOLS, RETRIEVAL, USER_SPLIT, PreparedData, prepare, prepare_user_split
+from tfcs3.data.prepared import PreparedData
+from tfcs3.data.protocols import DATA_PROTOCOLS, RETRIEVAL, USER_SPLIT, prepare, prepare_user_split
 from tfcs3.data.raw import DataFormatError, RawDataset
 from tfcs3.data.shards import read_shards
 from tfcs3.data.streaming import STREAMING_PROTOCOLS, described_source, prepare_streaming

@@ -28,7 +28,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from tfcs3.data.features import PAD
-from tfcs3.data.protocols import Split
+from tfcs3.data.prepared import Split
 
 #: Feature of a dense-supervision row: the item each history position predicts (0: none).
 NEXT_ITEMS = "next_items"

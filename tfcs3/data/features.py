@@ -144,14 +144,16 @@ class Feature:
             raise ValueError(f"Feature {self.name!r}: only a multi feature can be aligned with a sequence")
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out = {
             "name": self.name,
             "kind": self.kind,
             "max_len": self.max_len,
             "vocabulary": None if self.vocabulary is None else self.vocabulary.values,
             "aligned_with": self.aligned_with,
-            "hash_buckets": self.vocabulary.buckets if isinstance(self.vocabulary, HashedVocabulary) else None,
         }
+        if isinstance(self.vocabulary, HashedVocabulary):
+            out["hash_buckets"] = self.vocabulary.buckets
+        return out
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Feature:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
-from tfcs3.data.protocols import Split
+from tfcs3.data.prepared import Split
 from tfcs3.data.shards import ShardedSplit
 
 LABEL = "label"
@@ -32,7 +32,7 @@ def make_dataset(
     from its shards instead of held in memory.
 
     Args:
-        split: a :class:`~tfcs3.data.protocols.Split`.
+        split: a :class:`~tfcs3.data.prepared.Split`.
         batch_size: examples per batch.
         shuffle: reshuffle every epoch (training).
         seed: shuffle seed, for reproducible runs.

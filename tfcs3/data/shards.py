@@ -39,7 +39,7 @@ import tensorflow as tf
 
 from tfcs3.data.cache import SPLITS, CacheMiss
 from tfcs3.data.features import FeatureSpec
-from tfcs3.data.protocols import PreparedData, Split
+from tfcs3.data.prepared import PreparedData, Split
 
 FORMAT = "tfcs3-shards-1"
 META = "meta.json"

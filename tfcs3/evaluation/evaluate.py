@@ -8,7 +8,8 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from tfcs3.data.protocols import PRERANKING, PreparedData, Split
+from tfcs3.data.prepared import PreparedData, Split
+from tfcs3.data.protocols import PRERANKING
 from tfcs3.evaluation.ranking import auc, gauc, logloss
 from tfcs3.evaluation.retrieval import KS, default_batch_size, metrics_from_ranks, target_ranks
 from tfcs3.models import retriever

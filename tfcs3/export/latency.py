@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from tfcs3.data.protocols import PreparedData
+from tfcs3.data.prepared import PreparedData
 from tfcs3.evaluation.latency import keyword_call, latency_summary, time_calls
 from tfcs3.export.requests import raw_requests
 from tfcs3.models.retriever import Retriever

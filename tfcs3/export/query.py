@@ -7,7 +7,7 @@ from pathlib import Path
 
 import tensorflow as tf
 
-from tfcs3.data.protocols import PreparedData
+from tfcs3.data.prepared import PreparedData
 from tfcs3.evaluation.retrieval import top_k_with_exclusions
 from tfcs3.export.requests import raw_requests
 from tfcs3.models.retriever import Retriever

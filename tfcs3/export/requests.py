@@ -8,7 +8,8 @@ from typing import Any
 import numpy as np
 
 from tfcs3.data.features import PAD, SEQUENCE, HashedVocabulary
-from tfcs3.data.protocols import HISTORY, PreparedData
+from tfcs3.data.prepared import PreparedData
+from tfcs3.data.protocols import HISTORY
 
 
 def raw_requests(

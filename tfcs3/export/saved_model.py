@@ -49,7 +49,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfcs3.data.features import CATEGORICAL, NUM_RESERVED, OOV, PAD, SEQUENCE, Feature, HashedVocabulary
-from tfcs3.data.protocols import PreparedData
+from tfcs3.data.prepared import PreparedData
 from tfcs3.export.warmup import write_warmup_requests
 from tfcs3.models.retriever import Retriever
 from tfcs3.retrieval import INDEXES, ScannOptions

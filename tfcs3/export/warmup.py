@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from tfcs3.data.protocols import PreparedData
+from tfcs3.data.prepared import PreparedData
 from tfcs3.export.requests import raw_requests
 
 WARMUP_FILE = "tf_serving_warmup_requests"

@@ -22,7 +22,8 @@ from typing import Any
 
 import numpy as np
 
-from tfcs3.data.protocols import RETRIEVAL, PreparedData
+from tfcs3.data.prepared import PreparedData
+from tfcs3.data.protocols import RETRIEVAL
 from tfcs3.models.tower import item_attribute_table
 from tfcs3.models.two_tower import TwoTowerModel
 

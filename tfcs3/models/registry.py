@@ -44,7 +44,7 @@ import tensorflow as tf
 from tfcs3.cs3.model import BACKBONES as CS3_BACKBONES
 from tfcs3.cs3.sequential import CS3Sequential
 from tfcs3.data.features import FeatureSpec
-from tfcs3.data.protocols import PreparedData
+from tfcs3.data.prepared import PreparedData
 from tfcs3.models.builder import ModelBuilder
 from tfcs3.models.dat import DATModel, DATSequentialModel
 from tfcs3.models.fit import FITModel

@@ -44,7 +44,7 @@ import tf_keras
 from tfcs3.data.dense import NEXT_ITEMS, dense_split
 from tfcs3.data.features import CATEGORICAL, PAD, FeatureSpec
 from tfcs3.data.pipeline import make_length_bucketed_dataset
-from tfcs3.data.protocols import Split
+from tfcs3.data.prepared import Split
 from tfcs3.layers import FeatureEmbedding
 from tfcs3.layers.causal_transformer import CausalTransformerEncoder
 from tfcs3.layers.dual_augmented import AdaptiveMimicVector

@@ -11,7 +11,7 @@ import tf_keras
 
 from tfcs3.cs3.cycle_adaptive import CycleAdaptiveMLP
 from tfcs3.data.features import CATEGORICAL, NUM_RESERVED, OOV, PAD, SEQUENCE, Feature
-from tfcs3.data.protocols import PreparedData
+from tfcs3.data.prepared import PreparedData
 from tfcs3.layers import MLP, FeatureEmbedding
 from tfcs3.layers.ema_memory import EMAMemory
 

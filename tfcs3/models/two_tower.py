@@ -30,7 +30,7 @@ import tf_keras
 from tfcs3 import distribute
 from tfcs3.data.features import SEQUENCE, FeatureSpec
 from tfcs3.data.pipeline import LABEL, make_dataset
-from tfcs3.data.protocols import PreparedData, Split
+from tfcs3.data.prepared import PreparedData, Split
 from tfcs3.models import retrieval_loss
 from tfcs3.models.retriever import Retriever
 from tfcs3.models.tower import Tower, feature_configs
