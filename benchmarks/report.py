@@ -823,6 +823,26 @@ def scale_tables() -> str:
     return out
 
 
+def brute_force_tables() -> str:
+    """The exported brute-force search against a plain matmul (benchmarks/brute_force.py)."""
+    r = _result("brute-force.json")
+    settings = r["settings"]
+    out = [
+        f"d = {settings['dim']}, top-{settings['k']}, {settings['exclude']} excluded rows per query for `index`; "
+        f"p50 ms (median over {settings['rounds']} interleaved rounds, {r['cpu_count']} cores), achieved "
+        "multiply-adds per second and the share of the plain matmul's:\n",
+        "| items | batch | call | p50 ms | GMAC/s | share of matmul |",
+        "|---|---|---|---|---|---|",
+    ]
+    for row in r["rows"]:
+        out.append(
+            f"| {row['items']:,} | {row['batch']} | {row['call']} | {row['p50_ms']:.2f} | "
+            f"{row['gmacs_per_second']:.1f} | {row['share_of_matmul']:.0%} |"
+        )
+    out.append(f"\nProduced by: `{r['command'].strip()}` → `benchmarks/results/brute-force.json`\n")
+    return "\n".join(out)
+
+
 def fresh_memory_table() -> str:
     """CS3 on SASRec: test NDCG@10 with the memories as trained, replayed from the training
     split, and replayed from training plus validation (benchmarks/cs3_fresh_memory.py)."""
@@ -862,6 +882,7 @@ SECTIONS: dict[str, Callable[[], str]] = {
     "fit-latency": fit_latency_tables,
     "soak": soak_tables,
     "scale": scale_tables,
+    "brute-force": brute_force_tables,
 }
 #: The sections built from benchmarks/quality.py's result files.
 QUALITY_SECTIONS = (
