@@ -96,7 +96,10 @@ def test_the_training_stream_gives_every_row_once_per_epoch(tmp_path, monkeypatc
     again = next(iter(train.dataset(64, shuffle=True, seed=5)))["user_id"].numpy()
     np.testing.assert_array_equal(first_epoch, again)  # seeded
     assert len(np.unique(first_epoch)) > 32  # batches mix users (rows are stored shuffled)
-    np.testing.assert_array_equal(train.column("item_id"), train.features["item_id"])
+    vocabulary = len(data.spec.item_vocabulary)
+    expected_counts = np.bincount(train.features["item_id"], minlength=vocabulary)
+    np.testing.assert_array_equal(train.id_counts("item_id", vocabulary), expected_counts)
+    assert len(train.time_order()) == len(train)  # every array field loads, lazily (timestamps here)
     head = train.head(10)
     assert len(head) == 10 and head.features.keys() == train.features.keys()
 
@@ -186,3 +189,31 @@ def test_hashed_user_ids_prepare_alike_and_serve_new_users(tmp_path):
     features = {k: tf.constant(v) for k, v in new_user.items()}
     mine = dict(streamed.test.head(1).features, user_id=vocab.lookup(["a user never seen"]))
     np.testing.assert_allclose(embed(**features)["embedding"].numpy(), model.represent_queries(mine).numpy(), atol=1e-5)
+
+
+def test_a_file_that_switches_from_integer_times_to_dates_is_refused_chunk_by_chunk(tmp_path):
+    from tfcs3.data import DatasetDescription
+    from tfcs3.data.streaming import described_source
+
+    rows = [f"u{i % 3},i{i},{i}" for i in range(10)] + [f"u{i % 3},i{i},2024-01-{i:02d}" for i in range(10, 20)]
+    (tmp_path / "log.csv").write_text("u,i,t\n" + "\n".join(rows) + "\n")
+    desc = DatasetDescription(name="mixed", interactions=["log.csv"], user="u", item="i", timestamp="t",
+                              base_dir=str(tmp_path))  # fmt: skip
+    with pytest.raises(DataFormatError, match=r"log.csv, row 11: column 't': '2024-01-10' is not one of the integers"):
+        prepare_streaming(described_source(desc, chunk_rows=10), tmp_path / "store", "k")
+    with pytest.raises(DataFormatError, match=r"row 11: column 't': cannot parse '2024-01-10'"):
+        load_prepared(desc, use_cache=False)  # the whole file at once: the same row refused
+
+
+def test_leftovers_of_a_killed_preparation_are_removed_and_numbers_are_whole(tmp_path):
+    from tfcs3.data import DatasetDescription
+
+    dead = tmp_path / ".store.spill-999999999-abc"
+    mine = tmp_path / f".store.tmp-{os.getpid()}-abc"  # a live process's: left alone
+    dead.mkdir(), mine.mkdir()
+    _streamed(generate_synthetic(num_users=20, seed=0), tmp_path)
+    assert not dead.exists() and mine.exists()
+    fields = {"name": "n", "interactions": ["x.csv"], "user": "u", "item": "i", "timestamp": "t"}
+    assert DatasetDescription(**fields, shard_rows=1e6).shard_rows == 1_000_000  # JSON's 1e6
+    with pytest.raises(DataFormatError, match="min_count must be a whole number"):
+        DatasetDescription(**fields, min_count="3")

@@ -95,6 +95,11 @@ class DatasetDescription:
     def __post_init__(self) -> None:
         if not self.interactions:
             raise DataFormatError(f"dataset {self.name!r}: 'interactions' names no file")
+        for field in ("min_count", "user_id_buckets", "shard_rows"):
+            value = getattr(self, field)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value != int(value):
+                raise DataFormatError(f"dataset {self.name!r}: {field} must be a whole number, got {value!r}")
+            object.__setattr__(self, field, int(value))  # JSON's 1e6 is a float
         if int(self.user_id_buckets) < 0:
             raise DataFormatError(f"dataset {self.name!r}: user_id_buckets must be >= 0, got {self.user_id_buckets}")
         if int(self.min_count) < 1 or int(self.shard_rows) < 1:
@@ -240,14 +245,29 @@ def _ids(frame: pd.DataFrame, column: str, path: Path, first_row: int = 1) -> pd
     return values.astype(str)
 
 
-def _timestamps(frame: pd.DataFrame, column: str, path: Path, first_row: int = 1) -> np.ndarray:
-    """Integers as they are (any unit), otherwise date/times parsed to seconds since the epoch."""
+INTEGER_TIMES, DATE_TIMES = "integers", "date/times"
+
+
+def _timestamps(
+    frame: pd.DataFrame, column: str, path: Path, first_row: int = 1, kind: str | None = None
+) -> tuple[np.ndarray, str]:
+    """Integers as they are (any unit), otherwise date/times parsed to seconds since the epoch;
+    and which of the two the column holds. ``kind`` (that of the file's earlier chunks) must
+    then hold for this chunk too: a file does not mix the two."""
     values = _column(frame, column, path)
     numbers = pd.to_numeric(values, errors="coerce")
-    if numbers.notna().any():  # a column of integers: every value must be one
+    found = INTEGER_TIMES if numbers.notna().any() else DATE_TIMES
+    if kind is not None and found != kind:
+        bad = numbers.notna() if kind == DATE_TIMES else numbers.isna()
+        row = _first_bad(bad, 0)
+        raise DataFormatError(
+            f"{path}, row {row + first_row}: column {column!r}: {quote(values.iloc[row])} is not one of the "
+            f"{kind} the earlier rows hold (a column of times is either integers or date/times)"
+        )
+    if found == INTEGER_TIMES:  # a column of integers: every value must be one
         bad = numbers.isna() | (numbers != np.floor(numbers))
         if not bad.any():
-            return numbers.to_numpy().astype(np.int64)
+            return numbers.to_numpy().astype(np.int64), found
     else:
         parsed = pd.to_datetime(values, errors="coerce", utc=True, format="mixed")
         bad = parsed.isna()
@@ -256,18 +276,22 @@ def _timestamps(frame: pd.DataFrame, column: str, path: Path, first_row: int = 1
         raise DataFormatError(
             f"{path}, row {row + first_row}: column {column!r}: cannot parse {quote(values.iloc[row])} as a time"
         )
-    return ((parsed - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(seconds=1)).to_numpy().astype(np.int64)
+    seconds = (parsed - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(seconds=1)
+    return seconds.to_numpy().astype(np.int64), found
 
 
-def _interaction_part(desc: DatasetDescription, frame: pd.DataFrame, path: Path, first_row: int) -> pd.DataFrame:
+def _interaction_part(
+    desc: DatasetDescription, frame: pd.DataFrame, path: Path, first_row: int, kind: str | None
+) -> tuple[pd.DataFrame, str]:
     """``frame`` (rows ``first_row``... of ``path``) checked, in the columns of
-    :attr:`RawDataset.interactions`."""
+    :attr:`RawDataset.interactions`, and the kind of its times (``kind``: the earlier chunks')."""
+    times, kind = _timestamps(frame, desc.timestamp, path, first_row, kind)
     part = pd.DataFrame(
         {
             "user": _ids(frame, desc.user, path, first_row).to_numpy(),
             "item": _ids(frame, desc.item, path, first_row).to_numpy(),
             "rating": np.full(len(frame), np.nan, dtype=np.float32),
-            "timestamp": _timestamps(frame, desc.timestamp, path, first_row),
+            "timestamp": times,
         }
     )
     if desc.rating:
@@ -282,16 +306,17 @@ def _interaction_part(desc: DatasetDescription, frame: pd.DataFrame, path: Path,
             row = _first_bad(~labels.isin([0, 1]), first_row)
             raise DataFormatError(f"{path}, row {row}: column {desc.label!r} must be 0 or 1")
         part["label"] = labels.to_numpy().astype(np.float32)
-    return part
+    return part, kind
 
 
 def interaction_chunks(desc: DatasetDescription, chunk_rows: int | None = None) -> Iterator[pd.DataFrame]:
     """The log's rows, file after file, in checked frames of at most ``chunk_rows`` rows (columns
     ``user``, ``item``, ``rating``, ``timestamp`` and, with a label column, ``label``)."""
     for path in desc.files():
-        first_row = 1
+        first_row, kind = 1, None
         for frame in read_chunks(path, chunk_rows):
-            yield _interaction_part(desc, frame, path, first_row)
+            part, kind = _interaction_part(desc, frame, path, first_row, kind)
+            yield part
             first_row += len(frame)
 
 

@@ -66,9 +66,10 @@ class Split:
             exclusion_rows=excluded,
         )
 
-    def column(self, name: str) -> np.ndarray:
-        """Feature ``name`` of every row (a sharded split reads that column alone)."""
-        return self.features[name]
+    def id_counts(self, name: str, minlength: int) -> np.ndarray:
+        """How many rows hold each index of categorical feature ``name`` (a sharded split counts
+        its row groups one at a time)."""
+        return np.bincount(self.features[name], minlength=minlength)
 
     def head(self, n: int) -> Split:
         """The first ``n`` rows (a sharded split reads only the shards they are in)."""

@@ -13,9 +13,10 @@ the ``.npz`` cache. Parquet holds plain columns only, so nothing in a store runs
 A store is written into a temporary folder and renamed into place once complete
 (:class:`ShardWriter`), so a preparation that fails leaves any earlier store untouched.
 
-Reading keeps the catalog and the held-out splits in memory (their size grows with the numbers of
-users and items, not with the log) and gives the training split as a :class:`ShardedSplit`, which
-:func:`~tfcs3.data.pipeline.make_dataset` streams with ``tf.data``.
+Reading keeps the catalog and the held-out splits in memory and gives the training split as a
+:class:`ShardedSplit`, which :func:`~tfcs3.data.pipeline.make_dataset` streams with ``tf.data``.
+Under retrieval the held-out splits hold one row per user each, so memory grows with the numbers
+of users and items, not with the log; under per-user pre-ranking they are a fifth of the log.
 
 Example:
     >>> data = read_shards("~/.cache/tfcs3/prepared/shop-retrieval-h50-.../", key)
@@ -30,7 +31,6 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -141,27 +141,23 @@ def _read_group(path: Path, key: str, group: int, columns: list[str]) -> pa.Tabl
 class ShardedSplit(Split):
     """The training split of a shard store, read from its files when needed.
 
-    ``len()`` and :meth:`column` / :meth:`head` read little; :meth:`dataset` streams the rows with
-    ``tf.data`` (peak memory: a few shards plus the shuffle buffer). The array attributes
-    (``features``, ``target``, ...) load the whole split on first use, for the models that need
-    it in memory (the sequence models' windows, CS3's replay): a documented fallback, sized like
-    the in-memory path.
+    ``len()``, :meth:`column`, :meth:`id_counts` and :meth:`head` read little; :meth:`dataset`
+    streams the rows with ``tf.data`` (peak memory: a few row groups plus the shuffle buffer). The
+    array attributes (``features``, ``target``, ``labels``, ...) load the whole split on first
+    use, for the models that need it in memory (the sequence models' windows, CS3's replay): a
+    documented fallback, sized like the in-memory path.
     """
-
-    _ARRAYS = ("features", "target", "users", "labels", "timestamps", "exclusion_indptr", "exclusion_rows")
 
     def __init__(self, files: list[Path], length: int, key: str):  # noqa: D107 (arrays are loaded lazily)
         self.files = list(files)
         self.length = int(length)
         self.key = key
+        self._loaded: Split | None = None
 
-    def __getattr__(self, name: str) -> Any:
-        if name not in ShardedSplit._ARRAYS:
-            raise AttributeError(name)
-        loaded = table_split(pa.concat_tables([_read(f, self.key) for f in self.files]))
-        for field in ShardedSplit._ARRAYS:
-            setattr(self, field, getattr(loaded, field))
-        return getattr(loaded, name)
+    def _whole(self) -> Split:
+        if self._loaded is None:
+            self._loaded = table_split(pa.concat_tables([_read(f, self.key) for f in self.files]))
+        return self._loaded
 
     def __len__(self) -> int:
         return self.length
@@ -178,10 +174,14 @@ class ShardedSplit(Split):
     def has_labels(self) -> bool:
         return "labels" in pq.read_schema(self.files[0]).names
 
-    def column(self, name: str) -> np.ndarray:
-        """Feature ``name`` of every row, in the canonical order, reading that column only."""
-        table = pa.concat_tables([_read(f, self.key, [f"features:{name}", ORDER]) for f in self.files])
-        return _numpy(table.column(f"features:{name}"))[np.argsort(_numpy(table.column(ORDER)), kind="stable")]
+    def id_counts(self, name: str, minlength: int) -> np.ndarray:
+        """How many rows hold each index of feature ``name``, one row group at a time."""
+        counts = np.zeros(minlength, dtype=np.int64)
+        for f in self.files:
+            for group in range(pq.ParquetFile(f).num_row_groups):
+                ids = _numpy(_read_group(f, self.key, group, [f"features:{name}"]).column(0))
+                counts += np.bincount(ids, minlength=minlength)[:minlength]
+        return counts
 
     def head(self, n: int) -> Split:
         """Some ``n`` rows (of the first shards, in their stored order) as an in-memory split."""
@@ -219,7 +219,7 @@ class ShardedSplit(Split):
 
         def load(path: tf.Tensor, group: tf.Tensor) -> list[np.ndarray]:
             table = _read_group(Path(path.numpy().decode()), key, int(group.numpy()), columns)
-            arrays = {n.split(":", 1)[-1].replace("labels", LABEL): _numpy(table.column(n)) for n in columns}
+            arrays = {(LABEL if n == "labels" else n.split(":", 1)[1]): _numpy(table.column(n)) for n in columns}
             return [arrays[k].astype(specs[k].dtype.as_numpy_dtype) for k in keys]
 
         def rows(path: tf.Tensor, group: tf.Tensor) -> tf.data.Dataset:
@@ -238,6 +238,38 @@ class ShardedSplit(Split):
         return ds.batch(batch_size, drop_remainder=drop_remainder).prefetch(tf.data.AUTOTUNE)
 
 
+def _lazy(field: str) -> property:
+    return property(lambda self: getattr(self._whole(), field), doc=f"The whole split's ``{field}`` (loaded once).")
+
+
+for _field in ("features", "target", "users", "labels", "timestamps", "exclusion_indptr", "exclusion_rows"):
+    setattr(ShardedSplit, _field, _lazy(_field))
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove_stale_temporaries(path: Path) -> list[Path]:
+    """Removes what killed preparations of the store ``path`` left beside it (spill and
+    temporary folders named ``.<store>.spill-<pid>-*`` / ``.<store>.tmp-<pid>-*`` whose process is
+    gone); returns them."""
+    removed = []
+    for kind in ("spill", "tmp", "old"):
+        for leftover in path.parent.glob(f".{path.name}.{kind}-*"):
+            pid = leftover.name.split(f".{kind}-", 1)[1].split("-", 1)[0]
+            if pid.isdigit() and not _alive(int(pid)):
+                shutil.rmtree(leftover, ignore_errors=True)
+                removed.append(leftover)
+    return removed
+
+
 class ShardWriter:
     """Writes a shard store into a temporary folder beside ``path``; :meth:`finish` renames it into
     place (replacing an older store only then), :meth:`abort` removes it.
@@ -252,7 +284,7 @@ class ShardWriter:
         self.path = Path(path)
         self.key = key
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.tmp = Path(tempfile.mkdtemp(dir=self.path.parent, prefix=f".{self.path.name}.tmp-"))
+        self.tmp = Path(tempfile.mkdtemp(dir=self.path.parent, prefix=f".{self.path.name}.tmp-{os.getpid()}-"))
         self.files: dict[str, list[str]] = {s: [] for s in SPLITS}
         self.counts = dict.fromkeys(SPLITS, 0)
         self.features: dict[str, list[str]] = {}
@@ -308,9 +340,14 @@ class ShardWriter:
         (self.tmp / META).write_text(json.dumps(meta, indent=1))
         old = None
         if self.path.exists():
-            old = self.path.with_name(f".{self.path.name}.old-{os.getpid()}")
+            old = self.path.with_name(f".{self.path.name}.old-{os.getpid()}-{id(self)}")
             os.replace(self.path, old)
-        os.replace(self.tmp, self.path)
+        try:
+            os.replace(self.tmp, self.path)
+        except OSError:
+            if old is not None:  # put the previous store back
+                os.replace(old, self.path)
+            raise
         if old is not None:
             shutil.rmtree(old, ignore_errors=True)
         return self.path
@@ -337,6 +374,14 @@ def read_shards(path: str | Path, key: str) -> PreparedData:
             return Split(features={}, target=np.zeros(0, dtype=np.int64), users=np.zeros(0, dtype=object))
         return table_split(pa.concat_tables(tables))
 
+    train_files = [path / f for f in meta["files"]["train"]]
+    for shard in train_files:  # streamed later: a missing or foreign shard is refused now
+        try:
+            found = (pq.read_schema(shard).metadata or {}).get(KEY, b"").decode()
+        except (OSError, pa.ArrowException) as err:
+            raise CacheMiss(f"{shard} cannot be read ({type(err).__name__})") from err
+        if found != key:
+            raise CacheMiss(f"{shard} holds {found!r}, not {key!r}")
     return PreparedData(
         name=meta["name"],
         protocol=meta["protocol"],
@@ -345,7 +390,7 @@ def read_shards(path: str | Path, key: str) -> PreparedData:
         catalog_titles=_numpy(catalog.column("catalog_titles")).astype(str),
         catalog={k: _numpy(catalog.column(f"catalog:{k}")) for k in meta["catalog"]},
         item_probability=_numpy(catalog.column("item_probability")),
-        train=ShardedSplit([path / f for f in meta["files"]["train"]], meta["counts"]["train"], key),
+        train=ShardedSplit(train_files, meta["counts"]["train"], key),
         validation=held_out("validation"),
         test=held_out("test"),
         description=meta["description"],

@@ -36,6 +36,7 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import os
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator
@@ -58,7 +59,7 @@ from tfcs3.data.protocols import (
     protocol_label,
 )
 from tfcs3.data.raw import LABEL_COLUMN, RawDataset, warn_repeated_rows
-from tfcs3.data.shards import ShardWriter
+from tfcs3.data.shards import ShardWriter, remove_stale_temporaries
 from tfcs3.progress import progress
 
 #: The protocols whose splits are per user, so that buckets of whole users can be prepared apart.
@@ -71,13 +72,15 @@ class LogSource:
     """A log read in chunks, and its side tables.
 
     Attributes:
-        name, description: as in :class:`~tfcs3.data.raw.RawDataset`.
+        name, description: as in :class:`~tfcs3.data.raw.RawDataset` (an empty description
+            becomes one that counts the log's rows).
         chunks: a function returning the log's checked rows as frames of ``user``, ``item``,
             ``rating``, ``timestamp`` and (``has_label``) ``label`` columns.
         side: ``side("users" | "items", ids)``: the side table of those ids, as
             :class:`~tfcs3.data.raw.RawDataset` holds it.
         user_features, item_features, item_multi_features: the side tables' feature columns.
         has_label: whether rows have a 0/1 ``label`` column.
+        has_rating: whether every row has a rating (pre-ranking's label otherwise).
         location: the file (or folder) warnings name.
         timestamps_are_times: ``False`` for order-only data.
     """
@@ -90,6 +93,7 @@ class LogSource:
     item_features: list[str]
     item_multi_features: list[str]
     has_label: bool
+    has_rating: bool
     location: str
     timestamps_are_times: bool = True
 
@@ -100,13 +104,14 @@ def described_source(desc: DatasetDescription, chunk_rows: int = 500_000) -> Log
     files = desc.files()
     return LogSource(
         name=desc.name,
-        description=desc.description or f"{desc.name} (own log)",
+        description=desc.description,
         chunks=lambda: interaction_chunks(desc, chunk_rows),
         side=lambda which, ids: side_table(desc, which, ids),
         user_features=list(desc.user_features),
         item_features=list(desc.item_features),
         item_multi_features=list(desc.item_multi_features),
         has_label=desc.label is not None,
+        has_rating=desc.rating is not None,
         location=str(files[0] if len(files) == 1 else Path(desc.base_dir)),
     )
 
@@ -127,6 +132,7 @@ def raw_source(raw: RawDataset, chunk_rows: int = 500_000) -> LogSource:
         item_features=list(raw.item_features),
         item_multi_features=list(raw.item_multi_features),
         has_label=LABEL_COLUMN in raw.interactions.columns,
+        has_rating=raw.has_ratings,
         location=raw.name,
         timestamps_are_times=raw.timestamps_are_times,
     )
@@ -180,7 +186,6 @@ class _Log:
     user_rank: np.ndarray
     item_row: np.ndarray
     buckets: list[_Spill]
-    has_rating: bool
 
 
 def _read_log(source: LogSource, work: Path, shard_rows: int) -> _Log:
@@ -189,7 +194,6 @@ def _read_log(source: LogSource, work: Path, shard_rows: int) -> _Log:
     spill = _Spill(work, "log", columns)
     user_code: dict[str, int] = {}
     item_code: dict[str, int] = {}
-    has_rating = True
     for chunk in progress(source.chunks(), desc="reading the log", unit="chunk"):
         arrays = {
             "user": _code(chunk["user"], user_code),
@@ -197,7 +201,6 @@ def _read_log(source: LogSource, work: Path, shard_rows: int) -> _Log:
             "timestamp": chunk["timestamp"].to_numpy(),
             "rating": chunk["rating"].to_numpy(),
         }
-        has_rating = has_rating and not bool(chunk["rating"].isna().any())
         if source.has_label:
             arrays["label"] = chunk[LABEL_COLUMN].to_numpy()
         spill.append(arrays)
@@ -218,12 +221,14 @@ def _read_log(source: LogSource, work: Path, shard_rows: int) -> _Log:
     for start in range(0, spill.rows, step):
         part = spill.read(start, step)
         owner = bucket_of_user[part["user"]]
-        for b in np.unique(owner):
-            keep = owner == b
-            buckets[b].append({c: v[keep] for c, v in part.items()})
+        order = np.argsort(owner, kind="stable")  # each bucket's rows together, in log order
+        bounds = np.searchsorted(owner[order], np.arange(len(buckets) + 1))
+        for b in np.flatnonzero(np.diff(bounds)):
+            rows = order[bounds[b] : bounds[b + 1]]
+            buckets[b].append({c: v[rows] for c, v in part.items()})
     for path in spill.paths.values():
         path.unlink(missing_ok=True)
-    return _Log(users, items, user_rank, item_row, buckets, has_rating)
+    return _Log(users, items, user_rank, item_row, buckets)
 
 
 def _bucket_frame(log: _Log, bucket: _Spill, has_label: bool) -> tuple[pd.DataFrame, int]:
@@ -272,22 +277,26 @@ def prepare_streaming(
         raise ValueError(f"min_count and shard_rows must be >= 1, got {min_count} and {shard_rows}")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.spill-"))
+    empty = pd.DataFrame()
+    raw = RawDataset(  # the side tables join once the log's ids are known
+        name=source.name,
+        interactions=pd.DataFrame({"user": [], "item": [], "rating": [], "timestamp": []}),
+        users=empty,
+        items=empty,
+        user_features=source.user_features,
+        item_features=source.item_features,
+        item_multi_features=source.item_multi_features,
+        description=source.description,
+        timestamps_are_times=source.timestamps_are_times,
+    )
+    check_protocol(raw, protocol, max_history, history_gaps, source.has_label or source.has_rating)  # before any work
+    remove_stale_temporaries(path)
+    work = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.spill-{os.getpid()}-"))
     writer = None
     try:
         log = _read_log(source, work, shard_rows)
-        raw = RawDataset(
-            name=source.name,
-            interactions=pd.DataFrame({"user": [], "item": [], "rating": [], "timestamp": []}),
-            users=source.side("users", pd.Index(log.users)),
-            items=source.side("items", pd.Index(log.items)),
-            user_features=source.user_features,
-            item_features=source.item_features,
-            item_multi_features=source.item_multi_features,
-            description=source.description,
-            timestamps_are_times=source.timestamps_are_times,
-        )
-        check_protocol(raw, protocol, max_history, history_gaps, source.has_label or log.has_rating)
+        users, items = source.side("users", pd.Index(log.users)), source.side("items", pd.Index(log.items))
+        raw = dataclasses.replace(raw, users=users, items=items)
 
         # Step 3: the training ids in order of first appearance, with their counts.
         user_parts: list[np.ndarray] = []
@@ -310,6 +319,8 @@ def prepare_streaming(
             item_counts += np.bincount(items, minlength=len(log.items))
         if repeats:
             warn_repeated_rows(repeats, source.location)
+        rows = sum(bucket.rows for bucket in log.buckets) - repeats
+        raw.description = raw.description or f"{source.name} (own log: {rows:,} interactions)"
         train_users, train_user_counts = np.concatenate(user_parts), np.concatenate(user_counts)
         order = np.concatenate(item_order).astype(np.int64)
         known = (

@@ -122,6 +122,5 @@ class ModelBuilder:
 
 def item_probability_by_vocab(data: PreparedData) -> np.ndarray:
     """Training frequency of each item-vocabulary index (for logQ)."""
-    ids = data.train.column(data.spec.item_id)
-    counts = np.bincount(ids, minlength=len(data.spec.item_vocabulary)).astype(np.float64)
+    counts = data.train.id_counts(data.spec.item_id, len(data.spec.item_vocabulary)).astype(np.float64)
     return (counts / counts.sum()).astype(np.float32)
