@@ -40,6 +40,7 @@ import tensorflow as tf
 from tfcs3.data.cache import SPLITS, CacheMiss
 from tfcs3.data.features import FeatureSpec
 from tfcs3.data.prepared import PreparedData, Split
+from tfcs3.processes import alive
 
 FORMAT = "tfcs3-shards-1"
 META = "meta.json"
@@ -246,16 +247,6 @@ for _field in ("features", "target", "users", "labels", "timestamps", "exclusion
     setattr(ShardedSplit, _field, _lazy(_field))
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def remove_stale_temporaries(path: Path) -> list[Path]:
     """Removes what killed preparations of the store ``path`` left beside it (spill and
     temporary folders named ``.<store>.spill-<pid>-*`` / ``.<store>.tmp-<pid>-*`` whose process is
@@ -264,7 +255,7 @@ def remove_stale_temporaries(path: Path) -> list[Path]:
     for kind in ("spill", "tmp", "old"):
         for leftover in path.parent.glob(f".{path.name}.{kind}-*"):
             pid = leftover.name.split(f".{kind}-", 1)[1].split("-", 1)[0]
-            if pid.isdigit() and not _alive(int(pid)):
+            if pid.isdigit() and not alive(int(pid)):
                 shutil.rmtree(leftover, ignore_errors=True)
                 removed.append(leftover)
     return removed

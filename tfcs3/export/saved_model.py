@@ -52,6 +52,7 @@ from tfcs3.data.features import CATEGORICAL, NUM_RESERVED, OOV, PAD, SEQUENCE, F
 from tfcs3.data.prepared import PreparedData
 from tfcs3.export.warmup import write_warmup_requests
 from tfcs3.models.retriever import Retriever
+from tfcs3.processes import alive
 from tfcs3.retrieval import INDEXES, ScannOptions
 
 EXTRAS = "assets.extra"
@@ -321,16 +322,6 @@ _TMP_OWNER = re.compile(re.escape(TMP_PREFIX) + r"(\d+)-")
 STALE_SECONDS = 3600.0
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def remove_stale_exports(base: str | Path) -> list[Path]:
     """Deletes the temporary folders that killed exports left under ``base`` (a model's export
     folder) and returns them: a folder whose writing process (its name carries the pid) is no
@@ -340,7 +331,7 @@ def remove_stale_exports(base: str | Path) -> list[Path]:
     for path in Path(base).glob(f"{TMP_PREFIX}*"):
         owner = _TMP_OWNER.match(path.name)
         if owner is not None:
-            stale = not _alive(int(owner.group(1)))
+            stale = not alive(int(owner.group(1)))
         else:
             stale = time.time() - path.stat().st_mtime > STALE_SECONDS
         if stale and path.is_dir():
