@@ -33,7 +33,7 @@ def test_rows_that_repeat_exactly_are_dropped_with_a_count(tmp_path):
 
 def test_a_repeated_id_in_a_side_table_is_an_error(tmp_path):
     _ml100k(tmp_path, users=USERS + "2|30|M|writer|12345\n")
-    with pytest.raises(DataFormatError, match=r"u\.user: user id '2' appears more than once"):
+    with pytest.raises(DataFormatError, match=r"u\.user, row \d+: user id '2' repeats row \d+"):
         load_movielens_100k(tmp_path)
 
 

@@ -217,3 +217,19 @@ def test_leftovers_of_a_killed_preparation_are_removed_and_numbers_are_whole(tmp
     assert DatasetDescription(**fields, shard_rows=1e6).shard_rows == 1_000_000  # JSON's 1e6
     with pytest.raises(DataFormatError, match="min_count must be a whole number"):
         DatasetDescription(**fields, min_count="3")
+
+
+def test_the_description_says_how_a_label_is_derived(tmp_path, monkeypatch):
+    monkeypatch.setenv("TFCS3_CACHE_DIR", str(tmp_path / "cache"))
+    raw = generate_synthetic(num_users=60, seed=5)
+    raw.interactions.to_csv(tmp_path / "log.csv", index=False)
+    fields = {"name": "r", "interactions": "log.csv", "user": "user", "item": "item", "timestamp": "timestamp",
+              "rating": "rating"}  # fmt: skip
+    for threshold in (4, 2.5):
+        (tmp_path / "r.json").write_text(json.dumps({**fields, "positive_rating": threshold}))
+        for protocol in ("preranking", "preranking_per_user"):  # in memory, and out of core
+            data = load_prepared(str(tmp_path / "r.json"), protocol)
+            split = data.test
+            ratings = raw.interactions.set_index(["user", "timestamp"])["rating"]
+            expected = ratings.loc[list(zip(split.users, split.timestamps, strict=True))].to_numpy() >= threshold
+            np.testing.assert_array_equal(split.labels, expected.astype(np.float32))

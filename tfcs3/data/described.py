@@ -9,7 +9,8 @@ histories, caching) is what the registered datasets get. Example ``mylog.toml``:
     item = "sku"
     timestamp = "ts"                          # integers (any unit) or dates/times pandas can parse
     rating = "stars"                          # optional
-    label = "clicked"                         # optional 0/1 column (pre-ranking); else rating >= 4
+    label = "clicked"                         # optional 0/1 column (pre-ranking); else rating >= positive_rating
+    positive_rating = 4                       # without a label column, pre-ranking's positives
     items = "catalog.parquet"                 # optional side tables, keyed by the same id columns
     item_features = ["brand"]                 # categorical columns of the item table
     item_multi_features = ["tags"]            # lists: a JSON/Parquet list or a "|"-separated string
@@ -87,6 +88,7 @@ class DatasetDescription:
     title: str | None = None
     unknown_items: str = "error"
     description: str = ""
+    positive_rating: float = 4.0
     min_count: int = 1
     user_id_buckets: int = 0
     shard_rows: int = 1_000_000
@@ -334,6 +336,19 @@ def _multi(value: Any, separator: str) -> list[str]:
     return [v for v in str(value).split(separator) if v != ""]
 
 
+def _first_row_with(desc: DatasetDescription, column: str, values: set[str]) -> tuple[Path, int, str]:
+    """The first log file, row and value of ``column`` that is one of ``values`` (for an error
+    message: the log is read again, a chunk at a time)."""
+    for path in desc.files():
+        first_row = 1
+        for frame in read_chunks(path, 500_000):
+            hits = np.flatnonzero(frame[column].astype(str).isin(values).to_numpy())
+            if len(hits):
+                return path, first_row + int(hits[0]), str(frame[column].iloc[hits[0]])
+            first_row += len(frame)
+    raise AssertionError(f"no value of {column!r} in the log is one of the {len(values)} given")
+
+
 def side_table(desc: DatasetDescription, which: str, ids: pd.Index) -> pd.DataFrame:
     """The user or item table for ``ids`` (every id of the log), features as strings."""
     path = desc.side_table(which)
@@ -346,15 +361,17 @@ def side_table(desc: DatasetDescription, which: str, ids: pd.Index) -> pd.DataFr
     else:
         table = read_table(path)
         table.index = pd.Index(_ids(table, key, path).to_numpy(), name=which[:-1])
-        table = unique_ids(table, path, which[:-1])
+        table = unique_ids(table, path, which[:-1], key)
         columns = [*categorical, *multi, *([title] if title else [])]
         for column in columns:
             _column(table, column, path)
         missing = ids.difference(table.index)
         if len(missing) and which == "items" and desc.unknown_items == "error":
+            log, row, item = _first_row_with(desc, desc.item, set(missing))
             raise DataFormatError(
-                f"{path}: {len(missing):,} item(s) of the log are missing from the item table, e.g. "
-                f'{quote(missing[0])} (set unknown_items = "oov" to keep them with unknown features)'
+                f"{log}, row {row}, column {desc.item!r}: item {quote(item)} is not in the item table {path} "
+                f'({len(missing):,} item(s) of the log are missing; set unknown_items = "oov" to keep them '
+                "with unknown features)"
             )
         if len(missing):
             warnings.warn(
@@ -390,4 +407,5 @@ def load_described(description: DatasetDescription | str | Path) -> RawDataset:
         item_multi_features=list(desc.item_multi_features),
         description=desc.description or f"{desc.name} (own log: {len(interactions):,} interactions)",
         timestamps_are_times=True,
+        positive_rating=float(desc.positive_rating),
     )

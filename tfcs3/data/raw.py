@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 #: A checksum file beside the data (``sha256  name`` per line, digests of the uncompressed files).
@@ -45,6 +46,7 @@ class RawDataset:
         timestamps_are_times: ``False`` when ``timestamp`` is only a position (order-only data),
             so time gaps mean nothing.
         extras: anything a generator wants to hand to tests (e.g. the synthetic ground truth).
+        positive_rating: without a ``label`` column, pre-ranking's label is rating >= this.
     """
 
     name: str
@@ -57,6 +59,7 @@ class RawDataset:
     description: str = ""
     timestamps_are_times: bool = True
     extras: dict[str, Any] = dataclasses.field(default_factory=dict)
+    positive_rating: float = 4.0
 
     @property
     def has_ratings(self) -> bool:
@@ -64,14 +67,16 @@ class RawDataset:
 
     @property
     def has_labels(self) -> bool:
-        """Whether pre-ranking has labels: a 0/1 ``label`` column, else ratings (label = rating >= 4)."""
+        """Whether pre-ranking has labels: a 0/1 ``label`` column, else ratings (label = rating >=
+        :attr:`positive_rating`)."""
         return LABEL_COLUMN in self.interactions.columns or self.has_ratings
 
     def labels(self, interactions: pd.DataFrame) -> Any:
-        """The 0/1 labels of ``interactions`` rows (a subset of :attr:`interactions`), float32."""
+        """The 0/1 labels of ``interactions`` rows (a subset of :attr:`interactions`), float32: the
+        ``label`` column, else rating >= :attr:`positive_rating`."""
         if LABEL_COLUMN in interactions.columns:
             return interactions[LABEL_COLUMN].to_numpy().astype("float32")
-        return (interactions["rating"].to_numpy() >= 4).astype("float32")
+        return (interactions["rating"].to_numpy() >= self.positive_rating).astype("float32")
 
 
 def quote(value: object, limit: int = QUOTE_LIMIT) -> str:
@@ -172,14 +177,18 @@ def parse_int(value: str, path: Path, line_no: int, what: str) -> int:
         raise DataFormatError(f"{path}, line {line_no}: {what} must be an integer, got {quote(value)}") from None
 
 
-def unique_ids(frame: pd.DataFrame, path: Path, what: str) -> pd.DataFrame:
-    """``frame`` (indexed by id) if no id repeats; a repeated id in a side table is an error (which
-    row is right cannot be told), naming the file and the id."""
-    repeated = frame.index[frame.index.duplicated()]
-    if len(repeated):
+def unique_ids(frame: pd.DataFrame, path: Path, what: str, column: str | None = None) -> pd.DataFrame:
+    """``frame`` (indexed by id, rows in file order) if no id repeats; a repeated id in a side
+    table is an error (which row is right cannot be told), naming the file, the row (1-based,
+    the header not counted), the ``column`` when given and the id."""
+    duplicated = frame.index.duplicated()
+    if duplicated.any():
+        row = int(np.flatnonzero(duplicated)[0])
+        first = int(np.flatnonzero(frame.index == frame.index[row])[0])
+        where = f", column {column!r}" if column else ""
         raise DataFormatError(
-            f"{path}: {what} id {quote(repeated[0])} appears more than once "
-            f"({len(repeated)} repeated id(s)); each {what} must have one row"
+            f"{path}, row {row + 1}{where}: {what} id {quote(frame.index[row])} repeats row {first + 1} "
+            f"({int(duplicated.sum())} repeated id(s)); each {what} must have one row"
         )
     return frame
 

@@ -81,6 +81,7 @@ class LogSource:
         user_features, item_features, item_multi_features: the side tables' feature columns.
         has_label: whether rows have a 0/1 ``label`` column.
         has_rating: whether every row has a rating (pre-ranking's label otherwise).
+        positive_rating: without a label column, pre-ranking's label is rating >= this.
         location: the file (or folder) warnings name.
         timestamps_are_times: ``False`` for order-only data.
     """
@@ -96,6 +97,7 @@ class LogSource:
     has_rating: bool
     location: str
     timestamps_are_times: bool = True
+    positive_rating: float = 4.0
 
 
 def described_source(desc: DatasetDescription, chunk_rows: int = 500_000) -> LogSource:
@@ -112,6 +114,7 @@ def described_source(desc: DatasetDescription, chunk_rows: int = 500_000) -> Log
         item_multi_features=list(desc.item_multi_features),
         has_label=desc.label is not None,
         has_rating=desc.rating is not None,
+        positive_rating=float(desc.positive_rating),
         location=str(files[0] if len(files) == 1 else Path(desc.base_dir)),
     )
 
@@ -135,6 +138,7 @@ def raw_source(raw: RawDataset, chunk_rows: int = 500_000) -> LogSource:
         has_rating=raw.has_ratings,
         location=raw.name,
         timestamps_are_times=raw.timestamps_are_times,
+        positive_rating=raw.positive_rating,
     )
 
 
@@ -288,6 +292,7 @@ def prepare_streaming(
         item_multi_features=source.item_multi_features,
         description=source.description,
         timestamps_are_times=source.timestamps_are_times,
+        positive_rating=source.positive_rating,
     )
     check_protocol(raw, protocol, max_history, history_gaps, source.has_label or source.has_rating)  # before any work
     remove_stale_temporaries(path)
