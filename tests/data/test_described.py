@@ -92,8 +92,11 @@ def _desc(tmp_path, **fields):
         ("u,i,t,c\na,x,1,1\nb,y,2,7\n", {"label": "c"}, r"row 2: column 'c' must be 0 or 1"),
         ("", {}, r"log.csv: cannot be read|holds no rows"),
         ("u,i,t\n", {}, r"log.csv: the file holds no rows"),
-        ("u,i,t\na,x,1\nb,zz,2\n", {"items": "items.csv"},
-         r"log.csv, row 2, column 'i': item 'zz' is not in the item table .*items.csv \(1 item"),
+        (
+            "u,i,t\na,x,1\nb,zz,2\n",
+            {"items": "items.csv"},
+            r"log.csv, row 2, column 'i': item 'zz' is not in the item table .*items.csv \(1 item",
+        ),
         ("u,i,t\na,x,1\n", {"items": "dup.csv"}, r"dup.csv, row 2, column 'i': item id 'x' repeats row 1"),
     ],
 )
