@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tfcs3.retrieval import BruteForceIndex, ScannIndex, ScannOptions, mask_rows
+from tfcs3.retrieval import BruteForceIndex, ScannIndex, ScannOptions, block_top_k, mask_rows
 
 
 def _clustered(n, d=32, seed=0):
@@ -28,6 +28,35 @@ def test_brute_force_is_exact_and_honours_exclusions():
     expected = np.argsort(-full, axis=1, kind="stable")[:, :10]
     np.testing.assert_array_equal(rows.numpy(), expected)
     np.testing.assert_allclose(scores.numpy(), np.take_along_axis(full, expected, 1), rtol=1e-5)
+
+
+@pytest.mark.parametrize("width", [3_200, 2_999])  # blocks by reshape, and by pooling with a shorter last block
+def test_block_top_k_is_top_k_ties_and_exclusions_included(width):
+    rng = np.random.default_rng(width)
+    for _ in range(12):
+        scores = tf.constant(rng.integers(0, 20, size=(5, width)).astype(np.float32))  # many ties
+        exclude = tf.constant(rng.integers(-1, width, size=(5, int(rng.integers(1, 40)))))
+        k = int(rng.integers(1, 300))
+        expected = tf.math.top_k(mask_rows(scores, exclude), k)
+        values, rows = block_top_k(scores, k, exclude)
+        np.testing.assert_array_equal(values.numpy(), expected.values.numpy())
+        np.testing.assert_array_equal(rows.numpy(), expected.indices.numpy())  # no row ran out: all finite
+        np.testing.assert_array_equal(block_top_k(scores, k)[1].numpy(), tf.math.top_k(scores, k).indices.numpy())
+    everything = tf.constant(np.tile(np.arange(width), (5, 1)))
+    values, rows = block_top_k(scores, 10, everything)  # nothing left: padding, -1 with -inf
+    assert np.isneginf(values.numpy()).all() and (rows.numpy() == -1).all()
+
+
+def test_a_large_catalog_is_searched_by_blocks_with_the_same_answer():
+    emb = _clustered(60_000, d=8)
+    q = _clustered(6, d=8, seed=3)
+    index = BruteForceIndex(emb)
+    exclude = tf.constant(np.random.default_rng(0).integers(-1, 60_000, size=(6, 25)))
+    scores, rows = index.search(q, 50, exclude)
+    full = tf.linalg.matmul(q, emb, transpose_b=True)
+    expected = tf.math.top_k(mask_rows(full, exclude), 50)
+    np.testing.assert_array_equal(rows.numpy(), expected.indices.numpy())
+    np.testing.assert_allclose(scores.numpy(), expected.values.numpy())
 
 
 def _learned_like(n, d=64, seed=0):
