@@ -45,6 +45,10 @@ def test_block_top_k_is_top_k_ties_and_exclusions_included(width):
     everything = tf.constant(np.tile(np.arange(width), (5, 1)))
     values, rows = block_top_k(scores, 10, everything)  # nothing left: padding, -1 with -inf
     assert np.isneginf(values.numpy()).all() and (rows.numpy() == -1).all()
+    nothing = tf.zeros([5, 0], tf.int64)  # an empty exclusion list
+    np.testing.assert_array_equal(block_top_k(scores, 7, nothing)[1].numpy(), tf.math.top_k(scores, 7).indices.numpy())
+    small = tf.constant(rng.normal(size=(2, 20)).astype(np.float32))  # narrower than one block
+    np.testing.assert_array_equal(block_top_k(small, 5)[1].numpy(), tf.math.top_k(small, 5).indices.numpy())
 
 
 def test_a_large_catalog_is_searched_by_blocks_with_the_same_answer():

@@ -272,7 +272,12 @@ class ServingModule(tf.Module):
             encoded[f.name] = self._last(values, orders[seq], self.max_len[seq])
         for (key, feature), table in zip(self.table_keys.items(), self.serving_tables, strict=True):
             encoded[key] = tf.gather(table, encoded[feature])
-        return self.query_model(encoded, training=False)
+        # The tower runs on at least one row: an empty request gets one padding row, cut off again
+        # (T2Diff's convolutions fail on an empty batch on some CPUs; the answer is empty either way).
+        batch = tf.shape(next(iter(encoded.values())))[0]
+        extra = tf.maximum(1 - batch, 0)
+        encoded = {k: tf.pad(v, [[0, extra]] + [[0, 0]] * (v.shape.rank - 1)) for k, v in encoded.items()}
+        return self.query_model(encoded, training=False)[:batch]
 
     @staticmethod
     def _last(ids: tf.Tensor, order: tf.Tensor, width: int) -> tf.Tensor:

@@ -32,7 +32,8 @@ BLOCK_TOP_K_ITEMS = 50_000
 def excluded(rows: tf.Tensor, exclude_rows: tf.Tensor) -> tf.Tensor:
     """``[B, C]`` bool: whether ``rows[b, c]`` is one of ``exclude_rows[b, :]`` (negative entries of
     ``exclude_rows`` are padding); a binary search in each row's sorted exclusions."""
-    sorted_rows = tf.sort(tf.cast(exclude_rows, tf.int64), axis=1)
+    padding = -tf.ones(tf.stack([tf.shape(exclude_rows)[0], 1]), tf.int64)  # a list may be empty ([B, 0])
+    sorted_rows = tf.sort(tf.concat([tf.cast(exclude_rows, tf.int64), padding], axis=1), axis=1)
     position = tf.searchsorted(sorted_rows, rows, side="left")
     position = tf.minimum(position, tf.shape(sorted_rows, out_type=position.dtype)[1] - 1)
     return tf.equal(tf.gather(sorted_rows, position, batch_dims=1), rows)
@@ -41,7 +42,8 @@ def excluded(rows: tf.Tensor, exclude_rows: tf.Tensor) -> tf.Tensor:
 def block_top_k(
     scores: tf.Tensor, k: int, exclude_rows: tf.Tensor | None = None, group: int = 32
 ) -> tuple[tf.Tensor, tf.Tensor]:
-    """Exactly ``top_k(scores with exclude_rows masked, k)``, without a full-width ``top_k``.
+    """``top_k(scores with exclude_rows masked, k)`` without a full-width ``top_k``: the same
+    values and rows wherever the value is above -inf (an entry at -inf is padding either way).
 
     The catalog's columns are cut into blocks of ``group``. Any block holding one of the best
     ``k`` unexcluded scores has a maximum among the best ``k + n`` block maxima (``n`` =
@@ -56,7 +58,7 @@ def block_top_k(
         scores: ``[B, N]`` float scores.
         k: results per row (at most ``N``).
         exclude_rows: ``[B, n]`` int columns to exclude per row; negative entries are padding.
-        group: columns per block.
+        group: columns per block (at most ``N``; narrowed to ``N`` when the width is static).
 
     Returns:
         ``(values [B, k], rows [B, k])`` best first; rows are -1 where fewer than ``k`` columns
@@ -68,6 +70,8 @@ def block_top_k(
     n = tf.shape(scores, out_type=tf.int64)[1]
     batch = tf.shape(scores)[0]
     width = scores.shape[1]
+    if width is not None:
+        group = max(1, min(group, width))  # pooling needs a block no wider than the catalog
     if width is not None and width % group == 0:  # blocks are a free reshape
         maxima = tf.reduce_max(tf.reshape(scores, [batch, width // group, group]), axis=2)
     else:  # whole blocks by pooling, and the last, shorter block apart
