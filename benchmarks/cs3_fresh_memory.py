@@ -61,7 +61,7 @@ def memory_freshness(model: Any, data: PreparedData) -> dict[str, Any]:
 
 
 def main(argv: list[str]) -> None:
-    quality.run_configuration(argv, "sasrec-cs3-fresh-memory", {"cs3_sasrec": memory_freshness})
+    quality.run_configuration(argv, "sasrec-cs3-fresh-memory", {"cs3_sasrec": memory_freshness}, analysis=True)
 
 
 if __name__ == "__main__":

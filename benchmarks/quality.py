@@ -59,6 +59,12 @@ flags.DEFINE_integer(
     "Keras verbosity of each run: 0 silent, 1 progress bar, 2 one line per epoch (loss, val metric).",
 )
 flags.DEFINE_integer("max_settings", 4, "Most hyperparameter settings per model (<= 4 by the protocol).")
+flags.DEFINE_bool(
+    "analysis",
+    False,
+    "The runs rerun configurations measured elsewhere, for an analysis: the result file says so and "
+    "its runs stay out of the pooled tables and settings (it gets a section of its own).",
+)
 flags.DEFINE_integer(
     "validation_sample",
     None,
@@ -355,15 +361,21 @@ def _run_or_reuse(
 
 
 def run_configuration(
-    argv: list[str], name: str, post_run: dict[str, Any] | None = None, models: list[str] | None = None
+    argv: list[str],
+    name: str,
+    post_run: dict[str, Any] | None = None,
+    models: list[str] | None = None,
+    analysis: bool = False,
 ) -> None:
-    """Runs the harness as a named configuration (the scripts beside this one): ``name`` and
-    ``models`` are the defaults of ``--name`` and ``--models``, and ``post_run`` adds measurements
-    of each trained model to its run (:data:`POST_RUN`)."""
+    """Runs the harness as a named configuration (the scripts beside this one): ``name``,
+    ``models`` and ``analysis`` are the defaults of ``--name``, ``--models`` and ``--analysis``,
+    and ``post_run`` adds measurements of each trained model to its run (:data:`POST_RUN`)."""
     if FLAGS["name"].using_default_value:
         FLAGS.name = name
     if models is not None and FLAGS["models"].using_default_value:
         FLAGS.models = models
+    if FLAGS["analysis"].using_default_value:
+        FLAGS.analysis = analysis
     POST_RUN.update(post_run or {})
     main(argv)
 
@@ -374,6 +386,7 @@ def main(argv: list[str]) -> None:
     path = RESULTS_DIR / f"{FLAGS.name}.json"
     results = _load(path)
     results["command"] = "python " + " ".join(sys.argv)
+    results["analysis"] = bool(FLAGS.analysis)
     results["versions"] = environment_info()
     results["budget"] = {"epochs": FLAGS.epochs, "patience": FLAGS.patience, "batch_size": FLAGS.batch_size}
     if FLAGS.validation_sample is not None:

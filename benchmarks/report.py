@@ -27,14 +27,15 @@ COLUMNS = {
 
 
 NO_RESULTS = "_No results yet._\n"
-#: Result files of analyses that rerun a configuration measured elsewhere: their runs are not
-#: pooled into the tables (each has a section of its own).
-ANALYSES = ("sasrec-cs3-fresh-memory.json",)
 
 
 def result_files() -> list[Path]:
-    """The result files whose runs the tables pool (every one but the :data:`ANALYSES`)."""
-    return [path for path in sorted(RESULTS_DIR.glob("*.json")) if path.name not in ANALYSES]
+    """The result files whose runs the tables pool: every one but those of analyses, which rerun
+    configurations measured elsewhere (``"analysis": true``, the harness's ``--analysis``; each
+    has a section of its own)."""
+    return [
+        path for path in sorted(RESULTS_DIR.glob("*.json")) if not json.loads(path.read_text()).get("analysis", False)
+    ]
 
 
 class NoResults(Exception):
