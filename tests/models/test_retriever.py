@@ -112,3 +112,17 @@ def test_plain_towers_export_and_agree(synthetic_retrieval, tutorial, tmp_path):
     queries = model.user_model({k: tf.constant(data.test.features[k][:4]) for k in ("user_id", "history")})
     exact = tf.matmul(queries, retriever.represent_candidates(data.catalog), transpose_b=True).numpy()
     np.testing.assert_allclose(served["scores"].numpy(), -np.sort(-exact, axis=1)[:, :5], rtol=1e-5, atol=1e-5)
+
+
+def test_a_retriever_without_hyperparameters_exports_an_empty_record(synthetic_retrieval, tutorial, tmp_path):
+    import json
+
+    model, _ = tutorial
+
+    class Mine(Retriever):  # the contract alone: towers and feature names, no hparams
+        query_model, candidate_model = model.user_model, model.item_model
+        query_feature_names = ["user_id", "history"]
+        candidate_feature_names = ["item_id"]
+
+    path = export_model(Mine(), synthetic_retrieval, tmp_path, "mine", k=5, warmup=False)
+    assert json.loads((path / "assets.extra" / "tfcs3_export.json").read_text())["hparams"] == {}

@@ -432,7 +432,7 @@ def export_model(
             "dataset": data.name,
             "protocol": data.protocol,
             "model": type(model).__name__,
-            "hparams": model.hparams,
+            "hparams": dict(model.hparams),
             "index": index,
             **module.index.metadata(),  # index_options (ScaNN), sparse_index (SparCode)
             "k": module.k,

@@ -13,6 +13,7 @@ with TFRS alone is one through :class:`TowerRetriever`.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from types import MappingProxyType
 from typing import Any
 
 import numpy as np
@@ -65,8 +66,9 @@ class Retriever:
 
     query_model: tf_keras.Model
     candidate_model: tf_keras.Model
-    #: Hyperparameters recorded in an export's ``tfcs3_export.json`` (set by every subclass).
-    hparams: dict[str, Any]
+    #: Hyperparameters recorded in an export's ``tfcs3_export.json``; a subclass sets its own (an
+    #: empty record by default, so a retriever that has none still exports).
+    hparams: Mapping[str, Any] = MappingProxyType({})
     #: True when ``score`` is the plain dot product (then ScaNN and TFRS's retrieval task apply).
     is_dot = True
     #: Score terms per (query, candidate) pair, for sizing evaluation blocks.
