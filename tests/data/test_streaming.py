@@ -233,3 +233,10 @@ def test_the_description_says_how_a_label_is_derived(tmp_path, monkeypatch):
             ratings = raw.interactions.set_index(["user", "timestamp"])["rating"]
             expected = ratings.loc[list(zip(split.users, split.timestamps, strict=True))].to_numpy() >= threshold
             np.testing.assert_array_equal(split.labels, expected.astype(np.float32))
+
+
+def test_no_held_out_rows_look_alike_on_both_paths(tmp_path):
+    raw = generate_synthetic(num_users=30, num_items=40, interactions_per_user=(8, 9), seed=6)  # < 10 each
+    streamed = _streamed(raw, tmp_path, "preranking_per_user")
+    assert len(streamed.test) == 0 and streamed.test.features.keys() == streamed.train.features.keys()
+    assert_same_prepared(prepare(raw, "preranking_per_user"), streamed)

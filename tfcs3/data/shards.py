@@ -40,6 +40,7 @@ import tensorflow as tf
 from tfcs3.data.cache import SPLITS, CacheMiss
 from tfcs3.data.features import FeatureSpec
 from tfcs3.data.prepared import PreparedData, Split
+from tfcs3.data.protocols import RETRIEVAL
 from tfcs3.processes import alive
 
 FORMAT = "tfcs3-shards-1"
@@ -359,12 +360,6 @@ def read_shards(path: str | Path, key: str) -> PreparedData:
         raise CacheMiss(f"{path} holds {meta.get('key')!r} ({meta.get('format')}), not {key!r}")
     catalog = _read(path / "catalog.parquet", key)
 
-    def held_out(split_name: str) -> Split:
-        tables = [_read(path / f, key) for f in meta["files"][split_name]]
-        if not tables:
-            return Split(features={}, target=np.zeros(0, dtype=np.int64), users=np.zeros(0, dtype=object))
-        return table_split(pa.concat_tables(tables))
-
     train_files = [path / f for f in meta["files"]["train"]]
     for shard in train_files:  # streamed later: a missing or foreign shard is refused now
         try:
@@ -373,6 +368,19 @@ def read_shards(path: str | Path, key: str) -> PreparedData:
             raise CacheMiss(f"{shard} cannot be read ({type(err).__name__})") from err
         if found != key:
             raise CacheMiss(f"{shard} holds {found!r}, not {key!r}")
+
+    def held_out(split_name: str) -> Split:
+        tables = [_read(path / f, key) for f in meta["files"][split_name]]
+        if tables:
+            return table_split(pa.concat_tables(tables))
+        if not train_files:
+            return Split(features={}, target=np.zeros(0, dtype=np.int64), users=np.zeros(0, dtype=object))
+        # no held-out rows (every user too short): empty columns shaped like the training rows'
+        empty = table_split(pq.read_schema(train_files[0]).empty_table().drop_columns([ORDER]))
+        if meta["protocol"] == RETRIEVAL:
+            empty.exclusion_indptr, empty.exclusion_rows = np.zeros(1, np.int64), np.zeros(0, np.int64)
+        return empty
+
     return PreparedData(
         name=meta["name"],
         protocol=meta["protocol"],
