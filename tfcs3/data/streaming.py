@@ -198,6 +198,7 @@ def _read_log(source: LogSource, work: Path, shard_rows: int) -> _Log:
     spill = _Spill(work, "log", columns)
     user_code: dict[str, int] = {}
     item_code: dict[str, int] = {}
+    rows_per_user = np.zeros(0, dtype=np.int64)  # counted while reading, for the buckets
     for chunk in progress(source.chunks(), desc="reading the log", unit="chunk"):
         arrays = {
             "user": _code(chunk["user"], user_code),
@@ -208,15 +209,14 @@ def _read_log(source: LogSource, work: Path, shard_rows: int) -> _Log:
         if source.has_label:
             arrays["label"] = chunk[LABEL_COLUMN].to_numpy()
         spill.append(arrays)
+        counts = np.bincount(arrays["user"], minlength=len(user_code))
+        rows_per_user = np.concatenate([rows_per_user, np.zeros(len(counts) - len(rows_per_user), np.int64)]) + counts
     users = np.array(list(user_code), dtype=object)
     items = np.array(list(item_code), dtype=object)
     user_rank, item_row = _ranks(users), _ranks(items)
 
     # Buckets of whole users, in user order, of about shard_rows rows each.
     step = 1 << 22
-    rows_per_user = np.zeros(len(users), dtype=np.int64)
-    for start in range(0, spill.rows, step):
-        rows_per_user += np.bincount(spill.read(start, step)["user"], minlength=len(users))
     by_rank = np.empty_like(rows_per_user)
     by_rank[user_rank] = rows_per_user
     bucket_of_rank = (np.cumsum(by_rank) - by_rank) // max(1, shard_rows)
